@@ -1,0 +1,3 @@
+from minik.cli.main import main
+
+main()

@@ -1,0 +1,154 @@
+"""The resource types minik serves: group/version/kind/plural, scope, short names, subresources.
+
+Neighbours: `minik.api.discovery` renders it; `minik.api.router` resolves URLs with it; the
+store keys objects by `ResourceType.store_key`. Custom resources are added at run time when a
+CRD becomes established (`Registry.add`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    group: str            # "" for core
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()   # "status", "scale", "log", "exec", "portforward", "attach", "binding", "eviction"
+    verbs: tuple[str, ...] = ALL_VERBS
+    schema_name: str = ""                # OpenAPI definition name, e.g. io.k8s.api.apps.v1.Deployment
+    custom: bool = False                 # served from a CRD
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def store_key(self) -> str:
+        """Key of this resource in the store: "pods", "apps/deployments", "stable.example.com/crontabs"."""
+        return f"{self.group}/{self.plural}" if self.group else self.plural
+
+    @property
+    def group_resource(self) -> str:
+        """How Kubernetes names the resource in messages: "deployments.apps", "pods"."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _core(kind: str, plural: str, namespaced: bool = True, short: tuple[str, ...] = (), cats: tuple[str, ...] = (),
+          sub: tuple[str, ...] = (), verbs: tuple[str, ...] = ALL_VERBS) -> ResourceType:
+    return ResourceType("", "v1", kind, plural, namespaced, short, cats, sub, verbs, f"io.k8s.api.core.v1.{kind}")
+
+
+def _g(group: str, version: str, pkg: str, kind: str, plural: str, namespaced: bool = True,
+       short: tuple[str, ...] = (), cats: tuple[str, ...] = (), sub: tuple[str, ...] = ()) -> ResourceType:
+    return ResourceType(group, version, kind, plural, namespaced, short, cats, sub, ALL_VERBS, f"io.k8s.api.{pkg}.{version}.{kind}")
+
+
+_NOT_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+BUILTIN: tuple[ResourceType, ...] = (
+    _core("Namespace", "namespaces", False, ("ns",), sub=("status", "finalize"), verbs=_NOT_COLLECTION),
+    _core("Pod", "pods", short=("po",), cats=("all",), sub=("status", "log", "exec", "portforward", "attach", "binding", "eviction", "ephemeralcontainers")),
+    _core("Service", "services", short=("svc",), cats=("all",), sub=("status", "proxy"), verbs=_NOT_COLLECTION + ("deletecollection",)),
+    _core("Endpoints", "endpoints", short=("ep",)),
+    _core("ConfigMap", "configmaps", short=("cm",)),
+    _core("Secret", "secrets"),
+    _core("ServiceAccount", "serviceaccounts", short=("sa",), sub=("token",)),
+    _core("Event", "events", short=("ev",)),
+    _core("Node", "nodes", False, ("no",), sub=("status", "proxy")),
+    _core("PersistentVolume", "persistentvolumes", False, ("pv",), sub=("status",)),
+    _core("PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), sub=("status",)),
+    _core("ResourceQuota", "resourcequotas", short=("quota",), sub=("status",)),
+    _core("LimitRange", "limitranges", short=("limits",)),
+    _core("ReplicationController", "replicationcontrollers", short=("rc",), cats=("all",), sub=("status", "scale")),
+    _g("apps", "v1", "apps", "Deployment", "deployments", short=("deploy",), cats=("all",), sub=("status", "scale")),
+    _g("apps", "v1", "apps", "ReplicaSet", "replicasets", short=("rs",), cats=("all",), sub=("status", "scale")),
+    _g("apps", "v1", "apps", "StatefulSet", "statefulsets", short=("sts",), cats=("all",), sub=("status", "scale")),
+    _g("apps", "v1", "apps", "DaemonSet", "daemonsets", short=("ds",), cats=("all",), sub=("status",)),
+    _g("apps", "v1", "apps", "ControllerRevision", "controllerrevisions"),
+    _g("batch", "v1", "batch", "Job", "jobs", cats=("all",), sub=("status",)),
+    _g("batch", "v1", "batch", "CronJob", "cronjobs", short=("cj",), cats=("all",), sub=("status",)),
+    _g("networking.k8s.io", "v1", "networking", "Ingress", "ingresses", short=("ing",), sub=("status",)),
+    _g("networking.k8s.io", "v1", "networking", "IngressClass", "ingressclasses", False),
+    _g("networking.k8s.io", "v1", "networking", "NetworkPolicy", "networkpolicies", short=("netpol",)),
+    _g("discovery.k8s.io", "v1", "discovery", "EndpointSlice", "endpointslices"),
+    _g("coordination.k8s.io", "v1", "coordination", "Lease", "leases"),
+    _g("storage.k8s.io", "v1", "storage", "StorageClass", "storageclasses", False, ("sc",)),
+    _g("autoscaling", "v2", "autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",), cats=("all",), sub=("status",)),
+    _g("autoscaling", "v1", "autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",), cats=("all",), sub=("status",)),
+    _g("rbac.authorization.k8s.io", "v1", "rbac", "Role", "roles"),
+    _g("rbac.authorization.k8s.io", "v1", "rbac", "RoleBinding", "rolebindings"),
+    _g("rbac.authorization.k8s.io", "v1", "rbac", "ClusterRole", "clusterroles", False),
+    _g("rbac.authorization.k8s.io", "v1", "rbac", "ClusterRoleBinding", "clusterrolebindings", False),
+    _g("policy", "v1", "policy", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), sub=("status",)),
+    ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, ("crd", "crds"), (),
+                 ("status",), ALL_VERBS, "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"),
+)
+
+# Group versions in the order discovery lists them; the first version listed for a group is preferred.
+PREFERRED_VERSION = {"autoscaling": "v2"}
+
+
+@dataclass
+class Registry:
+    """All served resource types, indexed for URL resolution. Mutable only through add/remove (CRDs)."""
+
+    types: list[ResourceType] = field(default_factory=lambda: list(BUILTIN))
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        for t in self.types:
+            if t.group == group and t.version == version and t.plural == plural:
+                return t
+        return None
+
+    def by_kind(self, group: str, kind: str) -> ResourceType | None:
+        for t in self.types:
+            if t.group == group and t.kind == kind:
+                if not t.group or t.version == self.preferred_version(group):
+                    return t
+        return None
+
+    def group_versions(self) -> dict[str, list[str]]:
+        """group → versions, preferred first ("" is the core group)."""
+        out: dict[str, list[str]] = {}
+        for t in self.types:
+            vs = out.setdefault(t.group, [])
+            if t.version not in vs:
+                vs.append(t.version)
+        for g, vs in out.items():
+            pref = self.preferred_version(g)
+            vs.sort(key=lambda v: (v != pref, v))
+        return out
+
+    def preferred_version(self, group: str) -> str:
+        if group in PREFERRED_VERSION:
+            return PREFERRED_VERSION[group]
+        for t in self.types:
+            if t.group == group:
+                return t.version
+        return "v1"
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [t for t in self.types if t.group == group and t.version == version]
+
+    def add(self, t: ResourceType) -> None:
+        self.remove(t.group, t.version, t.plural)
+        self.types.append(t)
+
+    def remove(self, group: str, version: str, plural: str) -> None:
+        self.types = [t for t in self.types if not (t.group == group and t.version == version and t.plural == plural)]
