@@ -1,0 +1,160 @@
+"""The aiohttp application: routes, the authentication and error middlewares, TLS serving.
+
+Neighbours: built by `minik.daemon` from a `ResourceService` (`minik.api.service`), the
+`ApiHandlers`, the `OpenAPI` documents and the `Authenticator`; every error leaves through
+`minik.api.status` as a Kubernetes Status.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import ssl
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from minik import KUBE_VERSION, __version__
+from minik.api import status as st
+from minik.api.auth import ANONYMOUS, ANONYMOUS_PATHS, AllowAuthenticated, Authenticator, Authorizer, User
+from minik.api.handlers import ApiHandlers, json_response
+from minik.api.openapi import OpenAPI
+
+log = logging.getLogger("minik.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_VERB = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def version_info() -> dict[str, str]:
+    major, minor = KUBE_VERSION.lstrip("v").split(".")[:2]
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(platform.machine(), platform.machine())
+    return {"major": major, "minor": minor, "gitVersion": f"{KUBE_VERSION}+minik", "gitCommit": __version__,
+            "gitTreeState": "clean", "buildDate": "2026-11-23T00:00:00Z", "goVersion": f"python{platform.python_version()}",
+            "compiler": "cpython", "platform": f"linux/{arch}"}
+
+
+class ApiServer:
+    def __init__(self, handlers: ApiHandlers, openapi: OpenAPI, authn: Authenticator, ca_pem: bytes,
+                 authz: Authorizer | None = None, ready: Callable[[], bool] = lambda: True,
+                 metrics: Callable[[], str] = lambda: "") -> None:
+        self.handlers, self.openapi, self.authn, self.authz = handlers, openapi, authn, authz or AllowAuthenticated()
+        self.ca_pem, self.ready, self.metrics = ca_pem, ready, metrics
+        self.runner: web.AppRunner | None = None
+
+    def build(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors, self._auth], client_max_size=3 * 1024 * 1024 + 1024)
+        h = self.handlers
+        r = app.router
+        r.add_get("/version", self._version)
+        r.add_get("/version/", self._version)
+        for p in ("/healthz", "/livez", "/readyz"):
+            r.add_get(p, self._health)
+            r.add_get(p + "/{check:.*}", self._health)
+        r.add_get("/ping", self._ping)
+        r.add_get("/cacerts", self._cacerts)
+        r.add_get("/metrics", self._metrics)
+        r.add_get("/openapi/v3", self._openapi_index)
+        r.add_get("/openapi/v3/{tail:.*}", self._openapi_doc)
+        r.add_get("/api", h.api_root)
+        r.add_get("/api/", h.api_root)
+        r.add_get("/apis", h.apis_root)
+        r.add_get("/apis/", h.apis_root)
+        r.add_route("*", "/api/{tail:.*}", h.core)
+        r.add_route("*", "/apis/{tail:.*}", h.grouped)
+        return app
+
+    # ---- middlewares -------------------------------------------------------------------------
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as e:
+            if e.status == 404:
+                return json_response(st.status_body(404, "NotFound", "the server could not find the requested resource"), 404)
+            if e.status == 405:
+                return json_response(st.status_body(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"), 405)
+            if e.status == 413:
+                return json_response(st.status_body(413, "RequestEntityTooLarge", "the request body is too large (limit 3145728 bytes)"), 413)
+            raise
+        except Exception as e:  # the one place errors become Status objects
+            target = request.get("target")
+            mapped = st.from_exception(e, target.rt if target else None, target.name if target else "")
+            if mapped is None:
+                log.exception("internal error serving %s %s", request.method, request.path)
+                mapped = st.StatusError(500, "InternalError", f"Internal error occurred: {type(e).__name__}: {e}")
+            return json_response(mapped.body(), mapped.code)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = None
+        ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
+        if ssl_obj is not None:
+            peer = ssl_obj.getpeercert()
+        user = self.authn.authenticate(request.headers.get("Authorization"), peer or None)
+        if user is None or (user is ANONYMOUS and request.path not in ANONYMOUS_PATHS):
+            return json_response(st.status_body(401, "Unauthorized", "Unauthorized"), 401)
+        request["user"] = user
+        if user is not ANONYMOUS and not self._authorized(request, user):
+            return json_response(st.status_body(403, "Forbidden", f'User "{user.name}" cannot {_VERB.get(request.method, "get")} path "{request.path}"'), 403)
+        return await handler(request)
+
+    def _authorized(self, request: web.Request, user: User) -> bool:
+        return self.authz.allowed(user, _VERB.get(request.method, "get"), "", request.path, "", "")
+
+    # ---- small endpoints ---------------------------------------------------------------------
+    async def _version(self, request: web.Request) -> web.Response:
+        return json_response(version_info())
+
+    async def _health(self, request: web.Request) -> web.Response:
+        ok = self.ready() if request.path.startswith("/readyz") else True
+        return web.Response(text="ok" if ok else "not ready", status=200 if ok else 503, content_type="text/plain")
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        return web.Response(text="pong", content_type="text/plain")
+
+    async def _cacerts(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.ca_pem, content_type="text/plain")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.metrics(), content_type="text/plain")
+
+    async def _openapi_index(self, request: web.Request) -> web.Response:
+        return json_response(self.openapi.index())
+
+    async def _openapi_doc(self, request: web.Request) -> web.Response:
+        tail = request.match_info["tail"].strip("/").split("/")
+        if tail[:1] == ["api"] and len(tail) == 2:
+            doc = self.openapi.document("", tail[1])
+        elif tail[:1] == ["apis"] and len(tail) == 3:
+            doc = self.openapi.document(tail[1], tail[2])
+        else:
+            doc = None
+        if doc is None:
+            raise st.StatusError(404, "NotFound", "the server could not find the requested resource")
+        body, digest = doc
+        resp = web.Response(body=body, content_type="application/json")
+        if request.query.get("hash") == digest:
+            resp.headers["Cache-Control"] = "public, immutable"
+        return resp
+
+    # ---- serving -----------------------------------------------------------------------------
+    async def start(self, host: str, port: int, ssl_ctx: ssl.SSLContext | None) -> None:
+        self.runner = web.AppRunner(self.build(), access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx, backlog=1024, reuse_address=True)
+        await site.start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+def server_ssl_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    ctx.load_verify_locations(ca)
+    ctx.verify_mode = ssl.CERT_OPTIONAL   # client certs authenticate when offered; tokens otherwise
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx

@@ -1,0 +1,244 @@
+"""Per-kind write hooks: what a few kinds need beyond the generic rules of `minik.api.service`.
+
+- Pod: initial status (Pending, qosClass).
+- Service: cluster IP and node port allocation from `--service-cidr` / 30000-32767.
+- CustomResourceDefinition: accepted names, Established condition, and (after the write) the
+  served resource types registered in the `Registry` and OpenAPI, so custom resources are served.
+Neighbours: called by `minik.api.service`; updates `minik.apis.registry` and `minik.api.openapi`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any, Callable
+
+from minik.api import status as st
+from minik.api.meta import Obj, rfc3339, utcnow
+from minik.apis import errors as api_errors
+from minik.apis.registry import Registry, ResourceType
+from minik.store.store import Store
+
+log = logging.getLogger("minik.api")
+
+NODE_PORT_RANGE = (30000, 32767)
+
+
+def qos_class(spec: Obj) -> str:
+    """Guaranteed / Burstable / BestEffort as Kubernetes computes it from requests and limits."""
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        if req or lim:
+            any_set = True
+        for r in ("cpu", "memory"):
+            if r not in lim or (r in req and str(req[r]) != str(lim[r])):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+class KindHooksImpl:
+    def __init__(self, store: Store, registry: Registry, service_cidr: str,
+                 on_registry_change: Callable[[], None] = lambda: None) -> None:
+        self.store, self.registry = store, registry
+        self.service_net = ipaddress.ip_network(service_cidr, strict=False)
+        self.on_registry_change = on_registry_change
+        self._custom_schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._custom_status: set[tuple[str, str, str]] = set()
+        self._custom_scale: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._custom_columns: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+
+    # ---- KindHooks protocol -------------------------------------------------------------------
+    def custom_schema(self, rt: ResourceType) -> dict[str, Any] | None:
+        return self._custom_schemas.get((rt.group, rt.version, rt.plural))
+
+    def has_status(self, rt: ResourceType) -> bool:
+        if rt.custom:
+            return (rt.group, rt.version, rt.plural) in self._custom_status
+        return "status" in rt.subresources
+
+    async def before_create(self, rt: ResourceType, obj: Obj) -> None:
+        if rt.group == "" and rt.kind == "Pod":
+            status = obj.setdefault("status", {})
+            status.setdefault("phase", "Pending")
+            status["qosClass"] = qos_class(obj.get("spec") or {})
+        elif rt.group == "" and rt.kind == "Service":
+            self._allocate_service(obj, None)
+        elif rt.kind == "CustomResourceDefinition":
+            self._crd_status(obj)
+
+    async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
+        if rt.group == "" and rt.kind == "Service":
+            self._allocate_service(obj, old)
+        elif rt.kind == "CustomResourceDefinition":
+            self._crd_status(obj)
+
+    async def after_write(self, rt: ResourceType, obj: Obj | None, old: Obj | None) -> None:
+        if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
+            if obj is not None:
+                self.register_crd(obj)
+            elif old is not None:
+                self.unregister_crd(old)
+                await self._delete_custom_objects(old)
+
+    # ---- Services --------------------------------------------------------------------------
+    def first_service_ip(self) -> str:
+        return str(self.service_net.network_address + 1)
+
+    def _allocate_service(self, obj: Obj, old: Obj | None) -> None:
+        spec = obj.setdefault("spec", {})
+        stype = spec.get("type", "ClusterIP")
+        old_spec = (old or {}).get("spec") or {}
+        if stype == "ExternalName":
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+            return
+        if old_spec.get("clusterIP") and not spec.get("clusterIP"):
+            spec["clusterIP"] = old_spec["clusterIP"]
+        ip = spec.get("clusterIP")
+        if ip and ip != "None":
+            try:
+                addr = ipaddress.ip_address(ip)
+            except ValueError:
+                raise api_errors.Invalid("Service", obj["metadata"].get("name", ""), [api_errors.Cause(
+                    "FieldValueInvalid", f'Invalid value: "{ip}": must be a valid IP address', "spec.clusterIPs[0]")]) from None
+            if addr not in self.service_net:
+                raise api_errors.Invalid("Service", obj["metadata"].get("name", ""), [api_errors.Cause(
+                    "FieldValueInvalid", f'Invalid value: "{ip}": provided IP is not in the valid range. The range of valid IPs is {self.service_net}',
+                    "spec.clusterIPs")])
+            if old is None and self._ip_in_use(ip):
+                raise api_errors.Invalid("Service", obj["metadata"].get("name", ""), [api_errors.Cause(
+                    "FieldValueInvalid", f'Invalid value: []string{{"{ip}"}}: failed to allocate IP {ip}: provided IP is already allocated',
+                    "spec.clusterIPs")])
+        elif not ip:
+            spec["clusterIP"] = self._free_ip()
+        spec["clusterIPs"] = [spec["clusterIP"]]
+        if spec["clusterIP"] != "None":
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+        if stype in ("NodePort", "LoadBalancer"):
+            used = self._node_ports_in_use(obj)
+            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old_spec.get("ports") or []}
+            for p in spec.get("ports") or []:
+                if not p.get("nodePort"):
+                    prev = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+                    p["nodePort"] = prev or self._free_node_port(used)
+                used.add(int(p["nodePort"]))
+            if stype == "LoadBalancer":
+                spec.setdefault("allocateLoadBalancerNodePorts", True)
+                spec.setdefault("externalTrafficPolicy", "Cluster")
+        elif stype == "ClusterIP":
+            for p in spec.get("ports") or []:
+                p.pop("nodePort", None)
+
+    def _services(self) -> list[Obj]:
+        return self.store.list("services", None).items
+
+    def _ip_in_use(self, ip: str) -> bool:
+        return any((s.get("spec") or {}).get("clusterIP") == ip for s in self._services())
+
+    def _free_ip(self) -> str:
+        used = {(s.get("spec") or {}).get("clusterIP") for s in self._services()}
+        # .1 is the kubernetes service, .10 cluster DNS by k3s convention: allocate them only on request.
+        reserved = {str(self.service_net.network_address + 1), str(self.service_net.network_address + 10)}
+        for i, host in enumerate(self.service_net.hosts()):
+            s = str(host)
+            if s not in used and s not in reserved:
+                return s
+            if i > 65536:
+                break
+        raise st.StatusError(500, "InternalError", "failed to allocate a serviceIP: range is full")
+
+    def _node_ports_in_use(self, obj: Obj) -> set[int]:
+        me = (obj["metadata"].get("namespace"), obj["metadata"].get("name"))
+        out: set[int] = set()
+        for s in self._services():
+            if (s["metadata"].get("namespace"), s["metadata"].get("name")) == me:
+                continue
+            for p in (s.get("spec") or {}).get("ports") or []:
+                if p.get("nodePort"):
+                    out.add(int(p["nodePort"]))
+        return out
+
+    @staticmethod
+    def _free_node_port(used: set[int]) -> int:
+        for port in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1):
+            if port not in used:
+                return port
+        raise st.StatusError(500, "InternalError", "failed to allocate a nodePort: range is full")
+
+    # ---- CRDs ------------------------------------------------------------------------------
+    def _crd_status(self, obj: Obj) -> None:
+        spec = obj.get("spec") or {}
+        names = dict(spec.get("names") or {})
+        if names.get("kind") and not names.get("listKind"):
+            names["listKind"] = names["kind"] + "List"
+        if names.get("kind") and not names.get("singular"):
+            names["singular"] = names["kind"].lower()
+        now = rfc3339(utcnow())
+        status = obj.setdefault("status", {})
+        status["acceptedNames"] = names
+        status["storedVersions"] = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
+        status["conditions"] = [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
+        ]
+
+    def register_crd(self, crd: Obj) -> None:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        group = spec.get("group", "")
+        self._unregister_group_plural(group, names.get("plural", ""))
+        for v in spec.get("versions") or []:
+            if not v.get("served", True):
+                continue
+            subs = v.get("subresources") or {}
+            sub_names: tuple[str, ...] = tuple(k for k in ("status", "scale") if k in subs)
+            rt = ResourceType(group, v["name"], names.get("kind", ""), names.get("plural", ""),
+                              spec.get("scope", "Namespaced") == "Namespaced", tuple(names.get("shortNames") or ()),
+                              tuple(names.get("categories") or ()), sub_names, custom=True)
+            self.registry.add(rt)
+            schema = ((v.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            key = (group, v["name"], names.get("plural", ""))
+            self._custom_schemas[key] = schema
+            self._custom_scale[key] = subs.get("scale") or {}
+            self._custom_columns[key] = list(v.get("additionalPrinterColumns") or [])
+            if "status" in subs:
+                self._custom_status.add(key)
+            else:
+                self._custom_status.discard(key)
+        self.on_registry_change()
+
+    def _unregister_group_plural(self, group: str, plural: str) -> None:
+        for t in list(self.registry.types):
+            if t.custom and t.group == group and t.plural == plural:
+                self.registry.remove(t.group, t.version, t.plural)
+                self._custom_schemas.pop((t.group, t.version, t.plural), None)
+                self._custom_status.discard((t.group, t.version, t.plural))
+
+    def unregister_crd(self, crd: Obj) -> None:
+        spec = crd.get("spec") or {}
+        self._unregister_group_plural(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+        self.on_registry_change()
+
+    async def _delete_custom_objects(self, crd: Obj) -> None:
+        spec = crd.get("spec") or {}
+        key = f"{spec.get('group', '')}/{(spec.get('names') or {}).get('plural', '')}"
+        for obj in self.store.list(key, None).items:
+            m = obj["metadata"]
+            try:
+                await self.store.delete(key, m.get("namespace", ""), m["name"])
+            except Exception:  # already gone: fine
+                log.debug("custom object %s/%s already deleted", m.get("namespace"), m["name"])
+
+    def printer_columns(self, rt: ResourceType) -> list[dict[str, Any]] | None:
+        cols = self._custom_columns.get((rt.group, rt.version, rt.plural))
+        return list(cols) if cols else None
+
+    def scale_spec(self, rt: ResourceType) -> dict[str, Any]:
+        return self._custom_scale.get((rt.group, rt.version, rt.plural)) or {}
