@@ -62,7 +62,7 @@ def test_maps_free_form_and_nulls_are_not_unknown(schemas: Schemas) -> None:
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "annotations": None},
           "data": {"any.key": "v", "other": "w"}, "binaryData": {"b": "AA=="}}
     assert unknown_fields(schemas, "io.k8s.api.core.v1.ConfigMap", cm) == []
-    crd_obj = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    crd_obj: dict[str, Any] = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                "metadata": {"name": "a.b"},
                "spec": {"group": "b", "names": {"kind": "A", "plural": "as"}, "scope": "Namespaced",
                         "versions": [{"name": "v1", "served": True, "storage": True,
