@@ -48,6 +48,9 @@ class ObjectCache:
                 del self._objects[resource]
         self._invalidate(resource, namespace)
 
+    def resources(self) -> list[str]:
+        return sorted(self._objects)
+
     def list(self, resource: str, namespace: str | None) -> list[Obj]:
         """Items sorted by (namespace, name); a fresh list the caller may keep."""
         key = (resource, namespace)
@@ -63,9 +66,6 @@ class ObjectCache:
                 items = [names[name] for name in sorted(names)]
             self._sorted[key] = items
         return list(items)
-
-    def resources(self) -> list[str]:
-        return sorted(self._objects)
 
     def _invalidate(self, resource: str, namespace: str) -> None:
         self._sorted.pop((resource, namespace), None)

@@ -162,11 +162,11 @@ class Store:
     def get(self, resource: str, namespace: str, name: str) -> Obj | None:
         return self._cache.get(resource, namespace, name)
 
-    def list(self, resource: str, namespace: str | None = None) -> ListResult:
-        return ListResult(items=self._cache.list(resource, namespace), revision=self._revision)
-
     def resources(self) -> list[str]:
         return self._cache.resources()
+
+    def list(self, resource: str, namespace: str | None = None) -> ListResult:
+        return ListResult(items=self._cache.list(resource, namespace), revision=self._revision)
 
     def watch(
         self, resource: str | None, namespace: str | None = None, since: int | None = None

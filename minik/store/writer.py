@@ -120,7 +120,12 @@ class GroupCommitWriter:
             self._durable_revision = max(self._durable_revision, floor)
         self.stats.batches += 1
         self.stats.writes += len(batch)
-        self._publish(batch)
+        try:
+            self._publish(batch)
+        except Exception:
+            # A bug, not a storage failure: the writes are durable, so still acknowledge them
+            # rather than leave callers waiting forever.
+            logger.exception("publishing %d committed writes failed", len(batch))
         for w in batch:
             if not w.future.done():  # the caller may have been cancelled; the write still stands
                 w.future.set_result(w.event.object)

@@ -97,20 +97,21 @@ async def test_list_sorted_and_filtered(store: Store) -> None:
 
 async def test_checks_see_queued_writes(store: Store) -> None:
     # Two creates of the same key submitted together: the second sees the first as pending.
-    results = await asyncio.gather(
+    first, second = await asyncio.gather(
         store.create("pods", make_obj("a")),
         store.create("pods", make_obj("a")),
         return_exceptions=True,
     )
-    assert isinstance(results[1], AlreadyExists) and rv(results[0]) == 1
+    assert isinstance(first, dict) and rv(first) == 1
+    assert isinstance(second, AlreadyExists)
     # create → update(CAS on the pending create) → delete → create, all in flight at once.
-    results = await asyncio.gather(
+    in_flight = await asyncio.gather(
         store.create("pods", make_obj("b", v=1)),
         store.update("pods", make_obj("b", v=2), expected_revision=2),
         store.delete("pods", "default", "b", expected_revision=3),
         store.create("pods", make_obj("b", v=4)),
     )
-    assert [rv(r) for r in results] == [2, 3, 4, 5]
+    assert [rv(r) for r in in_flight] == [2, 3, 4, 5]
     assert store.get("pods", "default", "b") == {
         "metadata": {"name": "b", "namespace": "default", "resourceVersion": "5"}, "v": 4,
     }
