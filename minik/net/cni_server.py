@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from minik.net.bridge import Netlink, NetConfigError, NetnsNotFound, PodLink
+from minik.net.bridge import NetConfigError, NetnsNotFound, PodLink
 from minik.net.ipam import IPAM, IPAMError, SubnetExhausted
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,24 @@ class RequestHandler(Protocol):
     async def handle(self, request: CNIRequest) -> dict[str, Any] | None: ...
 
 
+class PodLinks(Protocol):
+    """The part of `minik.net.bridge.Netlink` that pod plumbing uses (fakes in tests)."""
+
+    async def add_pod(
+        self, *, netns: str, ifname: str, host_ifname: str, bridge: str,
+        address: ipaddress.IPv4Interface, gateway: ipaddress.IPv4Address, mtu: int,
+    ) -> PodLink: ...
+
+    async def delete_pod(self, host_ifname: str) -> bool: ...
+
+    async def check_pod(
+        self, *, netns: str, ifname: str, host_ifname: str, bridge: str,
+        address: ipaddress.IPv4Interface, gateway: ipaddress.IPv4Address,
+    ) -> list[str]: ...
+
+    async def loopback_up(self, netns: str) -> None: ...
+
+
 class PodPlumber:
     """ADD/DEL/CHECK for pods on one node bridge."""
 
@@ -176,7 +194,7 @@ class PodPlumber:
         self,
         *,
         ipam: IPAM,
-        netlink: Netlink,
+        netlink: PodLinks,
         bridge: str,
         mtu: int,
     ) -> None:

@@ -22,14 +22,17 @@ exits 1.
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import json
 import os
 import socket
-import struct
 import sys
-from typing import Any
+
+# Start-up time is the point of this file (it runs once per pod sandbox operation):
+# `typing` is imported only for the type checker, and ctypes/fcntl/struct only on the
+# loopback path, which together saves ~8 ms of the ~28 ms an exec costs.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
 PROTOCOL_TIMEOUT_S = 120.0
@@ -186,6 +189,10 @@ def _loopback(command: str, netns: str, version: str) -> Any:
 def _lo_up(netns: str) -> None:
     """Set IFF_UP on lo inside `netns`. This process is single-threaded and exits right
     after, so switching the whole process into the namespace is safe."""
+    import ctypes
+    import fcntl
+    import struct
+
     libc = ctypes.CDLL(None, use_errno=True)
     try:
         fd = os.open(netns, os.O_RDONLY)

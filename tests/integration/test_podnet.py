@@ -1,0 +1,279 @@
+"""PodNetwork against the real kernel: the installed shim is exec'd exactly as containerd
+would (CNI_* environment, plugin config on stdin) against network namespaces made with
+`ip netns add`. Everything lives on a test-only bridge, subnet (10.199.x.0/24) and nft table,
+and is removed afterwards even when a test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minik.net import cniconf
+from minik.net.cni_server import host_ifname_for
+from minik.net.podnet import PodNetwork
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nft", "ping")),
+    reason="needs root, iproute2, nftables and ping (iputils-ping)",
+)
+
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+@dataclass
+class Env:
+    root: Path
+    bridge: str
+    table: str
+    subnet: ipaddress.IPv4Network
+    netns: list[str] = field(default_factory=list)
+
+    def network(self) -> PodNetwork:
+        return PodNetwork(
+            data_dir=self.root / "data",
+            run_dir=self.root / "run",
+            cni_bin_dir=self.root / "cni" / "bin",
+            cni_conf_dir=self.root / "cni" / "net.d",
+            cluster_cidr=str(self.subnet),
+            node_subnet=str(self.subnet),
+            bridge=self.bridge,
+            nft_table=self.table,
+        )
+
+    def add_netns(self, tag: str) -> str:
+        name = f"{self.bridge}-{tag}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        self.netns.append(name)
+        return f"/var/run/netns/{name}"
+
+    def plugin_config(self) -> dict[str, Any]:
+        conflist = json.loads((self.root / "cni" / "net.d" / cniconf.CONFLIST_NAME).read_text())
+        return cniconf.plugin_stdin(conflist)
+
+
+def _free_test_subnet() -> ipaddress.IPv4Network:
+    routes = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
+    for _ in range(50):
+        subnet = ipaddress.IPv4Network(f"10.199.{random.randrange(256)}.0/24")
+        if str(subnet.network_address)[: -1] not in routes:
+            return subnet
+    raise RuntimeError("no free 10.199.x.0/24 test subnet")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    suffix = secrets.token_hex(3)
+    e = Env(root=tmp_path, bridge=f"mk{suffix}", table=f"mktest{suffix}", subnet=_free_test_subnet())
+    forward_before = IP_FORWARD.read_text()
+    try:
+        yield e
+    finally:
+        for name in e.netns:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "link", "del", e.bridge], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "ip", e.table], capture_output=True)
+        IP_FORWARD.write_text(forward_before)
+
+
+@pytest.fixture
+async def net(env: Env) -> AsyncIterator[PodNetwork]:
+    network = env.network()
+    await network.start()
+    try:
+        yield network
+    finally:
+        await network.stop()
+
+
+@dataclass(frozen=True)
+class ShimRun:
+    rc: int
+    out: Any
+    stderr: str
+    seconds: float
+
+
+async def shim(
+    env: Env,
+    command: str,
+    container_id: str,
+    netns: str,
+    config: dict[str, Any] | None = None,
+    program: str = "minik-cni",
+) -> ShimRun:
+    bin_dir = env.root / "cni" / "bin"
+    variables = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": container_id,
+        "CNI_NETNS": netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=test",
+        "CNI_PATH": str(bin_dir),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # containerd passes its whole environment; -I must keep this from mattering.
+        "PYTHONPATH": "/nonexistent",
+    }
+    stdin = json.dumps(config if config is not None else env.plugin_config()).encode()
+    start = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        str(bin_dir / program), env=variables,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin)
+    seconds = time.perf_counter() - start
+    assert proc.returncode is not None
+    return ShimRun(proc.returncode, json.loads(out) if out.strip() else None, err.decode(), seconds)
+
+
+async def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(subprocess.run, list(argv), capture_output=True, text=True)
+
+
+async def ping(ip: str, netns_path: str | None = None) -> bool:
+    prefix = ["ip", "netns", "exec", Path(netns_path).name] if netns_path else []
+    return (await run(*prefix, "ping", "-c1", "-W1", ip)).returncode == 0
+
+
+async def addrs_in(netns_path: str, ifname: str) -> list[str]:
+    out = (await run("ip", "-n", Path(netns_path).name, "-j", "-4", "addr", "show", ifname)).stdout
+    return [f"{a['local']}/{a['prefixlen']}" for link in json.loads(out or "[]") for a in link["addr_info"]]
+
+
+async def link_up_in(netns_path: str, ifname: str) -> bool:
+    out = (await run("ip", "-n", Path(netns_path).name, "-j", "link", "show", ifname)).stdout
+    return bool(out) and "UP" in json.loads(out)[0]["flags"]
+
+
+def container_id() -> str:
+    return secrets.token_hex(32)
+
+
+async def test_add_connectivity_del_and_restart(env: Env, net: PodNetwork) -> None:
+    ns_a, ns_b = env.add_netns("a"), env.add_netns("b")
+    cid_a, cid_b = container_id(), container_id()
+
+    add_a = await shim(env, "ADD", cid_a, ns_a)
+    assert add_a.rc == 0, add_a
+    add_b = await shim(env, "ADD", cid_b, ns_b)
+    assert add_b.rc == 0, add_b
+
+    result = add_a.out
+    assert result["cniVersion"] == "1.0.0"
+    eth0 = result["interfaces"][result["ips"][0]["interface"]]
+    assert eth0["name"] == "eth0" and eth0["sandbox"] == ns_a
+    ip_a = result["ips"][0]["address"]
+    ip_b = add_b.out["ips"][0]["address"]
+    assert ipaddress.IPv4Interface(ip_a).network == env.subnet
+    assert result["ips"][0]["gateway"] == str(env.subnet.network_address + 1)
+    assert ip_a != ip_b
+    assert net.pod_ip(cid_a) == ip_a.split("/")[0]
+
+    assert await addrs_in(ns_a, "eth0") == [ip_a]
+    assert await link_up_in(ns_a, "lo")
+    host_a = host_ifname_for(cid_a)
+    assert result["interfaces"][1]["name"] == host_a
+
+    # Host -> pod and pod <-> pod over the bridge; pod -> gateway.
+    assert await ping(ip_a.split("/")[0])
+    assert await ping(ip_b.split("/")[0], ns_a)
+    assert await ping(ip_a.split("/")[0], ns_b)
+    assert await ping(str(env.subnet.network_address + 1), ns_b)
+
+    check = await shim(env, "CHECK", cid_a, ns_a)
+    assert (check.rc, check.out) == (0, None), check
+
+    # DEL as containerd sends it: with the netns at Stop, without it at Remove.
+    first = await shim(env, "DEL", cid_a, ns_a)
+    assert (first.rc, first.out) == (0, None), first
+    second = await shim(env, "DEL", cid_a, "")
+    assert (second.rc, second.out) == (0, None), second
+    assert net.pod_ip(cid_a) is None
+    assert not (env.root / "data/agent/net/ipam" / ip_a.split("/")[0]).exists()
+    assert (await run("ip", "link", "show", host_a)).returncode != 0
+    assert await addrs_in(ns_a, "eth0") == []
+    check = await shim(env, "CHECK", cid_a, ns_a)
+    assert check.rc == 1 and check.out["code"] == 3, check
+
+    # A restarted daemon keeps pod b's address and does not hand it out again.
+    await net.stop()
+    restarted = env.network()
+    await restarted.start()
+    try:
+        assert restarted.pod_ip(cid_b) == ip_b.split("/")[0]
+        ns_c = env.add_netns("c")
+        add_c = await shim(env, "ADD", container_id(), ns_c)
+        assert add_c.rc == 0, add_c
+        assert add_c.out["ips"][0]["address"] != ip_b
+        assert await ping(ip_b.split("/")[0], ns_c)
+    finally:
+        await restarted.stop()
+
+
+async def test_loopback_plugin_brings_lo_up(env: Env, net: PodNetwork) -> None:
+    ns = env.add_netns("lo")
+    loopback_conf = {"cniVersion": "0.3.1", "name": "cni-loopback", "type": "loopback"}
+    add = await shim(env, "ADD", container_id(), ns, loopback_conf, program="loopback")
+    assert add.rc == 0, add
+    assert add.out["interfaces"][0]["name"] == "lo"
+    assert add.out["ips"][0]["version"] == "4"
+    assert await link_up_in(ns, "lo")
+    assert await ping("127.0.0.1", ns)
+    delete = await shim(env, "DEL", container_id(), "", loopback_conf, program="loopback")
+    assert (delete.rc, delete.out) == (0, None), delete
+
+
+async def test_egress_rules_and_teardown(env: Env, net: PodNetwork) -> None:
+    listing = (await run("nft", "list", "table", "ip", env.table)).stdout
+    assert f"ip saddr {env.subnet} ip daddr != {env.subnet}" in listing and "masquerade" in listing
+    assert f'iifname "{env.bridge}" accept' in listing
+    assert IP_FORWARD.read_text().strip() == "1"
+    # Starting again over the same host state changes nothing (no duplicated rules).
+    again = env.network()
+    await net.stop()
+    await again.start()
+    assert (await run("nft", "list", "table", "ip", env.table)).stdout == listing
+    await again.teardown()
+    assert (await run("nft", "list", "table", "ip", env.table)).returncode != 0
+    assert (await run("ip", "link", "show", env.bridge)).returncode != 0
+    assert not (env.root / "cni/net.d" / cniconf.CONFLIST_NAME).exists()
+
+
+async def test_shim_reports_daemon_down(env: Env, net: PodNetwork) -> None:
+    ns = env.add_netns("down")
+    config = env.plugin_config()
+    await net.stop()
+    add = await shim(env, "ADD", container_id(), ns, config)
+    assert add.rc == 1
+    assert add.out["code"] == 11 and "not reachable" in add.out["msg"]
+
+
+async def test_add_latency_through_shim(env: Env, net: PodNetwork) -> None:
+    ns = env.add_netns("lat")
+    samples = []
+    for _ in range(10):
+        cid = container_id()
+        add = await shim(env, "ADD", cid, ns)
+        assert add.rc == 0, add
+        samples.append(add.seconds)
+        delete = await shim(env, "DEL", cid, ns)
+        assert delete.rc == 0, delete
+    print(
+        f"\nCNI ADD through shim (exec + daemon): median {statistics.median(samples) * 1000:.1f} ms, "
+        f"min {min(samples) * 1000:.1f} ms, max {max(samples) * 1000:.1f} ms (n={len(samples)})"
+    )
+    assert net.allocations() == []
