@@ -295,9 +295,5 @@ class ApiHandlers:
         node = target.get("name")
         if not node:
             raise st.bad_request("binding target name is required")
-        pod = self.service.get(t.rt, self._ns(t), t.name)
-        if (pod.get("spec") or {}).get("nodeName"):
-            raise st.conflict(t.rt, t.name, f"pod {t.name} is already assigned to node \"{pod['spec']['nodeName']}\"")
-        await self.service.patch(t.rt, self._ns(t), t.name, "application/merge-patch+json",
-                                 {"spec": {"nodeName": node}}, WriteOptions("scheduler", "Ignore"))
+        await self.service.bind(t.rt, self._ns(t), t.name, node)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any, Callable
+from typing import Any, Protocol
 
 from minik.api import status as st
 from minik.api.meta import Obj, rfc3339, utcnow
@@ -42,12 +42,17 @@ def qos_class(spec: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
+class CustomSchemaSink(Protocol):
+    """Where CRD schemas go to be published (`minik.api.openapi.OpenAPI`)."""
+
+    def set_custom_schema(self, group: str, version: str, kind: str, schema: dict[str, Any]) -> None: ...
+    def invalidate(self) -> None: ...
+
+
 class KindHooksImpl:
-    def __init__(self, store: Store, registry: Registry, service_cidr: str,
-                 on_registry_change: Callable[[], None] = lambda: None) -> None:
-        self.store, self.registry = store, registry
+    def __init__(self, store: Store, registry: Registry, service_cidr: str, openapi: CustomSchemaSink | None = None) -> None:
+        self.store, self.registry, self.openapi = store, registry, openapi
         self.service_net = ipaddress.ip_network(service_cidr, strict=False)
-        self.on_registry_change = on_registry_change
         self._custom_schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._custom_status: set[tuple[str, str, str]] = set()
         self._custom_scale: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -212,7 +217,10 @@ class KindHooksImpl:
                 self._custom_status.add(key)
             else:
                 self._custom_status.discard(key)
-        self.on_registry_change()
+            if self.openapi is not None:
+                self.openapi.set_custom_schema(group, v["name"], names.get("kind", ""), schema)
+        if self.openapi is not None:
+            self.openapi.invalidate()
 
     def _unregister_group_plural(self, group: str, plural: str) -> None:
         for t in list(self.registry.types):
@@ -224,7 +232,8 @@ class KindHooksImpl:
     def unregister_crd(self, crd: Obj) -> None:
         spec = crd.get("spec") or {}
         self._unregister_group_plural(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
-        self.on_registry_change()
+        if self.openapi is not None:
+            self.openapi.invalidate()
 
     async def _delete_custom_objects(self, crd: Obj) -> None:
         spec = crd.get("spec") or {}

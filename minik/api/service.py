@@ -479,6 +479,29 @@ class ResourceService:
         obj = await self._write(rt, old, new, WriteOptions(opts.field_manager, "Ignore", opts.dry_run, "", opts.force), rv_of(old))
         return scale_of(rt, obj, self._scale_paths(rt))
 
+    async def bind(self, rt: ResourceType, namespace: str, name: str, node: str) -> Obj:
+        """pods/binding: set spec.nodeName once (the one spec change a pod allows, via its own subresource)."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            old = self.store.get(rt.store_key, namespace, name)
+            if old is None:
+                raise st.not_found(rt, name)
+            if (old.get("spec") or {}).get("nodeName"):
+                raise st.conflict(rt, name, f'pod {name} is already assigned to node "{old["spec"]["nodeName"]}"')
+            if old["metadata"].get("deletionTimestamp"):
+                raise st.conflict(rt, name, f"pod {name} is being deleted, cannot be assigned to a host")
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["nodeName"] = node
+            conds = [c for c in (new.setdefault("status", {}).get("conditions") or []) if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": rfc3339(self.clock())})
+            new["status"]["conditions"] = conds
+            try:
+                saved = await self.store.update(rt.store_key, new, expected_revision=rv_of(old))
+            except store_errors.Conflict:
+                continue
+            await self.hooks.after_write(rt, saved, old)
+            return self.with_type(rt, saved)
+        raise st.conflict(rt, name)
+
     # ---- delete ----------------------------------------------------------------------------
     async def delete(self, rt: ResourceType, namespace: str, name: str, opts: DeleteOptions = DeleteOptions()) -> DeleteResult:
         ns = namespace if rt.namespaced else ""

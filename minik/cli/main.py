@@ -1,0 +1,115 @@
+"""`minik` command line: argument parsing → config → run. Nothing else lives here.
+
+Flags follow k3s's names where k3s has them (see ../shared/docs/k3s-conventions.md); each can
+also come from a `MINIK_<FLAG>` environment variable (e.g. MINIK_TOKEN), as k3s reads K3S_*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from minik import KUBE_VERSION, __version__
+from minik.config import ServerConfig
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get("MINIK_" + name.upper().replace("-", "_"), default)
+
+
+def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    d = ServerConfig()
+    p = sub.add_parser("server", help="run the control plane (API, store, controllers) and, unless disabled, a node agent",
+                       description="Run minik's server: the Kubernetes API over an SQLite store, the controllers, "
+                                   "and (unless --disable-agent) the node agent for this machine.")
+    p.add_argument("--data-dir", default=_env("data-dir", d.data_dir), help="state directory: database, certificates, containerd root (default %(default)s)")
+    p.add_argument("--config-dir", default=_env("config-dir", d.config_dir), help="configuration directory: kubeconfig, registries.yaml (default %(default)s)")
+    p.add_argument("--run-dir", default=_env("run-dir", d.run_dir), help="runtime directory for sockets (default %(default)s)")
+    p.add_argument("--bind-address", default=_env("bind-address", d.bind_address), help="address the API listens on (default %(default)s)")
+    p.add_argument("--https-listen-port", type=int, default=int(_env("https-listen-port", str(d.https_listen_port))), help="API port (default %(default)s)")
+    p.add_argument("--advertise-address", default=_env("advertise-address", ""), help="address other nodes and the kubernetes Service use to reach the API (default: the default-route address)")
+    p.add_argument("--tls-san", action="append", default=[s for s in _env("tls-san", "").split(",") if s], help="extra hostname or IP in the serving certificate (repeatable)")
+    p.add_argument("--write-kubeconfig", "-o", default=_env("write-kubeconfig", ""), help="where to write the admin kubeconfig (default <config-dir>/kubeconfig.yaml)")
+    p.add_argument("--write-kubeconfig-mode", default=_env("write-kubeconfig-mode", "0600"), help="file mode of the kubeconfig, octal (default %(default)s)")
+    p.add_argument("--disable-agent", action="store_true", default=_env("disable-agent", "") in ("1", "true"), help="run only the control plane; this machine runs no pods")
+    p.add_argument("--node-name", default=_env("node-name", ""), help="name of this node (default: the hostname)")
+    p.add_argument("--cluster-cidr", default=_env("cluster-cidr", d.cluster_cidr), help="pod network (default %(default)s)")
+    p.add_argument("--service-cidr", default=_env("service-cidr", d.service_cidr), help="Service cluster IP range (default %(default)s)")
+    p.add_argument("--cluster-dns", default=_env("cluster-dns", d.cluster_dns), help="cluster DNS service IP (default %(default)s)")
+    p.add_argument("--cluster-domain", default=_env("cluster-domain", d.cluster_domain), help="cluster DNS domain (default %(default)s)")
+    p.add_argument("--token", default=_env("token", ""), help="shared secret agents join with (default: generated, kept in <data-dir>/server/token)")
+    p.add_argument("--container-runtime-endpoint", default=_env("container-runtime-endpoint", ""), help="use this existing containerd socket instead of starting one")
+    p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
+    return p
+
+
+def build_server_config(a: argparse.Namespace) -> ServerConfig:
+    try:
+        mode = int(str(a.write_kubeconfig_mode), 8)
+    except ValueError:
+        raise SystemExit(f"minik: --write-kubeconfig-mode must be octal like 0600, got {a.write_kubeconfig_mode!r}") from None
+    return ServerConfig(
+        data_dir=os.path.abspath(a.data_dir), config_dir=os.path.abspath(a.config_dir), run_dir=os.path.abspath(a.run_dir),
+        bind_address=a.bind_address, https_listen_port=a.https_listen_port, advertise_address=a.advertise_address,
+        tls_san=tuple(a.tls_san), write_kubeconfig=a.write_kubeconfig, write_kubeconfig_mode=mode,
+        disable_agent=a.disable_agent, node_name=a.node_name, cluster_cidr=a.cluster_cidr, service_cidr=a.service_cidr,
+        cluster_dns=a.cluster_dns, cluster_domain=a.cluster_domain, token=a.token,
+        container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level)
+
+
+class _Formatter(logging.Formatter):
+    """`2026-11-23T07:00:00.123Z INFO  minik.api  message` — one line, readable, greppable."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import time
+        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        msg = record.getMessage()
+        if record.exc_info:
+            msg += "\n" + self.formatException(record.exc_info)
+        return f"{t} {record.levelname:<7} {record.name:<28} {msg}"
+
+
+def setup_logging(level: str) -> None:
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(_Formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [h]
+    root.setLevel(level.upper())
+    for noisy in ("aiohttp.access", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _kubectl(args: list[str]) -> int:
+    cfg = os.environ.get("KUBECONFIG") or os.path.join(_env("config-dir", ServerConfig().config_dir), "kubeconfig.yaml")
+    os.environ["KUBECONFIG"] = cfg
+    try:
+        os.execvp("kubectl", ["kubectl", *args])
+    except OSError as e:
+        print(f"minik: cannot run kubectl: {e}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["kubectl"]:
+        raise SystemExit(_kubectl(argv[1:]))
+    parser = argparse.ArgumentParser(prog="minik", description="minik: a lightweight single-host Kubernetes (k3s-like) in one Python daemon.")
+    parser.add_argument("--version", action="version", version=f"minik {__version__} (Kubernetes {KUBE_VERSION})")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _server_parser(sub)
+    sub.add_parser("kubectl", help="run kubectl with minik's admin kubeconfig", add_help=False)
+    args = parser.parse_args(argv)
+    if args.command == "server":
+        cfg = build_server_config(args)
+        setup_logging(cfg.log_level)
+        from minik.daemon import run_server
+        raise SystemExit(asyncio.run(run_server(cfg)))
+    parser.print_help()
+    raise SystemExit(0 if not argv else 2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Controllers: one reconciler per kind (namespace lifecycle, garbage collection, …)."""

@@ -1,0 +1,102 @@
+"""Namespace lifecycle: a default ServiceAccount in every namespace, and Terminating namespaces
+emptied and then removed (Kubernetes's namespace and serviceaccount controllers, in small).
+
+Neighbours: reads and writes through `minik.api.service.ResourceService` (the in-process client);
+woken by store watch events on namespaces; `minik.daemon` runs `run()` under the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from minik.api import status as st
+from minik.api.service import DeleteOptions, ResourceService, WriteOptions
+from minik.apis.registry import Registry, ResourceType
+
+log = logging.getLogger("minik.controllers.namespace")
+
+RETRY = 1.0
+
+
+class NamespaceController:
+    def __init__(self, service: ResourceService, registry: Registry) -> None:
+        self.service, self.registry = service, registry
+        self.ns_rt = self._rt("", "namespaces")
+        self.sa_rt = self._rt("", "serviceaccounts")
+
+    def _rt(self, group: str, plural: str) -> ResourceType:
+        for t in self.registry.types:
+            if t.group == group and t.plural == plural:
+                return t
+        raise LookupError(plural)
+
+    async def run(self) -> None:
+        store = self.service.store
+        watch = store.watch("namespaces", None, store.revision)
+        try:
+            await self.sync_all()
+            while True:
+                try:
+                    await asyncio.wait_for(watch.__anext__(), RETRY if self._terminating() else None)
+                except asyncio.TimeoutError:
+                    pass
+                await self.sync_all()
+        finally:
+            watch.close()
+
+    def _terminating(self) -> bool:
+        return any(ns["metadata"].get("deletionTimestamp") for ns in self.service.store.list("namespaces").items)
+
+    async def sync_all(self) -> None:
+        for ns in self.service.store.list("namespaces").items:
+            try:
+                await self.sync(ns["metadata"]["name"])
+            except st.StatusError as e:
+                log.debug("namespace %s: %s", ns["metadata"]["name"], e.message)
+
+    async def sync(self, name: str) -> None:
+        ns = self.service.store.get("namespaces", "", name)
+        if ns is None:
+            return
+        if not ns["metadata"].get("deletionTimestamp"):
+            if self.service.store.get(self.sa_rt.store_key, name, "default") is None:
+                try:
+                    await self.service.create(self.sa_rt, name, {"metadata": {"name": "default"}},
+                                              WriteOptions("serviceaccount-controller", "Ignore"))
+                except st.StatusError as e:
+                    if e.code not in (409, 403, 404):
+                        raise
+            return
+        remaining = await self._empty(name)
+        if remaining:
+            return
+        fin = [f for f in (ns.get("spec") or {}).get("finalizers") or [] if f != "kubernetes"]
+        spec = dict(ns.get("spec") or {})
+        spec["finalizers"] = fin
+        upd = dict(ns)
+        upd["spec"] = spec
+        if not fin and not ns["metadata"].get("finalizers"):
+            await self.service.store.delete("namespaces", "", name)
+            log.info("namespace %s deleted", name)
+        else:
+            await self.service.store.update("namespaces", upd)
+
+    async def _empty(self, ns: str) -> int:
+        """Delete everything in namespace `ns`; return how many objects are still there."""
+        remaining = 0
+        seen: set[str] = set()
+        for rt in list(self.registry.types):
+            if not rt.namespaced or rt.store_key in seen:
+                continue
+            seen.add(rt.store_key)
+            for obj in self.service.store.list(rt.store_key, ns).items:
+                remaining += 1
+                if obj["metadata"].get("deletionTimestamp"):
+                    continue
+                try:
+                    await self.service.delete(rt, ns, obj["metadata"]["name"], DeleteOptions("Background"))
+                except st.StatusError as e:
+                    if e.code != 404:
+                        log.warning("namespace %s: deleting %s %s: %s", ns, rt.plural, obj["metadata"]["name"], e.message)
+        return remaining

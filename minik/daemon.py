@@ -1,0 +1,200 @@
+"""Composition root of `minik server`: builds the parts, starts them behind readiness gates, stops
+them in reverse order.
+
+Order: PKI and token → store → API (serving) → bootstrap objects → controllers → node agent.
+Neighbours: `minik.cli` builds the `ServerConfig` and calls `run_server`; everything else is
+constructed here and handed its dependencies (no globals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+from minik.api import status as st
+from minik.api.app import ApiServer, server_ssl_context
+from minik.api.auth import Authenticator, User
+from minik.api.handlers import ApiHandlers
+from minik.api.kinds import KindHooksImpl
+from minik.api.openapi import OpenAPI
+from minik.api.service import ResourceService, WriteOptions
+from minik.apis.registry import Registry
+from minik.apis.schema import Schemas
+from minik.config import ServerConfig
+from minik.controllers.garbagecollector import GarbageCollector
+from minik.controllers.namespace import NamespaceController
+from minik.machinery.tasks import Supervisor
+from minik.pki import certs, kubeconfig
+from minik.pki.token import ensure_token, token_secret
+from minik.store.store import Store
+
+log = logging.getLogger("minik")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+VOLATILE = frozenset({"coordination.k8s.io/leases"})
+
+
+def default_ip() -> str:
+    """The address of the interface holding the default route (no packet is sent)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.255.255.255", 1))
+        return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        s.close()
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) we are ready; a no-op without NOTIFY_SOCKET."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.sendto(message.encode(), addr)
+        except OSError as e:
+            log.warning("sd_notify failed: %s", e)
+
+
+class Server:
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        self.supervisor = Supervisor()
+        self.registry = Registry()
+        self.schemas = Schemas()
+        self.store = Store(cfg.db_path, volatile=VOLATILE)
+        self.api: ApiServer | None = None
+        self.service: ResourceService | None = None
+        self.node_name = cfg.node_name or socket.gethostname().lower()
+        self.advertise = cfg.advertise_address or default_ip()
+        self._ready = False
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        os.makedirs(cfg.server_dir, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.dirname(cfg.db_path), mode=0o700, exist_ok=True)
+        first_ip = _first_service_ip(cfg.service_cidr)
+        hostnames = [socket.gethostname().lower(), "localhost", "kubernetes", "kubernetes.default",
+                     "kubernetes.default.svc", f"kubernetes.default.svc.{cfg.cluster_domain}", *cfg.tls_san]
+        ips = ["127.0.0.1", self.advertise, first_ip]
+        pki = await asyncio.to_thread(certs.ensure_pki, cfg.tls_dir, hostnames, ips)
+        token = await asyncio.to_thread(ensure_token, os.path.join(cfg.server_dir, "token"), pki.ca_cert, cfg.token)
+        node_token_path = os.path.join(cfg.server_dir, "node-token")
+        if not os.path.exists(node_token_path) or open(node_token_path).read().strip() != token:
+            await asyncio.to_thread(_write_secret, node_token_path, token)
+        await self.store.start()
+        log.info("store open at %s (revision %d)", cfg.db_path, self.store.revision)
+
+        openapi = OpenAPI(self.registry, self.schemas)
+        hooks = KindHooksImpl(self.store, self.registry, cfg.service_cidr, openapi)
+        for crd in self.store.list("apiextensions.k8s.io/customresourcedefinitions").items:
+            hooks.register_crd(crd)
+        self.service = ResourceService(self.store, self.registry, self.schemas, hooks)
+        server_addr = f"{self.advertise}:{cfg.https_listen_port}"
+        handlers = ApiHandlers(self.registry, self.service, hooks, server_addr)
+        authn = Authenticator({token_secret(token): User("system:admin", ("system:masters", "system:authenticated"))})
+        with open(pki.ca_cert, "rb") as f:
+            ca_pem = f.read()
+        self.api = ApiServer(handlers, openapi, authn, ca_pem, ready=lambda: self._ready, metrics=self._metrics)
+        ssl_ctx = server_ssl_context(pki.serving_cert, pki.serving_key, pki.ca_cert)
+        await self.api.start(cfg.bind_address, cfg.https_listen_port, ssl_ctx)
+        log.info("API listening on https://%s:%d", cfg.bind_address, cfg.https_listen_port)
+        await self._bootstrap(first_ip)
+        await self._write_kubeconfig(pki)
+        self.supervisor.spawn("namespace-controller", NamespaceController(self.service, self.registry).run)
+        self.supervisor.spawn("garbage-collector", GarbageCollector(self.service, self.registry).run)
+        self._ready = True
+        sd_notify("READY=1")
+        log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    async def _bootstrap(self, first_ip: str) -> None:
+        assert self.service is not None
+        svc = self.service
+        ns_rt = self.registry.lookup("", "v1", "namespaces")
+        svc_rt = self.registry.lookup("", "v1", "services")
+        ep_rt = self.registry.lookup("", "v1", "endpoints")
+        assert ns_rt and svc_rt and ep_rt
+        opts = WriteOptions("minik", "Ignore")
+        for ns in SYSTEM_NAMESPACES:
+            if self.store.get("namespaces", "", ns) is None:
+                await svc.create(ns_rt, "", {"metadata": {"name": ns}}, opts)
+        if self.store.get("services", "default", "kubernetes") is None:
+            await svc.create(svc_rt, "default", {"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                                                 "spec": {"clusterIP": first_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                                                                            "targetPort": self.cfg.https_listen_port}]}}, opts)
+        ep = {"metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+              "subsets": [{"addresses": [{"ip": self.advertise}], "ports": [{"name": "https", "port": self.cfg.https_listen_port, "protocol": "TCP"}]}]}
+        cur = self.store.get("endpoints", "default", "kubernetes")
+        try:
+            if cur is None:
+                await svc.create(ep_rt, "default", ep, opts)
+            elif cur.get("subsets") != ep["subsets"]:
+                upd = dict(cur)
+                upd["subsets"] = ep["subsets"]
+                await svc.update(ep_rt, "default", "kubernetes", upd, opts)
+        except st.StatusError as e:
+            log.warning("bootstrap endpoints: %s", e.message)
+
+    async def _write_kubeconfig(self, pki: certs.Pki) -> None:
+        cfg = self.cfg
+        host = "127.0.0.1" if cfg.bind_address in ("0.0.0.0", "::", "") else cfg.bind_address
+        server = f"https://{host}:{cfg.https_listen_port}"
+
+        def read(p: str) -> bytes:
+            with open(p, "rb") as f:
+                return f.read()
+
+        content = kubeconfig.render(server, read(pki.ca_cert), read(pki.admin_cert), read(pki.admin_key))
+        await asyncio.to_thread(kubeconfig.write, cfg.kubeconfig_path, content, cfg.write_kubeconfig_mode)
+
+    def _metrics(self) -> str:
+        stats = self.store.stats()
+        lines = [f"minik_store_{k} {v}" for k, v in stats.items()]
+        lines.append(f"minik_store_revision {self.store.revision}")
+        return "\n".join(lines) + "\n"
+
+    async def stop(self) -> None:
+        self._ready = False
+        sd_notify("STOPPING=1")
+        await self.supervisor.stop()
+        if self.api is not None:
+            await self.api.stop()
+        await self.store.close()
+        log.info("minik server stopped")
+
+
+def _first_service_ip(cidr: str) -> str:
+    import ipaddress
+    return str(ipaddress.ip_network(cidr, strict=False).network_address + 1)
+
+
+def _write_secret(path: str, content: str) -> None:
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content + "\n")
+    os.replace(path + ".tmp", path)
+
+
+async def run_server(cfg: ServerConfig) -> int:
+    server = Server(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+    except Exception:
+        log.exception("minik server failed to start")
+        await server.stop()
+        return 1
+    await stop.wait()
+    log.info("signal received, stopping")
+    await server.stop()
+    return 0
