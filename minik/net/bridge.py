@@ -246,6 +246,9 @@ class Netlink:
         try:
             host_index = _require(host, host_ifname)
             host.link("set", index=host_index, master=bridge_index, state="up")
+            # Hairpin: a pod talking to a Service address that is DNATed back to itself
+            # needs the bridge to send the frame out of the port it came in on.
+            host.brport("set", index=host_index, mode=1)
             lo = _require(pod, "lo")
             pod.link("set", index=lo, state="up")
             inner = _require(pod, ifname)

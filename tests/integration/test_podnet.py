@@ -42,6 +42,7 @@ class Env:
     table: str
     subnet: ipaddress.IPv4Network
     netns: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
 
     def network(self) -> PodNetwork:
         return PodNetwork(
@@ -70,7 +71,8 @@ def _free_test_subnet() -> ipaddress.IPv4Network:
     routes = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
     for _ in range(50):
         subnet = ipaddress.IPv4Network(f"10.199.{random.randrange(256)}.0/24")
-        if str(subnet.network_address)[: -1] not in routes:
+        outside = f"10.198.{subnet.network_address.packed[2]}."
+        if str(subnet.network_address)[:-1] not in routes and outside not in routes:
             return subnet
     raise RuntimeError("no free 10.199.x.0/24 test subnet")
 
@@ -85,6 +87,8 @@ def env(tmp_path: Path) -> Iterator[Env]:
     finally:
         for name in e.netns:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        for link in e.links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
         subprocess.run(["ip", "link", "del", e.bridge], capture_output=True)
         subprocess.run(["nft", "delete", "table", "ip", e.table], capture_output=True)
         IP_FORWARD.write_text(forward_before)
@@ -187,6 +191,8 @@ async def test_add_connectivity_del_and_restart(env: Env, net: PodNetwork) -> No
     assert await link_up_in(ns_a, "lo")
     host_a = host_ifname_for(cid_a)
     assert result["interfaces"][1]["name"] == host_a
+    port = (await run("bridge", "-d", "link", "show", "dev", host_a)).stdout
+    assert f"master {env.bridge}" in port and "hairpin on" in port
 
     # Host -> pod and pod <-> pod over the bridge; pod -> gateway.
     assert await ping(ip_a.split("/")[0])
@@ -222,6 +228,33 @@ async def test_add_connectivity_del_and_restart(env: Env, net: PodNetwork) -> No
         assert await ping(ip_b.split("/")[0], ns_c)
     finally:
         await restarted.stop()
+
+
+async def test_pod_egress_is_masqueraded(env: Env, net: PodNetwork) -> None:
+    # An "outside" host in its own namespace, reachable from the node over a /30 and with
+    # no route back to the pod subnet: a pod's ping is answered only if it was masqueraded.
+    outside = env.add_netns("out")
+    uplink = f"{env.bridge}o"
+    env.links.append(uplink)
+    net30 = ipaddress.IPv4Network(f"10.198.{env.subnet.network_address.packed[2]}.0/30")
+    node_ip, outside_ip = net30[1], net30[2]
+    name = Path(outside).name
+    for argv in (
+        ["ip", "link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", name],
+        ["ip", "addr", "add", f"{node_ip}/30", "dev", uplink],
+        ["ip", "link", "set", uplink, "up"],
+        ["ip", "-n", name, "addr", "add", f"{outside_ip}/30", "dev", "eth0"],
+        ["ip", "-n", name, "link", "set", "eth0", "up"],
+    ):
+        done = await run(*argv)
+        assert done.returncode == 0, (argv, done.stderr)
+    pod = env.add_netns("egress")
+    add = await shim(env, "ADD", container_id(), pod)
+    assert add.rc == 0, add
+    assert await ping(str(outside_ip), pod)
+    # Control: without minik's table the same ping goes unanswered.
+    assert (await run("nft", "delete", "table", "ip", env.table)).returncode == 0
+    assert not await ping(str(outside_ip), pod)
 
 
 async def test_loopback_plugin_brings_lo_up(env: Env, net: PodNetwork) -> None:
@@ -260,6 +293,16 @@ async def test_shim_reports_daemon_down(env: Env, net: PodNetwork) -> None:
     add = await shim(env, "ADD", container_id(), ns, config)
     assert add.rc == 1
     assert add.out["code"] == 11 and "not reachable" in add.out["msg"]
+
+
+async def test_parallel_adds_get_distinct_addresses(env: Env, net: PodNetwork) -> None:
+    namespaces = [env.add_netns(f"p{i}") for i in range(6)]
+    runs = await asyncio.gather(*(shim(env, "ADD", container_id(), ns) for ns in namespaces))
+    assert all(r.rc == 0 for r in runs), runs
+    addresses = [r.out["ips"][0]["address"] for r in runs]
+    assert len(set(addresses)) == len(addresses)
+    for ns, address in zip(namespaces, addresses):
+        assert await addrs_in(ns, "eth0") == [address]
 
 
 async def test_add_latency_through_shim(env: Env, net: PodNetwork) -> None:
