@@ -40,15 +40,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Plugins that cost memory or start-up time and that minik never uses. Snapshotters for
-# filesystems we do not target, the legacy v1 runtime, and the "opt" plugin (it would create
-# /opt/containerd outside our directories).
+# Plugins that cost memory or start-up time and that minik never uses: snapshotters for
+# filesystems we do not target, tracing, and the "opt" plugin (it would create /opt/containerd
+# outside our directories). The legacy io.containerd.runtime.v1.linux must stay: in 1.6 the
+# tasks service, and with it CRI, refuses to load without it.
 DISABLED_PLUGINS: tuple[str, ...] = (
     "io.containerd.snapshotter.v1.aufs",
     "io.containerd.snapshotter.v1.btrfs",
     "io.containerd.snapshotter.v1.zfs",
     "io.containerd.snapshotter.v1.devmapper",
-    "io.containerd.runtime.v1.linux",
     "io.containerd.internal.v1.opt",
     "io.containerd.internal.v1.tracing",
     "io.containerd.tracing.processor.v1.otlp",
