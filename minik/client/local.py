@@ -1,0 +1,125 @@
+"""In-process transport of `minik.client.Client`: calls the resource service directly (no HTTP, no
+copies beyond what Kubernetes semantics need), watches the store's hub.
+
+Neighbours: built by `minik.daemon` for controllers and the local node agent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+from minik.api import status as st
+from minik.api.service import DeleteOptions, ResourceService, WriteOptions
+from minik.apis.registry import ResourceType
+from minik.apis.selectors import parse_field_selector, parse_label_selector
+from minik.client import ClientError, Obj, WatchEvent
+from minik.store import errors as store_errors
+
+
+class LocalClient:
+    def __init__(self, service: ResourceService, default_manager: str = "minik") -> None:
+        self.service, self.default_manager = service, default_manager
+
+    def _rt(self, resource: str) -> ResourceType:
+        for t in self.service.registry.types:
+            if t.store_key == resource and (not t.group or t.version == self.service.registry.preferred_version(t.group)):
+                return t
+        raise ClientError(404, "NotFound", f"the server could not find the requested resource ({resource})")
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except st.StatusError as e:
+            raise ClientError(e.code, e.reason, e.message) from None
+
+    async def get(self, resource: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return self.service.get(self._rt(resource), namespace, name)
+        except st.StatusError as e:
+            if e.code == 404:
+                return None
+            raise ClientError(e.code, e.reason, e.message) from None
+
+    async def list(self, resource: str, namespace: str | None = None, label_selector: str = "",
+                   field_selector: str = "") -> tuple[list[Obj], str]:
+        try:
+            page = self.service.list(self._rt(resource), namespace,
+                                     parse_label_selector(label_selector) if label_selector else None,
+                                     parse_field_selector(field_selector) if field_selector else None)
+        except st.StatusError as e:
+            raise ClientError(e.code, e.reason, e.message) from None
+        return page.items, str(page.resource_version)
+
+    async def watch(self, resource: str, namespace: str | None = None, resource_version: str = "",
+                    label_selector: str = "", field_selector: str = "") -> AsyncIterator[WatchEvent]:
+        rt = self._rt(resource)
+        labels = parse_label_selector(label_selector) if label_selector else None
+        fields = parse_field_selector(field_selector) if field_selector else None
+        store = self.service.store
+        if resource_version in ("", "0"):
+            page = self.service.list(rt, namespace, labels, fields)
+            since = page.resource_version
+            for obj in page.items:
+                yield WatchEvent("ADDED", obj)
+        else:
+            since = int(resource_version)
+        try:
+            w = store.watch(rt.store_key, namespace, since)
+        except store_errors.Expired as e:
+            raise ClientError(410, "Expired", str(e)) from None
+        try:
+            async for ev in w:
+                now = ev.object
+                def ok(o: Obj | None) -> bool:
+                    if o is None:
+                        return False
+                    if labels is not None and not labels.matches((o.get("metadata") or {}).get("labels") or {}):
+                        return False
+                    return fields is None or fields.matches(o)
+                if labels is None and fields is None:
+                    yield WatchEvent(ev.type, self.service.with_type(rt, now))
+                    continue
+                a, b = ok(now), ok(ev.prev_object)
+                if ev.type == "DELETED":
+                    if a or b:
+                        yield WatchEvent("DELETED", self.service.with_type(rt, now))
+                elif a:
+                    yield WatchEvent("MODIFIED" if (b and ev.type == "MODIFIED") else "ADDED", self.service.with_type(rt, now))
+                elif b:
+                    yield WatchEvent("DELETED", self.service.with_type(rt, now))
+        except store_errors.Expired as e:
+            raise ClientError(410, "Expired", str(e)) from None
+        finally:
+            w.close()
+
+    async def create(self, resource: str, namespace: str, obj: Obj, field_manager: str = "") -> Obj:
+        res = await self._call(self.service.create(self._rt(resource), namespace, obj,
+                                                   WriteOptions(field_manager or self.default_manager, "Ignore")))
+        return res.object  # type: ignore[no-any-return]
+
+    async def update(self, resource: str, namespace: str, name: str, obj: Obj, subresource: str = "",
+                     field_manager: str = "") -> Obj:
+        res = await self._call(self.service.update(self._rt(resource), namespace, name, obj,
+                                                   WriteOptions(field_manager or self.default_manager, "Ignore", False, subresource)))
+        return res.object  # type: ignore[no-any-return]
+
+    async def patch(self, resource: str, namespace: str, name: str, body: Any,
+                    patch_type: str = "application/merge-patch+json", subresource: str = "",
+                    field_manager: str = "") -> Obj:
+        rt = self._rt(resource)
+        if subresource == "binding":
+            return await self._call(self.service.bind(rt, namespace, name, body["target"]["name"]))  # type: ignore[no-any-return]
+        res = await self._call(self.service.patch(rt, namespace, name, patch_type, body,
+                                                  WriteOptions(field_manager or self.default_manager, "Ignore", False, subresource)))
+        return res.object  # type: ignore[no-any-return]
+
+    async def delete(self, resource: str, namespace: str, name: str, grace_period_seconds: int | None = None,
+                     precondition_uid: str = "") -> Obj | None:
+        try:
+            res = await self.service.delete(self._rt(resource), namespace, name,
+                                            DeleteOptions("Background", grace_period_seconds, precondition_uid))
+        except st.StatusError as e:
+            if e.code == 404:
+                return None
+            raise ClientError(e.code, e.reason, e.message) from None
+        return res.object
