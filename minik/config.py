@@ -29,6 +29,9 @@ class ServerConfig:
     token: str = ""                      # default: generated and kept in <data_dir>/server/token
     container_runtime_endpoint: str = ""  # use an existing containerd instead of starting one
     log_level: str = "info"
+    bridge_name: str = "minik0"          # pod bridge; unique per instance when several run side by side (tests)
+    nft_table: str = "minik"             # minik's nftables table (ip family)
+    node_ip: str = ""                    # default: the advertise address
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -42,6 +45,14 @@ class ServerConfig:
     @property
     def db_path(self) -> str:
         return os.path.join(self.server_dir, "db", "state.db")
+
+    @property
+    def agent_dir(self) -> str:
+        return os.path.join(self.data_dir, "agent")
+
+    @property
+    def registries_file(self) -> str:
+        return os.path.join(self.config_dir, "registries.yaml")
 
     @property
     def tls_dir(self) -> str:

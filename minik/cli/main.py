@@ -42,6 +42,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--cluster-domain", default=_env("cluster-domain", d.cluster_domain), help="cluster DNS domain (default %(default)s)")
     p.add_argument("--token", default=_env("token", ""), help="shared secret agents join with (default: generated, kept in <data-dir>/server/token)")
     p.add_argument("--container-runtime-endpoint", default=_env("container-runtime-endpoint", ""), help="use this existing containerd socket instead of starting one")
+    p.add_argument("--node-ip", default=_env("node-ip", ""), help="IP address to advertise for this node (default: the advertise address)")
+    p.add_argument("--bridge-name", default=_env("bridge-name", d.bridge_name), help="name of the pod bridge (default %(default)s)")
+    p.add_argument("--nft-table", default=_env("nft-table", d.nft_table), help="name of minik's nftables table (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -57,7 +60,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         tls_san=tuple(a.tls_san), write_kubeconfig=a.write_kubeconfig, write_kubeconfig_mode=mode,
         disable_agent=a.disable_agent, node_name=a.node_name, cluster_cidr=a.cluster_cidr, service_cidr=a.service_cidr,
         cluster_dns=a.cluster_dns, cluster_domain=a.cluster_domain, token=a.token,
-        container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level)
+        container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
+        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table)
 
 
 class _Formatter(logging.Formatter):
