@@ -48,8 +48,8 @@ def test_kubernetes_uses(target: Any, patch: Any, expected: Any) -> None:
 
 
 def test_inputs_are_not_mutated() -> None:
-    target = {"a": {"b": [1, {"c": 2}]}, "d": 1}
-    patch = {"a": {"b": [3], "x": {"y": None}}, "d": None}
+    target: dict[str, Any] = {"a": {"b": [1, {"c": 2}]}, "d": 1}
+    patch: dict[str, Any] = {"a": {"b": [3], "x": {"y": None}}, "d": None}
     before = (copy.deepcopy(target), copy.deepcopy(patch))
     out = json_merge_patch(target, patch)
     assert (target, patch) == before
