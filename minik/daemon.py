@@ -23,12 +23,14 @@ from minik.api.openapi import OpenAPI
 from minik.api.service import ResourceService, WriteOptions
 from minik.apis.registry import Registry
 from minik.apis.schema import Schemas
+from minik.client.local import LocalClient
 from minik.config import ServerConfig
 from minik.controllers.garbagecollector import GarbageCollector
 from minik.controllers.namespace import NamespaceController
 from minik.machinery.tasks import Supervisor
 from minik.pki import certs, kubeconfig
 from minik.pki.token import ensure_token, token_secret
+from minik.scheduler.scheduler import Scheduler
 from minik.store.store import Store
 
 log = logging.getLogger("minik")
@@ -110,6 +112,8 @@ class Server:
         await self._write_kubeconfig(pki)
         self.supervisor.spawn("namespace-controller", NamespaceController(self.service, self.registry).run)
         self.supervisor.spawn("garbage-collector", GarbageCollector(self.service, self.registry).run)
+        self.client = LocalClient(self.service)
+        self.supervisor.spawn("scheduler", Scheduler(self.client).run)
         self._ready = True
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
