@@ -59,6 +59,9 @@ DISABLED_PLUGINS: tuple[str, ...] = (
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+_LOG_ROTATE_BYTES = 10 * 1024 * 1024
+
+
 class ContainerdError(Exception):
     """containerd could not be started or did not become ready."""
 
@@ -369,6 +372,10 @@ class Containerd:
         for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "NOTIFY_SOCKET", "LISTEN_FDS",
                     "LISTEN_PID"):
             env.pop(var, None)
+        # One generation of rotation at (re)start keeps a Pi's SD card from filling up.
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.getsize(p.log_file) > _LOG_ROTATE_BYTES:
+                os.replace(p.log_file, p.log_file + ".1")
         logf = open(p.log_file, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             # start_new_session: containerd must not share our process group or session, so

@@ -39,6 +39,7 @@ __all__ = [
     "ImageInfo",
     "Images",
     "PauseSource",
+    "airgap_images_dir",
     "build_image",
     "busybox_image_files",
     "find_pause_source",
@@ -188,6 +189,11 @@ def build_image(
         env=DEFAULT_ENV if env is None else env,
     )
     return dest
+
+
+def airgap_images_dir(data_dir: str) -> str:
+    """Where airgap image archives are picked up at start (k3s: agent/images/)."""
+    return os.path.join(data_dir, "agent", "images")
 
 
 def snapshotter_from_config(config_file: str) -> str:
