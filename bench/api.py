@@ -1,0 +1,210 @@
+"""API benchmark: a real `minik server` against baselines measured in the same run.
+
+Prints creates/s and p50/p99 latency at 1 and 8 concurrent clients (1 KiB ConfigMaps), GETs/s,
+LIST of 1,000 objects, watch delivery latency to 100 watchers, and the baselines: raw SQLite
+inserts with the same durability (WAL, synchronous=FULL; one commit per insert and batches of 8)
+and a bare aiohttp TLS handler (the HTTP ceiling), with ratios. Ends with the server's RSS after
+the run and at idle.
+
+    python bench/api.py [--n 2000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import aiohttp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from tests.e2e.minikd import Minik, free_port  # noqa: E402
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000 if xs else float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def sqlite_baseline(path: str, n: int, batch: int) -> float:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, k TEXT, v TEXT)")
+    value = "x" * 1024
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        db.execute("BEGIN")
+        for j in range(batch):
+            db.execute("INSERT INTO t (k, v) VALUES (?, ?)", (f"k{i + j}", value))
+        db.execute("COMMIT")
+    dt = time.perf_counter() - t0
+    db.close()
+    return n / dt
+
+
+BARE_SERVER = r'''
+import ssl, sys
+from aiohttp import web
+async def h(request):
+    return web.Response(body=b'{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x"}}', content_type="application/json")
+app = web.Application(); app.router.add_get("/x", h)
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH); ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), ssl_context=ctx, print=None, access_log=None)
+'''
+
+
+async def timed_requests(session: aiohttp.ClientSession, reqs: list[tuple[str, str, Any]], concurrency: int) -> tuple[float, list[float], int]:
+    lat: list[float] = []
+    errors = 0
+    it = iter(reqs)
+
+    async def worker() -> None:
+        nonlocal errors
+        for method, url, body in it:
+            t = time.perf_counter()
+            async with session.request(method, url, json=body) as r:
+                await r.read()
+                if r.status >= 300:
+                    errors += 1
+            lat.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - t0, lat, errors
+
+
+async def watch_latency(m: Minik, session: aiohttp.ClientSession, watchers: int, events: int) -> list[float]:
+    base = m.url + "/api/v1/namespaces/bench-watch/configmaps"
+    await session.post(m.url + "/api/v1/namespaces", json={"metadata": {"name": "bench-watch"}})
+    async with session.get(base) as r:
+        rv = (await r.json())["metadata"]["resourceVersion"]
+    lat: list[float] = []
+    ready = 0
+
+    async def watcher() -> None:
+        nonlocal ready
+        async with session.get(base, params={"watch": "true", "resourceVersion": rv, "timeoutSeconds": "60"}) as r:
+            ready += 1
+            seen = 0
+            async for line in r.content:
+                now = time.time()
+                ev = json.loads(line)
+                sent = float(ev["object"]["metadata"]["annotations"]["sent"])
+                lat.append(now - sent)
+                seen += 1
+                if seen >= events:
+                    return
+
+    tasks = [asyncio.create_task(watcher()) for _ in range(watchers)]
+    while ready < watchers:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    for i in range(events):
+        await session.post(base, json={"metadata": {"name": f"w{i}", "annotations": {"sent": repr(time.time())}}, "data": {"a": "b"}})
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    return lat
+
+
+async def run(args: argparse.Namespace) -> None:
+    root = tempfile.mkdtemp(prefix="minik-bench-")
+    m = Minik(root, free_port(), ["--disable-agent"])
+    m.start()
+    pid = m.proc.pid if m.proc else 0
+    token = m.token()
+    sslctx = ssl.create_default_context()
+    sslctx.check_hostname = False
+    sslctx.verify_mode = ssl.CERT_NONE
+    headers = {"Authorization": f"Bearer {token}"}
+    conn = aiohttp.TCPConnector(ssl=sslctx, limit=200)
+    value = "x" * 1024
+    n = args.n
+    print(f"minik API benchmark (n={n}, 2 vCPU class machine)\n")
+    async with aiohttp.ClientSession(connector=conn, headers=headers) as s:
+        base = m.url + "/api/v1/namespaces/default/configmaps"
+        results: dict[str, float] = {}
+        for conc in (1, 8):
+            reqs = [("POST", base, {"metadata": {"name": f"c{conc}-{i}"}, "data": {"v": value}}) for i in range(n)]
+            dt, lat, err = await timed_requests(s, reqs, conc)
+            results[f"create{conc}"] = n / dt
+            print(f"creates, {conc} client(s):  {n / dt:8.0f}/s   p50 {pct(lat, .5):6.2f} ms   p99 {pct(lat, .99):6.2f} ms   errors {err}")
+        reqs = [("GET", base + f"/c8-{i % n}", None) for i in range(n * 2)]
+        dt, lat, _ = await timed_requests(s, reqs, 8)
+        results["get"] = 2 * n / dt
+        print(f"GETs, 8 clients:          {2 * n / dt:8.0f}/s   p50 {pct(lat, .5):6.2f} ms   p99 {pct(lat, .99):6.2f} ms")
+        await s.post(m.url + "/api/v1/namespaces", json={"metadata": {"name": "bench-list"}})
+        lbase = m.url + "/api/v1/namespaces/bench-list/configmaps"
+        await timed_requests(s, [("POST", lbase, {"metadata": {"name": f"l{i}"}, "data": {"v": value}}) for i in range(1000)], 8)
+        times = []
+        for _ in range(10):
+            t = time.perf_counter()
+            async with s.get(lbase) as r:
+                assert len((await r.json())["items"]) == 1000
+            times.append(time.perf_counter() - t)
+        print(f"LIST of 1,000 ConfigMaps: p50 {pct(times, .5):6.2f} ms")
+        wl = await watch_latency(m, s, 100, 20)
+        print(f"watch delivery, 100 watchers x 20 events (create sent → event received): p50 {pct(wl, .5):6.2f} ms   p99 {pct(wl, .99):6.2f} ms")
+    rss_run = rss_mb(pid)
+
+    # Baselines in the same run.
+    db_path = os.path.join(root, "baseline.db")
+    single = sqlite_baseline(db_path, min(n, 2000), 1)
+    batched = sqlite_baseline(db_path, min(n, 4000), 8)
+    port = free_port()
+    tls = os.path.join(m.data_dir, "server", "tls")
+    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port), os.path.join(tls, "serving-kube-apiserver.crt"),
+                             os.path.join(tls, "serving-kube-apiserver.key")])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=sslctx, limit=200)) as s:
+        dt, lat, _ = await timed_requests(s, [("GET", f"https://127.0.0.1:{port}/x", None) for _ in range(n * 2)], 8)
+        bare_rate = 2 * n / dt
+    bare.terminate()
+    bare.wait()
+    print("\nbaselines (same run):")
+    print(f"raw SQLite WAL+FULL, 1 insert/commit:  {single:8.0f}/s   → minik 1-client creates at {results['create1'] / single:5.2f}x")
+    print(f"raw SQLite WAL+FULL, 8 inserts/commit: {batched:8.0f}/s   → minik 8-client creates at {results['create8'] / batched:5.2f}x")
+    print(f"bare aiohttp TLS GET, 8 clients:       {bare_rate:8.0f}/s   → minik GETs at {results['get'] / bare_rate:5.2f}x")
+    print(f"\nserver RSS after the run: {rss_run:.1f} MB")
+    await asyncio.sleep(10)
+    print(f"server RSS at idle (10 s later): {rss_mb(pid):.1f} MB")
+    m.stop()
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--keep", action="store_true")
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
