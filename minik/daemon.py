@@ -110,7 +110,7 @@ class Server:
         log.info("API listening on https://%s:%d", cfg.bind_address, cfg.https_listen_port)
         await self._bootstrap(first_ip)
         await self._write_kubeconfig(pki)
-        self.supervisor.spawn("namespace-controller", NamespaceController(self.service, self.registry).run)
+        self.supervisor.spawn("namespace-controller", NamespaceController(self.service, self.registry, ca_pem.decode()).run)
         self.supervisor.spawn("garbage-collector", GarbageCollector(self.service, self.registry).run)
         self.client = LocalClient(self.service)
         self.supervisor.spawn("scheduler", Scheduler(self.client).run)

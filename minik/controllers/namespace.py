@@ -20,10 +20,11 @@ RETRY = 1.0
 
 
 class NamespaceController:
-    def __init__(self, service: ResourceService, registry: Registry) -> None:
-        self.service, self.registry = service, registry
+    def __init__(self, service: ResourceService, registry: Registry, ca_pem: str = "") -> None:
+        self.service, self.registry, self.ca_pem = service, registry, ca_pem
         self.ns_rt = self._rt("", "namespaces")
         self.sa_rt = self._rt("", "serviceaccounts")
+        self.cm_rt = self._rt("", "configmaps")
 
     def _rt(self, group: str, plural: str) -> ResourceType:
         for t in self.registry.types:
@@ -60,13 +61,12 @@ class NamespaceController:
         if ns is None:
             return
         if not ns["metadata"].get("deletionTimestamp"):
-            if self.service.store.get(self.sa_rt.store_key, name, "default") is None:
-                try:
-                    await self.service.create(self.sa_rt, name, {"metadata": {"name": "default"}},
-                                              WriteOptions("serviceaccount-controller", "Ignore"))
-                except st.StatusError as e:
-                    if e.code not in (409, 403, 404):
-                        raise
+            await self._ensure(self.sa_rt, name, {"metadata": {"name": "default"}}, "serviceaccount-controller")
+            if self.ca_pem:
+                # Every namespace carries the cluster CA, as kube-controller-manager's root-ca-cert-publisher does.
+                await self._ensure(self.cm_rt, name, {"metadata": {"name": "kube-root-ca.crt",
+                                                                   "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+                                                      "data": {"ca.crt": self.ca_pem}}, "root-ca-cert-publisher")
             return
         remaining = await self._empty(name)
         if remaining:
@@ -81,6 +81,16 @@ class NamespaceController:
             log.info("namespace %s deleted", name)
         else:
             await self.service.store.update("namespaces", upd)
+
+    async def _ensure(self, rt: ResourceType, ns: str, obj: dict[str, object], manager: str) -> None:
+        name = str(obj["metadata"]["name"])  # type: ignore[index]
+        if self.service.store.get(rt.store_key, ns, name) is not None:
+            return
+        try:
+            await self.service.create(rt, ns, obj, WriteOptions(manager, "Ignore"))
+        except st.StatusError as e:
+            if e.code not in (409, 403, 404):
+                raise
 
     async def _empty(self, ns: str) -> int:
         """Delete everything in namespace `ns`; return how many objects are still there."""
