@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import AbstractSet, Hashable
 
-from minik.api.patch.fieldpath import (FieldSet, Path, applied_fields, compare, item_element,
-                                       path_string, without_managed_fields)
+from minik.api.patch.fieldpath import (Path, applied_fields, compare, item_element, path_string,
+                                       to_fields_v1, without_managed_fields)
 from minik.api.patch.managedfields import (APPLY, BEFORE_FIRST_APPLY, UPDATE, ManagedEntry,
                                            decode_entries, identity, store_entries)
 from minik.api.patch.typeinfo import Schema, TypeInfo
@@ -54,7 +54,7 @@ def server_side_apply(live: dict[str, JSON] | None, applied: dict[str, JSON], ma
         existing, _, _ = compare(types, {}, live_view, schema)
         if existing:
             entries = [ManagedEntry(BEFORE_FIRST_APPLY, UPDATE, str(live.get("apiVersion") or api_version),
-                                    now, "", frozenset(existing))]
+                                    now, "", to_fields_v1(existing))]
 
     me = identity(manager, APPLY, api_version, "")
     previous: ManagedEntry | None = None
@@ -70,17 +70,19 @@ def server_side_apply(live: dict[str, JSON] | None, applied: dict[str, JSON], ma
         merged = {}
     owned_now = applied_fields(types, config, schema)
 
+    other_fields = [entry.fields() for entry in others]
     if previous is not None:
         everyone = set(owned_now)
-        for entry in others:
-            everyone |= entry.fields
-        stale = previous.fields - everyone
+        for fields in other_fields:
+            everyone |= fields
+        stale = previous.fields() - everyone
         if stale:
             _prune(types, merged, schema, (), stale, _prefixes(stale), _prefixes(everyone), ())
 
     added, modified, removed = compare(types, live_view, merged, schema)
     changed = added | modified
-    conflicts = [(entry, sorted(entry.fields & changed)) for entry in others if not entry.fields.isdisjoint(changed)]
+    conflicts = [(entry, sorted(fields & changed)) for entry, fields in zip(others, other_fields)
+                 if not fields.isdisjoint(changed)]
     if conflicts and not force:
         causes = [errors.Cause(reason="FieldManagerConflict", message=f"conflict with {_describe(entry)}",
                                field=path_string(path))
@@ -92,7 +94,7 @@ def server_side_apply(live: dict[str, JSON] | None, applied: dict[str, JSON], ma
         # With force, conflicting fields change hands; removed fields leave everyone.
         kept.append(entry.without(changed | removed if force else removed))
     time = now if (added or modified or removed or previous is None) else previous.time
-    kept.append(ManagedEntry(manager, APPLY, api_version, time, "", frozenset(owned_now)))
+    kept.append(ManagedEntry(manager, APPLY, api_version, time, "", to_fields_v1(owned_now)))
     store_entries(merged, kept)
     return merged
 

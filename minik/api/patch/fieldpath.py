@@ -263,6 +263,88 @@ def _finish(node: dict[str, Any]) -> dict[str, JSON]:
     return out
 
 
+def _group(paths: Iterable[Path]) -> tuple[bool, dict[str, list[Path]]]:
+    """Split paths into "this node itself" and the rest grouped by their first element."""
+    this = False
+    groups: dict[str, list[Path]] = {}
+    for path in paths:
+        if path:
+            groups.setdefault(path[0], []).append(path[1:])
+        else:
+            this = True
+    return this, groups
+
+
+def tree_without(tree: dict[str, JSON], paths: Iterable[Path]) -> dict[str, JSON]:
+    """`tree` minus `paths`, copying only the branches that change (same object if none do).
+
+    Editing the wire form directly keeps the common write — a few changed paths against
+    entries of a hundred — from decoding and re-encoding whole entries.
+    """
+    if not tree:
+        return tree
+    this, groups = _group(paths)
+    out = _without(tree, False, groups, root=True)
+    return {} if out is None else out
+
+
+def _without(node: dict[str, JSON], drop_this: bool, groups: dict[str, list[Path]], root: bool = False) -> dict[str, JSON] | None:
+    member = not root and (not node or MEMBER in node)
+    changed = False
+    if drop_this and member:
+        member = False
+        changed = True
+    children: dict[str, JSON] | None = None
+    for element, rest in groups.items():
+        child = node.get(element)
+        if child is None:
+            continue
+        if not isinstance(child, dict):
+            child = {}
+        this, below = _group(rest)
+        new_child = _without(child, this, below)
+        if new_child is not child:
+            if children is None:
+                children = {k: v for k, v in node.items() if k != MEMBER}
+            if new_child is None:
+                del children[element]
+            else:
+                children[element] = new_child
+            changed = True
+    if not changed:
+        return node
+    if children is None:
+        children = {k: v for k, v in node.items() if k != MEMBER}
+    if not children:
+        return {} if member else None
+    out: dict[str, JSON] = {MEMBER: {}} if member else {}
+    out.update(children)
+    return out
+
+
+def tree_with(tree: dict[str, JSON], paths: Iterable[Path]) -> dict[str, JSON]:
+    """`tree` plus `paths`, copying only the branches that change."""
+    _, groups = _group(paths)
+    if not groups:
+        return tree
+    return _with(tree, False, groups, root=True)
+
+
+def _with(node: dict[str, JSON] | None, add_this: bool, groups: dict[str, list[Path]], root: bool = False) -> dict[str, JSON]:
+    member = add_this or (node is not None and not root and (not node or MEMBER in node))
+    children = {k: v for k, v in (node or {}).items() if k != MEMBER}
+    for element, rest in groups.items():
+        child = children.get(element)
+        this, below = _group(rest)
+        children[element] = _with(child if isinstance(child, dict) else None if child is None else {}, this, below)
+    if not children:
+        return {}
+    out: dict[str, JSON] = {MEMBER: {}} if member else {}
+    for element in sorted(children, key=_sort_key):
+        out[element] = children[element]
+    return out
+
+
 def path_string(path: Path) -> str:
     """Human form used in conflict causes: `.spec.containers[name="nginx"].image`."""
     parts: list[str] = []

@@ -8,18 +8,19 @@ Kubernetes' manager identity — and its timestamp only moves when it took somet
 empty sets are dropped; entries are sorted the way Kubernetes sorts them (Apply before Update,
 then by time, manager, apiVersion, subresource).
 
-Cost: the compare walk skips equal subtrees with one C-level `==`, field sets are Python sets,
-and entries whose set did not change keep their original FieldsV1 dict, so a small write costs
-tens of microseconds. Neighbours: `minik.api.patch.fieldpath` (sets, walks, wire form),
+Cost: the compare walk skips equal subtrees with one C-level `==`, and entries are edited in
+their FieldsV1 form, copying only the branches a write touches, so a small write against a large
+object costs tens of microseconds. Neighbours: `minik.api.patch.fieldpath` (sets, walks, wire form),
 `minik.api.patch.apply` (the Apply operation), `minik.api.service` (calls this on each write).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import AbstractSet, Any
 
-from minik.api.patch.fieldpath import (FieldSet, compare, from_fields_v1, to_fields_v1,
+from minik.api.patch.fieldpath import (FieldSet, Path, compare, from_fields_v1, to_fields_v1, tree_with,
+                                       tree_without,
                                        without_managed_fields)
 from minik.api.patch.typeinfo import TypeInfo
 from minik.api.patch.values import JSON
@@ -33,29 +34,33 @@ BEFORE_FIRST_APPLY = "before-first-apply"
 
 @dataclass(frozen=True, slots=True)
 class ManagedEntry:
-    """One decoded managedFields entry. `raw` is the original FieldsV1 while `fields` is unchanged."""
+    """One decoded managedFields entry; its field set stays in FieldsV1 form (`tree`)."""
 
     manager: str
     operation: str
     api_version: str
     time: str | None
     subresource: str
-    fields: frozenset[tuple[str, ...]]
-    raw: dict[str, Any] | None = None
+    tree: dict[str, Any]
 
     @property
     def identity(self) -> tuple[str, str, str, str]:
-        # Appliers keep one entry across API versions; updaters get one per version.
-        return (self.manager, self.operation, self.subresource,
-                "" if self.operation == APPLY else self.api_version)
+        return identity(self.manager, self.operation, self.api_version, self.subresource)
 
-    def without(self, paths: FieldSet | frozenset[tuple[str, ...]]) -> ManagedEntry:
-        if self.fields.isdisjoint(paths):
-            return self
-        return replace(self, fields=self.fields - paths, raw=None)
+    @property
+    def empty(self) -> bool:
+        return not self.tree
+
+    def fields(self) -> FieldSet:
+        return from_fields_v1(self.tree)
+
+    def without(self, paths: AbstractSet[Path]) -> ManagedEntry:
+        tree = tree_without(self.tree, paths)
+        return self if tree is self.tree else replace(self, tree=tree)
 
 
 def identity(manager: str, operation: str, api_version: str, subresource: str) -> tuple[str, str, str, str]:
+    """Kubernetes' manager identity: appliers keep one entry across API versions, updaters one per version."""
     return (manager, operation, subresource, "" if operation == APPLY else api_version)
 
 
@@ -68,8 +73,7 @@ def decode_entries(raw: JSON) -> list[ManagedEntry]:
         if not isinstance(item, dict) or not isinstance(item.get("manager"), str) or not item["manager"]:
             continue
         tree = item.get("fieldsV1")
-        fields = frozenset(from_fields_v1(tree))
-        if not fields:
+        if not isinstance(tree, dict) or not tree:
             continue
         time = item.get("time")
         out.append(ManagedEntry(
@@ -78,14 +82,13 @@ def decode_entries(raw: JSON) -> list[ManagedEntry]:
             api_version=str(item.get("apiVersion") or ""),
             time=time if isinstance(time, str) else None,
             subresource=str(item.get("subresource") or ""),
-            fields=fields,
-            raw=tree if isinstance(tree, dict) else None,
+            tree=tree,
         ))
     return out
 
 
 def encode_entries(entries: list[ManagedEntry]) -> list[dict[str, JSON]]:
-    ordered = sorted((e for e in entries if e.fields),
+    ordered = sorted((e for e in entries if not e.empty),
                      key=lambda e: (e.operation, e.time or "", e.manager, e.api_version, e.subresource))
     out: list[dict[str, JSON]] = []
     for e in ordered:
@@ -93,7 +96,7 @@ def encode_entries(entries: list[ManagedEntry]) -> list[dict[str, JSON]]:
         if e.time is not None:
             item["time"] = e.time
         item["fieldsType"] = "FieldsV1"
-        item["fieldsV1"] = e.raw if e.raw is not None else to_fields_v1(e.fields)
+        item["fieldsV1"] = e.tree
         if e.subresource:
             item["subresource"] = e.subresource
         out.append(item)
@@ -154,9 +157,10 @@ def update_managed_fields(old: dict[str, JSON] | None, new: dict[str, JSON], man
         else:
             entries.append(entry.without(touched))
     if changed:
-        previous_fields = mine.fields - removed if mine is not None else frozenset()
-        mine = ManagedEntry(manager, operation, api_version, now, subresource,
-                            frozenset(previous_fields | changed))
+        previous = tree_without(mine.tree, removed) if mine is not None else {}
+        # Building from scratch is cheaper than inserting path by path (the create case).
+        tree = tree_with(previous, changed) if previous else to_fields_v1(changed)
+        mine = ManagedEntry(manager, operation, api_version, now, subresource, tree)
     elif mine is not None:
         mine = mine.without(removed)
     if mine is not None:

@@ -48,13 +48,38 @@ ATOMIC = ListShape("atomic")
 NO_PATCH_META = PatchMeta(frozenset(), None)
 
 
-class TypeInfo:
-    """Schema lookups for one walk. Cheap to build; holds no state beyond the shared `Schemas`."""
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """Everything the walkers ask about one schema node, computed once."""
 
-    __slots__ = ("_schemas",)
+    properties: Mapping[str, Schema]
+    extra: Schema | None            # additionalProperties
+    item: Schema | None
+    struct: bool
+    atomic_map: bool
+    shape: ListShape
+    patch: PatchMeta
+
+
+_EMPTY: Mapping[str, Schema] = {}
+# Key under which the compiled nodes live in `Schemas.derived`, shared by every walk.
+_CACHE_KEY = "minik.api.patch.typeinfo.nodes"
+
+
+class TypeInfo:
+    """Schema lookups for one walk, memoised per schema node in the shared `Schemas`.
+
+    Nodes are keyed by the identity of the schema dict; the definitions are loaded once and
+    never released, so identities are stable. Property names are looked up in the node's own
+    `properties`, so arbitrary data keys (labels, ConfigMap data) never grow the cache.
+    """
+
+    __slots__ = ("_schemas", "_nodes")
 
     def __init__(self, schemas: Schemas | None) -> None:
         self._schemas = schemas
+        self._nodes: dict[int, tuple[Schema, _Node]] = (
+            schemas.derived(_CACHE_KEY, dict) if schemas is not None else {})
 
     def root(self, name: str | None) -> Schema | None:
         if self._schemas is None or not name:
@@ -77,10 +102,32 @@ class TypeInfo:
             depth += 1
         return schema
 
-    def _ext(self, schema: Schema | None, name: str) -> Any:
+    def _node(self, schema: Schema) -> _Node:
+        cached = self._nodes.get(id(schema))
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        node = self._compile(schema)
+        # The schema itself is kept alongside so its id cannot be reused by another dict.
+        self._nodes[id(schema)] = (schema, node)
+        return node
+
+    def _compile(self, schema: Schema) -> _Node:
+        resolved = self.resolve(schema) or {}
+        props = resolved.get("properties")
+        extra = resolved.get("additionalProperties")
+        items = resolved.get("items")
+        return _Node(
+            properties=props if isinstance(props, Mapping) else _EMPTY,
+            extra=extra if isinstance(extra, Mapping) else None,
+            item=items if isinstance(items, Mapping) else None,
+            struct=bool(props) and not extra,
+            atomic_map=self._ext(schema, "x-kubernetes-map-type") == "atomic",
+            shape=self._list_shape(schema),
+            patch=self._patch_meta(schema),
+        )
+
+    def _ext(self, schema: Schema, name: str) -> Any:
         """An extension from the property itself, else from the definition it refers to."""
-        if schema is None:
-            return None
         value = schema.get(name)
         if value is None and ("$ref" in schema or "allOf" in schema):
             resolved = self.resolve(schema)
@@ -90,42 +137,34 @@ class TypeInfo:
 
     def field(self, schema: Schema | None, key: str) -> Schema | None:
         """Schema of `key` inside an object schema (named property, else additionalProperties)."""
-        resolved = self.resolve(schema)
-        if resolved is None:
+        if schema is None:
             return None
-        props = resolved.get("properties")
-        if props is not None:
-            child = props.get(key)
-            if child is not None:
-                return child  # type: ignore[no-any-return]
-        extra = resolved.get("additionalProperties")
-        if isinstance(extra, Mapping):
-            return extra
-        return None
+        node = self._node(schema)
+        child = node.properties.get(key)
+        return child if child is not None else node.extra
 
     def item(self, schema: Schema | None) -> Schema | None:
-        resolved = self.resolve(schema)
-        if resolved is None:
-            return None
-        items = resolved.get("items")
-        return items if isinstance(items, Mapping) else None
+        return self._node(schema).item if schema is not None else None
 
     def is_struct(self, schema: Schema | None) -> bool:
         """An object type with named properties (a Go struct), as opposed to a string-keyed map."""
-        resolved = self.resolve(schema)
-        return resolved is not None and bool(resolved.get("properties")) and not resolved.get("additionalProperties")
+        return schema is not None and self._node(schema).struct
 
     def atomic_map(self, schema: Schema | None) -> bool:
-        return bool(self._ext(schema, "x-kubernetes-map-type") == "atomic")
+        return schema is not None and self._node(schema).atomic_map
 
     def list_shape(self, schema: Schema | None) -> ListShape:
+        return self._node(schema).shape if schema is not None else ATOMIC
+
+    def patch_meta(self, schema: Schema | None) -> PatchMeta:
+        return self._node(schema).patch if schema is not None else NO_PATCH_META
+
+    def _list_shape(self, schema: Schema) -> ListShape:
         """List semantics for apply/managedFields.
 
         `x-kubernetes-list-type` wins; without it, a merge patch strategy implies the same
         association (merge key → map, no key → set), as Kubernetes' schema conversion does.
         """
-        if schema is None:
-            return ATOMIC
         list_type = self._ext(schema, "x-kubernetes-list-type")
         if list_type == "map":
             keys = self._ext(schema, "x-kubernetes-list-map-keys") or [self._ext(schema, "x-kubernetes-patch-merge-key")]
@@ -135,14 +174,12 @@ class TypeInfo:
             return ListShape("set")
         if list_type == "atomic":
             return ATOMIC
-        meta = self.patch_meta(schema)
+        meta = self._patch_meta(schema)
         if meta.merge:
             return ListShape("map", (meta.merge_key,)) if meta.merge_key else ListShape("set")
         return ATOMIC
 
-    def patch_meta(self, schema: Schema | None) -> PatchMeta:
-        if schema is None:
-            return NO_PATCH_META
+    def _patch_meta(self, schema: Schema) -> PatchMeta:
         strategy = self._ext(schema, "x-kubernetes-patch-strategy")
         key = self._ext(schema, "x-kubernetes-patch-merge-key")
         if not isinstance(strategy, str) and not isinstance(key, str):

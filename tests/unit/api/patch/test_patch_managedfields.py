@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 import time
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from patch_builders import CONFIGMAP, DEPLOYMENT, make_container, make_deployment, pod_spec
 
 from minik.api.patch import update_managed_fields
-from minik.api.patch.fieldpath import from_fields_v1, path_string, to_fields_v1
+from minik.api.patch.fieldpath import from_fields_v1, path_string, to_fields_v1, tree_with, tree_without
 from minik.apis.schema import Schemas
 
 
@@ -137,6 +138,24 @@ def test_without_schema_lists_are_atomic() -> None:
 ])
 def test_fields_v1_round_trip(tree: dict[str, Any]) -> None:
     assert to_fields_v1(from_fields_v1(tree)) == tree
+
+
+def _random_paths(rng: random.Random, n: int) -> set[tuple[str, ...]]:
+    elements = ["f:a", "f:b", "f:c", 'k:{"name":"x"}', 'v:"y"']
+    return {tuple(rng.choice(elements) for _ in range(rng.randint(1, 4))) for _ in range(n)}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_tree_edits_match_set_algebra(seed: int) -> None:
+    rng = random.Random(seed)
+    base, other = _random_paths(rng, rng.randint(0, 12)), _random_paths(rng, rng.randint(0, 6))
+    tree = to_fields_v1(base)
+    frozen = copy.deepcopy(tree)
+    assert tree_without(tree, other) == to_fields_v1(base - other)
+    assert tree_with(tree, other) == to_fields_v1(base | other)
+    assert tree == frozen, "tree edits copy, never mutate"
+    if not base & other:
+        assert tree_without(tree, other) is tree
 
 
 @pytest.mark.parametrize(("path", "text"), [
