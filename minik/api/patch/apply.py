@@ -19,6 +19,7 @@ Neighbours: `minik.api.patch.fieldpath` (paths, walks), `minik.api.patch.managed
 
 from __future__ import annotations
 
+import json
 from typing import AbstractSet, Hashable
 
 from minik.api.patch.fieldpath import (Path, applied_fields, compare, item_element, path_string,
@@ -30,6 +31,12 @@ from minik.api.patch.values import JSON, deep_copy, json_type
 from minik.apis import errors
 from minik.apis.schema import Schemas
 
+KUBECTL = "kubectl"   # the field manager of `kubectl apply --server-side`
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# encoding/json escapes these even inside strings; only strings can contain them, so replacing
+# them in the encoded text is safe.
+_GO_JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 # Metadata the server owns; an applied configuration cannot set these (copied from `kubectl get`
 # output they would otherwise overwrite live bookkeeping).
 _SERVER_OWNED_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields",
@@ -83,6 +90,13 @@ def server_side_apply(live: dict[str, JSON] | None, applied: dict[str, JSON], ma
     changed = added | modified
     conflicts = [(entry, sorted(fields & changed)) for entry, fields in zip(others, other_fields)
                  if not fields.isdisjoint(changed)]
+    if conflicts and not force and manager == KUBECTL and live is not None:
+        # Kubernetes' upgrade path from client-side apply: `kubectl apply --server-side` may take
+        # fields it had set before via last-applied, as long as the live values still match.
+        allowed = _allowed_by_last_applied(types, live_view, schema)
+        conflicts = [(entry, [p for p in paths if p not in allowed]) for entry, paths in conflicts]
+        conflicts = [(entry, paths) for entry, paths in conflicts if paths]
+        force = not conflicts
     if conflicts and not force:
         causes = [errors.Cause(reason="FieldManagerConflict", message=f"conflict with {_describe(entry)}",
                                field=path_string(path))
@@ -96,7 +110,53 @@ def server_side_apply(live: dict[str, JSON] | None, applied: dict[str, JSON], ma
     time = now if (added or modified or removed or previous is None) else previous.time
     kept.append(ManagedEntry(manager, APPLY, api_version, time, "", to_fields_v1(owned_now)))
     store_entries(merged, kept)
+    if manager == KUBECTL:
+        _sync_last_applied(merged, applied)
     return merged
+
+
+def _last_applied(obj: JSON) -> JSON:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    text = annotations.get(LAST_APPLIED) if isinstance(annotations, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _allowed_by_last_applied(types: TypeInfo, live: JSON, schema: Schema | None) -> set[Path]:
+    """Fields named in live's last-applied annotation whose live values still equal it."""
+    last = _last_applied(live)
+    if not isinstance(last, dict):
+        return set()
+    last = _clean_config(last)
+    added, modified, removed = compare(types, last, live, schema)
+    return applied_fields(types, last, schema) - added - modified - removed
+
+
+def _sync_last_applied(merged: dict[str, JSON], applied: dict[str, JSON]) -> None:
+    """Keep an existing last-applied annotation equal to what `kubectl` just applied.
+
+    Kubernetes does this so that client-side apply keeps working after a server-side one, and
+    so kubectl's follow-up PATCH (manager kubectl-last-applied) is a no-op instead of a conflict.
+    The text matches kubectl's encoding: Go's sorted, compact JSON with HTML escaping and a
+    trailing newline.
+    """
+    meta = merged.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(annotations, dict) or LAST_APPLIED not in annotations:
+        return
+    config = deep_copy(applied)
+    config_annotations = (config.get("metadata") or {}).get("annotations")
+    if isinstance(config_annotations, dict):
+        config_annotations.pop(LAST_APPLIED, None)
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in _GO_JSON_ESCAPES:
+        text = text.replace(char, escaped)
+    annotations[LAST_APPLIED] = text + "\n"
 
 
 def _describe(entry: ManagedEntry) -> str:

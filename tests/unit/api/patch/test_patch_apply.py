@@ -191,3 +191,54 @@ def test_apply_output_is_json_serialisable_and_independent(schemas: Schemas) -> 
     json.dumps(out)
     pod_spec(out)["containers"][0]["image"] = "changed"
     assert pod_spec(live)["containers"][0]["image"] == "nginx:1.25"
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _client_side_applied(schemas: Schemas, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What `kubectl apply` (client-side) leaves behind: the annotation and an Update entry."""
+    obj = copy.deepcopy(manifest)
+    obj["metadata"]["annotations"] = {LAST_APPLIED: json.dumps(manifest)}
+    update_managed_fields(None, obj, "kubectl-client-side-apply", "Update", "apps/v1", "T0",
+                          schemas=schemas, schema_name=DEPLOYMENT)
+    return obj
+
+
+def test_kubectl_takes_over_from_client_side_apply(schemas: Schemas) -> None:
+    manifest = make_deployment(make_container(image="nginx:1"), replicas=1)
+    live = _client_side_applied(schemas, manifest)
+    changed = make_deployment(make_container(image="nginx:2"), replicas=1)
+    out = _apply(schemas, live, changed)                      # no conflict, no --force-conflicts
+    assert pod_spec(out)["containers"][0]["image"] == "nginx:2"
+    # The annotation now records what was applied, in kubectl's encoding, so the follow-up
+    # PATCH from manager kubectl-last-applied carrying the same text changes nothing.
+    text = out["metadata"]["annotations"][LAST_APPLIED]
+    assert text.endswith("}\n") and json.loads(text) == changed
+    follow_up = {"apiVersion": "apps/v1", "kind": "Deployment",
+                 "metadata": {"name": "web", "namespace": "default", "annotations": {LAST_APPLIED: text}}}
+    again = server_side_apply(out, follow_up, "kubectl-last-applied", False, schemas, DEPLOYMENT, "T9")
+    assert again["metadata"]["annotations"] == out["metadata"]["annotations"]
+
+
+def test_takeover_still_conflicts_on_fields_changed_since_last_apply(schemas: Schemas) -> None:
+    live = _client_side_applied(schemas, make_deployment(replicas=1))
+    scaled = _updated(schemas, live, lambda o: o["spec"].update(replicas=5), "kubectl-scale")
+    with pytest.raises(errors.PatchConflict) as info:
+        _apply(schemas, scaled, make_deployment(replicas=3))
+    assert [(c.field, c.message) for c in info.value.causes] == [(".spec.replicas", 'conflict with "kubectl-scale" using apps/v1')]
+
+
+def test_takeover_is_only_for_the_kubectl_manager(schemas: Schemas) -> None:
+    live = _client_side_applied(schemas, make_deployment(replicas=1))
+    with pytest.raises(errors.PatchConflict):
+        _apply(schemas, live, make_deployment(replicas=2), manager="my-tool")
+
+
+def test_go_json_escaping_of_last_applied(schemas: Schemas) -> None:
+    manifest = make_deployment()
+    live = _client_side_applied(schemas, manifest)
+    config = copy.deepcopy(manifest)
+    config["metadata"]["labels"]["note"] = "a<b&c"
+    out = _apply(schemas, live, config)
+    assert "a\\u003cb\\u0026c" in out["metadata"]["annotations"][LAST_APPLIED]
