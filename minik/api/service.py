@@ -232,7 +232,8 @@ class ResourceService:
         await self.hooks.before_create(rt, obj)
         self._validate(rt, obj, None)
         m.pop("managedFields", None)
-        update_managed_fields(None, obj, self._manager(opts), "Update", rt.api_version, rfc3339(self.clock()))
+        update_managed_fields(None, obj, self._manager(opts), "Update", rt.api_version, rfc3339(self.clock()),
+                              schemas=self.schemas, schema_name=rt.schema_name or None)
         if opts.dry_run:
             return WriteResult(self.with_type(rt, obj), True, warnings)
         try:
@@ -298,7 +299,8 @@ class ResourceService:
             m["managedFields"] = copy.deepcopy(om["managedFields"])
         if not opts.subresource or opts.subresource == "status":
             update_managed_fields(old, merged, self._manager(opts), "Update", rt.api_version,
-                                  rfc3339(self.clock()), opts.subresource)
+                                  rfc3339(self.clock()), opts.subresource,
+                                  schemas=self.schemas, schema_name=rt.schema_name or None)
         if _strip_managed_times(merged) == _strip_managed_times(old):
             return self.with_type(rt, old)  # no-op updates write nothing (and keep the resourceVersion)
         if opts.dry_run:

@@ -84,4 +84,6 @@ class PatchConflict(Exception):
     causes: list[Cause] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return "Apply failed with %d conflict(s): " % len(self.causes) + "; ".join(c.message for c in self.causes)
+        n = len(self.causes)
+        head = "Apply failed with 1 conflict" if n == 1 else f"Apply failed with {n} conflicts"
+        return head + ": " + "\n".join(f"{c.message}: {c.field}" for c in self.causes)
