@@ -80,6 +80,8 @@ class Cluster:
     sandbox_id: str
     sandbox_config: pb.PodSandboxConfig
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (subresource, method, Upgrade header) of every streaming request, to prove the path taken.
+    seen: list[tuple[str, str, str]] = field(default_factory=list)
 
     async def kubectl(self, *args: str, stdin: bytes | None = None,
                       timeout: float = 60) -> tuple[int, str, str]:
@@ -169,6 +171,8 @@ def _app(cluster: Cluster, streams: PodStreamsImpl) -> web.Application:
         return web.json_response(_pod(request))
 
     async def sub(request: web.Request) -> web.StreamResponse:
+        cluster.seen.append((request.match_info["sub"], request.method,
+                             request.headers.get("Upgrade", "").lower()))
         return await streams.handle(request, _pod(request), request.match_info["sub"])
 
     app = web.Application()
@@ -295,6 +299,7 @@ async def test_exec_exit_code_and_streams(cluster: Cluster) -> None:
     rc, out, err = await cluster.kubectl("exec", "-i", "sleeper", "--", "sh", "-c", "cat; echo done",
                                          stdin=b"line1\nline2\n")
     assert (rc, out) == (0, "line1\nline2\ndone\n"), err
+    assert {s for s in cluster.seen} == {("exec", "GET", "websocket")}
 
 
 async def test_exec_tty(cluster: Cluster) -> None:
@@ -327,6 +332,7 @@ async def test_spdy_fallback(cluster: Cluster) -> None:
     assert proc.returncode == 5, err
     assert out == b"via-spdy\n"
     assert b"err\n" in err
+    assert cluster.seen == [("exec", "POST", "spdy/3.1")]
 
 
 async def test_cp_roundtrip(cluster: Cluster) -> None:
@@ -386,3 +392,5 @@ async def test_port_forward(cluster: Cluster) -> None:
         finally:
             proc.terminate()
             await proc.wait()
+    assert cluster.seen == [("portforward", "GET", "websocket"),
+                            ("portforward", "POST", "spdy/3.1")]
