@@ -394,3 +394,39 @@ async def test_port_forward(cluster: Cluster) -> None:
             await proc.wait()
     assert cluster.seen == [("portforward", "GET", "websocket"),
                             ("portforward", "POST", "spdy/3.1")]
+
+
+async def test_attach_and_port_forward_refused_port(cluster: Cluster) -> None:
+    cid = await cluster.run_container(
+        "ticks", ["sh", "-c", "while true; do echo tick; sleep 0.2; done"])
+    cluster.add_pod("ticks", {"main": cid})
+    proc = await asyncio.create_subprocess_exec(
+        KUBECTL, "--kubeconfig", cluster.kubeconfig, "--cache-dir", f"{cluster.base}/cache",
+        "attach", "ticks", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line == b"tick\n"
+    finally:
+        proc.terminate()
+        await proc.wait()
+    # Nothing listens on this port inside the pod: the runtime's error reaches kubectl.
+    dead, local = _free_port(), _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        KUBECTL, "--kubeconfig", cluster.kubeconfig, "--cache-dir", f"{cluster.base}/cache",
+        "port-forward", "pod/ticks", f"{local}:{dead}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        await asyncio.wait_for(proc.stdout.readline(), 30)
+
+        def connect() -> bytes:
+            with socket.create_connection(("127.0.0.1", local), timeout=10) as s:
+                return s.recv(100)
+
+        assert await asyncio.to_thread(connect) == b""
+        err = await asyncio.wait_for(proc.stderr.readline(), 10)
+        assert b"error" in err.lower() and str(dead).encode() in err, err
+    finally:
+        proc.terminate()
+        await proc.wait()
