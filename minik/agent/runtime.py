@@ -1,0 +1,224 @@
+"""`NodeRuntime`: everything a node needs to run pods, composed in start-up order.
+
+Order (each step needs the previous): host checks → containerd (started, adopted, or the
+existing --container-runtime-endpoint) → CRI client → pause image (built and imported when
+missing) → airgap images from <agent_dir>/images/ → registries.yaml rendered to certs.d → pod
+network (bridge, nft, IPAM, CNI server and conflist; the node subnet is the first /24 of the
+cluster CIDR for the first node) → `NodeAgent` (Node registration, adoption of running pods).
+`stop()` stops only minik's side: containerd, its shims and the pods keep running, so restarting
+minik restarts no container (the next start adopts them).
+Neighbours: `minik.daemon` (server) and later `minik agent` create it with a `ServerConfig` and a
+`Client`; it composes `containerd`, `images`, `registries`, `minik.net.podnet`, `agent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+from minik.agent.agent import NodeAgent
+from minik.agent.backoff import Backoff, BackoffPolicy
+from minik.agent.containerd import Containerd, ContainerdPaths
+from minik.agent.cri import CriClient, CriError
+from minik.agent.events import EventRecorder
+from minik.agent.hostcheck import check_host, require_usable
+from minik.agent.images import Images, find_pause_source
+from minik.agent.node import NodeReporter, gather_facts
+from minik.agent.observe import Observer
+from minik.agent.registries import Registries, load_registries, write_certs_d
+from minik.agent.sandbox import SandboxContext
+from minik.agent.volumes import VolumeManager
+from minik.agent.worker import WorkerContext
+from minik.client import Client, ClientError
+from minik.config import ServerConfig
+from minik.net.podnet import PodNetwork
+
+__all__ = ["NodeRuntime", "RuntimeOptions", "first_node_subnet"]
+
+log = logging.getLogger(__name__)
+
+
+def first_node_subnet(cluster_cidr: str) -> str:
+    net = ipaddress.IPv4Network(cluster_cidr, strict=False)
+    if net.prefixlen >= 24:
+        return str(net)
+    return str(next(net.subnets(new_prefix=24)))
+
+
+def _default_ip() -> str:
+    # The address of the interface holding the default route (no packet is sent).
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.255.255.255", 1))
+        return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        s.close()
+
+
+class RuntimeOptions:
+    """Knobs tests turn (short back-offs, faster relist/heartbeat); production uses defaults."""
+
+    def __init__(self, *, crash_backoff: BackoffPolicy = BackoffPolicy(),
+                 image_backoff: BackoffPolicy = BackoffPolicy(),
+                 relist_period: float = 1.0, heartbeat: float = 10.0, server: bool = True,
+                 node_subnet: str = "", now: Callable[[], float] = time.time,
+                 containerd_backoff: tuple[float, float] = (1.0, 30.0)) -> None:
+        self.crash_backoff = crash_backoff
+        self.image_backoff = image_backoff
+        self.relist_period = relist_period
+        self.heartbeat = heartbeat
+        self.server = server
+        self.node_subnet = node_subnet
+        self.now = now
+        self.containerd_backoff = containerd_backoff
+
+
+class NodeRuntime:
+    def __init__(self, cfg: ServerConfig, client: Client, options: RuntimeOptions | None = None) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.options = options or RuntimeOptions()
+        self._node_name = cfg.node_name or socket.gethostname().lower()
+        self.containerd: Containerd | None = None
+        self.network: PodNetwork | None = None
+        self.agent: NodeAgent | None = None
+        self._cri: CriClient | None = None
+
+    @property
+    def cri(self) -> CriClient:
+        if self._cri is None:
+            raise RuntimeError("NodeRuntime.start() has not run")
+        return self._cri
+
+    @property
+    def node_name(self) -> str:
+        return self._node_name
+
+    @property
+    def pods_dir(self) -> str:
+        return os.path.join(self.cfg.agent_dir, "pods")
+
+    async def start(self) -> None:
+        cfg, opts = self.cfg, self.options
+        agent_dir = cfg.agent_dir
+        facts = await asyncio.to_thread(check_host, agent_dir)
+        require_usable(facts)
+        source = await asyncio.to_thread(find_pause_source)
+        pause_ref = await asyncio.to_thread(source.image_ref)
+        paths = ContainerdPaths.from_dirs(cfg.data_dir, cfg.run_dir)
+        self.containerd = Containerd(paths, facts, pause_ref,
+                                     external_endpoint=cfg.container_runtime_endpoint,
+                                     backoff_initial=opts.containerd_backoff[0],
+                                     backoff_max=opts.containerd_backoff[1])
+        await self.containerd.start()
+        cri = self._cri = CriClient(self.containerd.endpoint)
+        images = Images(cri, self.containerd.endpoint, os.path.join(agent_dir, "images-work"),
+                        snapshotter=facts.snapshotter)
+        await images.ensure_pause_image(source)
+        imported = await images.import_dir(os.path.join(agent_dir, "images"))
+        if imported:
+            log.info("airgap images imported: %s", ", ".join(imported))
+        registries: Registries = await asyncio.to_thread(load_registries, cfg.registries_file)
+        await asyncio.to_thread(write_certs_d, registries, paths.registry_config_path)
+
+        subnet = opts.node_subnet or first_node_subnet(cfg.cluster_cidr)
+        self.network = PodNetwork(
+            data_dir=cfg.data_dir, run_dir=cfg.run_dir,
+            cni_bin_dir=paths.cni_bin_dir, cni_conf_dir=paths.cni_conf_dir,
+            cluster_cidr=cfg.cluster_cidr, node_subnet=subnet,
+            bridge=cfg.bridge_name, nft_table=cfg.nft_table,
+        )
+        await self.network.start()
+        # Addresses of sandboxes that vanished while we were down (crash without CNI DEL).
+        live = [s.id for s in await cri.list_pod_sandbox()]
+        await self.network.release_all_except(live)
+
+        version = await cri.version()
+        node_ip = cfg.node_ip or cfg.advertise_address or _default_ip()
+        node_facts = await asyncio.to_thread(
+            gather_facts, self._node_name, node_ip, cfg.data_dir,
+            f"{version.runtime_name}://{version.runtime_version}", subnet)
+        allocatable = {"cpu": str(node_facts.cpus), "memory": str(node_facts.memory_bytes),
+                       "ephemeral-storage": str(node_facts.ephemeral_bytes)}
+        host_resolv = await asyncio.to_thread(_read_text, "/etc/resolv.conf")
+        events = EventRecorder(self.client, self._node_name, now=opts.now)
+        ctx = WorkerContext(
+            client=self.client,
+            cri=cri,
+            node_name=self._node_name,
+            node_ip=node_ip,
+            sandbox=SandboxContext(self.pods_dir, cfg.cluster_dns, cfg.cluster_domain, host_resolv),
+            volumes=VolumeManager(self.pods_dir, self.client),
+            events=events,
+            observer=Observer(cri),
+            registries=registries,
+            crash_backoff=Backoff(opts.crash_backoff),
+            image_backoff=Backoff(opts.image_backoff),
+            node_allocatable=allocatable,
+            service_env=await self._service_env(),
+            now=opts.now,
+        )
+        reporter = NodeReporter(self.client, node_facts, server=opts.server, data_dir=cfg.data_dir,
+                                ready=self._runtime_ready, now=opts.now, heartbeat=opts.heartbeat)
+        self.agent = NodeAgent(ctx, reporter, relist_period=opts.relist_period)
+        await self.agent.start()
+
+    async def _service_env(self) -> dict[str, str]:
+        """KUBERNETES_SERVICE_* for in-cluster clients (the `kubernetes` Service's cluster IP)."""
+        try:
+            svc = await self.client.get("services", "default", "kubernetes")
+        except ClientError:
+            return {}
+        ip = ((svc or {}).get("spec") or {}).get("clusterIP")
+        if not ip:
+            return {}
+        port = str((((svc or {}).get("spec") or {}).get("ports") or [{}])[0].get("port", 443))
+        return {
+            "KUBERNETES_SERVICE_HOST": ip, "KUBERNETES_SERVICE_PORT": port,
+            "KUBERNETES_SERVICE_PORT_HTTPS": port, "KUBERNETES_PORT": f"tcp://{ip}:{port}",
+            f"KUBERNETES_PORT_{port}_TCP": f"tcp://{ip}:{port}",
+            f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp", f"KUBERNETES_PORT_{port}_TCP_PORT": port,
+            f"KUBERNETES_PORT_{port}_TCP_ADDR": ip,
+        }
+
+    async def _runtime_ready(self) -> tuple[bool, str]:
+        try:
+            st = await self.cri.status()
+        except CriError as e:
+            return False, f"container runtime is down: {e.details or e}"
+        bad = [f"{c.type}: {c.reason} {c.message}".strip() for c in st.status.conditions if not c.status]
+        if bad:
+            return False, "container runtime not ready: " + "; ".join(bad)
+        return True, ""
+
+    async def run(self) -> None:
+        """The agent loop; returns only when cancelled."""
+        if self.agent is None:
+            raise RuntimeError("NodeRuntime.start() has not run")
+        await self.agent.run()
+
+    async def stop(self) -> None:
+        """Stop minik's agent side. containerd, shims and pods keep running."""
+        if self.agent is not None:
+            await self.agent.stop()
+        if self.network is not None:
+            await self.network.stop()
+        if self.containerd is not None:
+            await self.containerd.stop(kill=False)
+        if self._cri is not None:
+            await self._cri.close()
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return ""
