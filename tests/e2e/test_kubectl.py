@@ -87,7 +87,7 @@ def test_apply_client_side_then_server_side(minik: Minik) -> None:
     d["spec"]["replicas"] = 4
     out = minik.kubectl("apply", "--server-side", "--force-conflicts", "-n", "apply-t", "-f", "-", input=manifest(d)).stdout
     assert "serverside-applied" in out
-    got = json.loads(minik.kubectl("get", "deploy", "web", "-n", "apply-t", "-o", "json").stdout)
+    got = json.loads(minik.kubectl("get", "deploy", "web", "-n", "apply-t", "-o", "json", "--show-managed-fields").stdout)
     assert got["spec"]["replicas"] == 4
     assert any(m["manager"] == "kubectl" and m["operation"] == "Apply" for m in got["metadata"]["managedFields"])
     # A fresh object created by server-side apply.
@@ -112,7 +112,7 @@ def test_output_formats(minik: Minik) -> None:
     jp = minik.kubectl("get", "deploy", "web", "-n", "out-t", "-o", "jsonpath={.spec.template.spec.containers[0].image}").stdout
     assert jp == "busybox"
     all_ns = minik.kubectl("get", "deploy", "-A").stdout
-    assert "out-t" in all_ns.split("\n", 2)[1]
+    assert any(line.split()[:2] == ["out-t", "web"] for line in all_ns.splitlines()[1:]), all_ns
     labels = minik.kubectl("get", "deploy", "-n", "out-t", "--show-labels").stdout
     assert "app=web" in labels
     svc = minik.kubectl("get", "svc", "kubernetes", "-n", "default").stdout

@@ -64,8 +64,12 @@ def test_watch_stream(minik: Minik) -> None:
     assert ("ADDED", "a") in seen and ("MODIFIED", "a") in seen and ("DELETED", "a") in seen
 
 
-def test_watch_expired_is_410(minik: Minik) -> None:
-    api = minik.client()
+def test_watch_expired_is_410(fresh_minik: Minik) -> None:
+    # After a restart the watch history starts at the current revision: older ones are gone (410).
+    fresh_minik.kubectl("create", "configmap", "before-restart", "--from-literal=a=b")
+    fresh_minik.stop()
+    fresh_minik.start()
+    api = fresh_minik.client()
     core = client.CoreV1Api(api)
     w = watch.Watch()
     with pytest.raises(ApiException) as e:
