@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-  pkgs="containerd runc catatonit nftables iptables busybox-static docker-registry skopeo iproute2"
+  pkgs="containerd runc catatonit nftables iptables busybox-static docker-registry skopeo iproute2 iputils-ping"
   missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then
