@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+from typing import TYPE_CHECKING
 
 from minik.api import status as st
 from minik.api.app import ApiServer, server_ssl_context
@@ -32,6 +33,9 @@ from minik.pki import certs, kubeconfig
 from minik.pki.token import ensure_token, token_secret
 from minik.scheduler.scheduler import Scheduler
 from minik.store.store import Store
+
+if TYPE_CHECKING:
+    from minik.agent.runtime import NodeRuntime
 
 log = logging.getLogger("minik")
 
@@ -77,6 +81,7 @@ class Server:
         self.node_name = cfg.node_name or socket.gethostname().lower()
         self.advertise = cfg.advertise_address or default_ip()
         self._ready = False
+        self.runtime: NodeRuntime | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -114,9 +119,21 @@ class Server:
         self.supervisor.spawn("garbage-collector", GarbageCollector(self.service, self.registry).run)
         self.client = LocalClient(self.service)
         self.supervisor.spawn("scheduler", Scheduler(self.client).run)
+        if not cfg.disable_agent:
+            await self._start_agent(handlers)
         self._ready = True
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    async def _start_agent(self, handlers: ApiHandlers) -> None:
+        """The local node: containerd, pod network, pod workers; pod streams served by the API."""
+        from minik.agent.runtime import NodeRuntime
+        from minik.agent.streams import PodStreamsImpl
+        self.runtime = NodeRuntime(self.cfg, self.client)
+        await self.runtime.start()
+        handlers.pod_streams = PodStreamsImpl(self.runtime.cri)
+        self.supervisor.spawn("node-agent", self.runtime.run)
+        log.info("node agent started for node %s", self.runtime.node_name)
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None
@@ -168,6 +185,8 @@ class Server:
         self._ready = False
         sd_notify("STOPPING=1")
         await self.supervisor.stop()
+        if self.runtime is not None:
+            await self.runtime.stop()  # containerd and the pods keep running
         if self.api is not None:
             await self.api.stop()
         await self.store.close()
