@@ -20,6 +20,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from minik.agent.agent import NodeAgent
 from minik.agent.backoff import Backoff, BackoffPolicy
@@ -62,22 +63,18 @@ def _default_ip() -> str:
         s.close()
 
 
+@dataclass(frozen=True, slots=True)
 class RuntimeOptions:
     """Knobs tests turn (short back-offs, faster relist/heartbeat); production uses defaults."""
 
-    def __init__(self, *, crash_backoff: BackoffPolicy = BackoffPolicy(),
-                 image_backoff: BackoffPolicy = BackoffPolicy(),
-                 relist_period: float = 1.0, heartbeat: float = 10.0, server: bool = True,
-                 node_subnet: str = "", now: Callable[[], float] = time.time,
-                 containerd_backoff: tuple[float, float] = (1.0, 30.0)) -> None:
-        self.crash_backoff = crash_backoff
-        self.image_backoff = image_backoff
-        self.relist_period = relist_period
-        self.heartbeat = heartbeat
-        self.server = server
-        self.node_subnet = node_subnet
-        self.now = now
-        self.containerd_backoff = containerd_backoff
+    crash_backoff: BackoffPolicy = BackoffPolicy()
+    image_backoff: BackoffPolicy = BackoffPolicy()
+    relist_period: float = 1.0
+    heartbeat: float = 10.0
+    server: bool = True                  # control-plane node-role labels
+    node_subnet: str = ""                # default: first /24 of the cluster CIDR
+    now: Callable[[], float] = time.time
+    containerd_backoff: tuple[float, float] = (1.0, 30.0)
 
 
 class NodeRuntime:

@@ -31,6 +31,7 @@ from typing import Any
 
 from minik.agent.containers import MountSpec
 from minik.agent.env import EnvError, expand, field_value, resource_value
+from minik.apis.quantity import Quantity
 from minik.client import Client, ClientError
 
 __all__ = [
@@ -378,7 +379,6 @@ class VolumeManager:
                 if ed.get("medium") == "Memory":
                     size = None
                     if ed.get("sizeLimit") is not None:
-                        from minik.apis.quantity import Quantity
                         q = Quantity.of(str(ed["sizeLimit"]))
                         size = q.int_value() if q is not None else None
                     await asyncio.to_thread(_mount_tmpfs, d, size)
