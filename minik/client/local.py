@@ -1,11 +1,13 @@
-"""In-process transport of `minik.client.Client`: calls the resource service directly (no HTTP, no
-copies beyond what Kubernetes semantics need), watches the store's hub.
+"""In-process transport of `minik.client.Client`: calls the resource service directly (no HTTP),
+watches the store's hub. Objects handed out are deep copies: the store's cache is shared and
+read-only, and a caller mutating it would corrupt every reader (and turn its own update into a no-op).
 
 Neighbours: built by `minik.daemon` for controllers and the local node agent.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, AsyncIterator
 
 from minik.api import status as st
@@ -34,7 +36,7 @@ class LocalClient:
 
     async def get(self, resource: str, namespace: str, name: str) -> Obj | None:
         try:
-            return self.service.get(self._rt(resource), namespace, name)
+            return copy.deepcopy(self.service.get(self._rt(resource), namespace, name))
         except st.StatusError as e:
             if e.code == 404:
                 return None
@@ -48,7 +50,7 @@ class LocalClient:
                                      parse_field_selector(field_selector) if field_selector else None)
         except st.StatusError as e:
             raise ClientError(e.code, e.reason, e.message) from None
-        return page.items, str(page.resource_version)
+        return copy.deepcopy(page.items), str(page.resource_version)
 
     async def watch(self, resource: str, namespace: str | None = None, resource_version: str = "",
                     label_selector: str = "", field_selector: str = "") -> AsyncIterator[WatchEvent]:
@@ -60,7 +62,7 @@ class LocalClient:
             page = self.service.list(rt, namespace, labels, fields)
             since = page.resource_version
             for obj in page.items:
-                yield WatchEvent("ADDED", obj)
+                yield WatchEvent("ADDED", copy.deepcopy(obj))
         else:
             since = int(resource_version)
         try:
@@ -77,16 +79,17 @@ class LocalClient:
                         return False
                     return fields is None or fields.matches(o)
                 if labels is None and fields is None:
-                    yield WatchEvent(ev.type, self.service.with_type(rt, now))
+                    yield WatchEvent(ev.type, copy.deepcopy(self.service.with_type(rt, now)))
                     continue
                 a, b = ok(now), ok(ev.prev_object)
                 if ev.type == "DELETED":
                     if a or b:
-                        yield WatchEvent("DELETED", self.service.with_type(rt, now))
+                        yield WatchEvent("DELETED", copy.deepcopy(self.service.with_type(rt, now)))
                 elif a:
-                    yield WatchEvent("MODIFIED" if (b and ev.type == "MODIFIED") else "ADDED", self.service.with_type(rt, now))
+                    yield WatchEvent("MODIFIED" if (b and ev.type == "MODIFIED") else "ADDED",
+                                     copy.deepcopy(self.service.with_type(rt, now)))
                 elif b:
-                    yield WatchEvent("DELETED", self.service.with_type(rt, now))
+                    yield WatchEvent("DELETED", copy.deepcopy(self.service.with_type(rt, now)))
         except store_errors.Expired as e:
             raise ClientError(410, "Expired", str(e)) from None
         finally:
