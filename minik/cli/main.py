@@ -13,6 +13,7 @@ import os
 import sys
 
 from minik import KUBE_VERSION, __version__
+from minik.cli import images
 from minik.config import ServerConfig
 
 
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", action="version", version=f"minik {__version__} (Kubernetes {KUBE_VERSION})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _server_parser(sub)
+    images.add_parser(sub)
     sub.add_parser("kubectl", help="run kubectl with minik's admin kubeconfig", add_help=False)
     args = parser.parse_args(argv)
     if args.command == "server":
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         setup_logging(cfg.log_level)
         from minik.daemon import run_server
         raise SystemExit(asyncio.run(run_server(cfg)))
+    if args.command == "images":
+        raise SystemExit(images.run(args))
     parser.print_help()
     raise SystemExit(0 if not argv else 2)
 
