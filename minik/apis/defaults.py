@@ -42,6 +42,10 @@ def _d(parent: Obj, key: str) -> Obj:
     return v
 
 
+def _as_dict(v: Any) -> Obj:
+    return v if isinstance(v, dict) else {}
+
+
 def _dicts(v: Any) -> list[Obj]:
     return [x for x in v if isinstance(x, dict)] if isinstance(v, list) else []
 
@@ -196,9 +200,9 @@ def qos_class(spec: Obj) -> str:
     limits: dict[str, Quantity] = {}
     guaranteed = True
     for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
-        res = c.get("resources") or {}
-        req = {k: q for k, v in (res.get("requests") or {}).items() if k in ("cpu", "memory") and (q := Quantity.of(v))}
-        lim = {k: q for k, v in (res.get("limits") or {}).items() if k in ("cpu", "memory") and (q := Quantity.of(v))}
+        res = _as_dict(c.get("resources"))
+        req = {k: q for k, v in _as_dict(res.get("requests")).items() if k in ("cpu", "memory") and (q := Quantity.of(v))}
+        lim = {k: q for k, v in _as_dict(res.get("limits")).items() if k in ("cpu", "memory") and (q := Quantity.of(v))}
         for k, q in req.items():
             if not q.is_zero():
                 requests[k] = q
@@ -211,9 +215,9 @@ def qos_class(spec: Obj) -> str:
         return "BestEffort"
     if guaranteed:
         for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
-            res = c.get("resources") or {}
+            res = _as_dict(c.get("resources"))
             for k in ("cpu", "memory"):
-                if Quantity.of((res.get("requests") or {}).get(k)) != Quantity.of((res.get("limits") or {}).get(k)):
+                if Quantity.of(_as_dict(res.get("requests")).get(k)) != Quantity.of(_as_dict(res.get("limits")).get(k)):
                     guaranteed = False
     return "Guaranteed" if guaranteed else "Burstable"
 
@@ -300,7 +304,7 @@ def replicaset_defaults(obj: Obj) -> None:
 def replication_controller_defaults(obj: Obj) -> None:
     spec = _d(obj, "spec")
     tmpl = spec.get("template")
-    labels = ((tmpl or {}).get("metadata") or {}).get("labels") if isinstance(tmpl, dict) else None
+    labels = _as_dict(_as_dict(_as_dict(tmpl).get("metadata")).get("labels"))
     if labels:
         if not spec.get("selector"):
             spec["selector"] = dict(labels)
@@ -374,7 +378,7 @@ def daemonset_defaults(obj: Obj) -> None:
 def job_selector(obj: Obj) -> None:
     """The Job strategy's generateSelector: job-name and controller-uid labels on the template and
     a controller-uid selector, unless the user manages the selector (`manualSelector: true`)."""
-    m = obj.get("metadata") or {}
+    m = _as_dict(obj.get("metadata"))
     spec = _d(obj, "spec")
     uid = m.get("uid")
     if not uid or spec.get("manualSelector") is True:
@@ -412,7 +416,7 @@ def job_defaults(obj: Obj) -> None:
     spec = _d(obj, "spec")
     job_spec_defaults(spec)
     job_selector(obj)
-    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+    labels = _as_dict(_as_dict(_as_dict(spec.get("template")).get("metadata")).get("labels"))
     m = _d(obj, "metadata")
     if labels and not m.get("labels"):
         m["labels"] = dict(labels)
@@ -458,7 +462,7 @@ def service_defaults(obj: Obj) -> None:
     # v1 conversion keeps clusterIP and clusterIPs[0] in step.
     if spec.get("clusterIP") and not spec.get("clusterIPs"):
         spec["clusterIPs"] = [spec["clusterIP"]]
-    elif spec.get("clusterIPs") and not spec.get("clusterIP"):
+    elif isinstance(spec.get("clusterIPs"), list) and spec["clusterIPs"] and not spec.get("clusterIP"):
         spec["clusterIP"] = spec["clusterIPs"][0]
     if typ != "ExternalName":
         # Done by the service REST strategy on a single-stack IPv4 cluster.
@@ -524,11 +528,11 @@ def limitrange_defaults(obj: Obj) -> None:
         if item.get("type") == "Container":
             default = _d(item, "default")
             default_request = _d(item, "defaultRequest")
-            for k, v in (item.get("max") or {}).items():
+            for k, v in _as_dict(item.get("max")).items():
                 default.setdefault(k, v)
             for k, v in default.items():
                 default_request.setdefault(k, v)
-            for k, v in (item.get("min") or {}).items():
+            for k, v in _as_dict(item.get("min")).items():
                 default_request.setdefault(k, v)
 
 

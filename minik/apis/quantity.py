@@ -109,6 +109,8 @@ class Quantity:
             return cls(Fraction(raw), DECIMAL_SI)
         if isinstance(raw, float):
             raw = repr(raw)  # JSON numbers arrive as floats; their shortest repr is what the user wrote
+        if not isinstance(raw, str):
+            raise QuantityError(FORMAT_WRONG)
         s = raw.strip()
         if not s:
             raise QuantityError(FORMAT_WRONG)

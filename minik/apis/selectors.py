@@ -160,17 +160,24 @@ class LabelSelector:
             return cls((), nothing=True)
         match_labels = sel.get("matchLabels") or {}
         exprs = sel.get("matchExpressions") or []
+        if not isinstance(match_labels, Mapping) or not isinstance(exprs, list):
+            raise SelectorError("invalid label selector")
         if not match_labels and not exprs:
             return cls(())
         reqs: list[Requirement] = []
         for k in sorted(match_labels):
             reqs.append(Requirement.new(str(k), EQUALS, [str(match_labels[k])]))
         for e in exprs:
+            if not isinstance(e, Mapping):
+                raise SelectorError("invalid label selector")
+            raw_vals = e.get("values") or []
+            if not isinstance(raw_vals, list):
+                raise SelectorError("invalid label selector")
             api_op = str(e.get("operator", ""))
             op = _API_OPERATORS.get(api_op)
             if op is None:
                 raise SelectorError(f"{_go_quote(api_op)} is not a valid label selector operator")
-            vals = [str(v) for v in (e.get("values") or [])]
+            vals = [str(v) for v in raw_vals]
             reqs.append(Requirement.new(str(e.get("key", "")), op, vals))
         return cls(tuple(sorted(reqs, key=lambda r: r.key)))
 

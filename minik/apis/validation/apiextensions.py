@@ -12,7 +12,7 @@ from typing import Any
 
 from minik.apis.errors import Cause
 from minik.apis.names import is_dns1035_label, is_dns1123_subdomain
-from minik.apis.validation.field import GoRaw, as_dict, child, dicts, index, invalid, not_supported, required
+from minik.apis.validation.field import GoRaw, as_dict, as_list, child, dicts, index, invalid, not_supported, required
 
 Obj = dict[str, Any]
 VERSIONS_RENDERED = GoRaw("[]apiextensions.CustomResourceDefinitionVersion{...}")
@@ -32,13 +32,13 @@ def _names(names: Obj, path: str) -> list[Cause]:
             msgs = is_dns1035_label(str(v).lower())
             if msgs:
                 causes.append(invalid(child(path, k), v, "may have mixed case, but should otherwise match: " + ",".join(msgs)))
-    for i, s in enumerate(names.get("shortNames") or []):
+    for i, s in enumerate(as_list(names.get("shortNames"))):
         msgs = is_dns1035_label(str(s))
         if msgs:
             causes.append(invalid(index(child(path, "shortNames"), i), s, ",".join(msgs)))
     if names.get("kind") and names.get("kind") == names.get("listKind"):
         causes.append(invalid(child(path, "listKind"), names.get("listKind"), "kind and listKind may not be the same"))
-    for i, c in enumerate(names.get("categories") or []):
+    for i, c in enumerate(as_list(names.get("categories"))):
         msgs = is_dns1035_label(str(c))
         if msgs:
             causes.append(invalid(index(child(path, "categories"), i), c, ",".join(msgs)))

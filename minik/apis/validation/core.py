@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import ipaddress
 import json
 import re
@@ -658,7 +659,7 @@ def _pod_update(spec: Obj, old: Obj) -> list[Cause]:
 
 
 def _mutable_stripped(spec: Obj) -> Obj:
-    s = json.loads(json.dumps(spec))
+    s = copy.deepcopy(spec)
     for k in ("containers", "initContainers"):
         for c in dicts(s.get(k)):
             c.pop("image", None)
@@ -954,7 +955,7 @@ def validate_pvc(obj: Obj, old: Obj | None) -> list[Cause]:
     causes = validate_pvc_spec(spec, "spec")
     if old is not None:
         ospec = as_dict(old.get("spec"))
-        a, b = json.loads(json.dumps(spec)), json.loads(json.dumps(ospec))
+        a, b = copy.deepcopy(spec), copy.deepcopy(ospec)
         if not b.get("volumeName"):
             b["volumeName"] = a.get("volumeName")
         if b.get("storageClassName") is None:

@@ -137,8 +137,8 @@ def go_hash(v: Any) -> str:
 
 def go_string_map(m: Any) -> str:
     """%#v of a map[string]string field, `map[string]string(nil)` when unset."""
-    if not m:
-        return "map[string]string(nil)" if m is None else "map[string]string{}"
+    if not m or not isinstance(m, Mapping):
+        return "map[string]string(nil)" if m is None or not isinstance(m, Mapping) else "map[string]string{}"
     return go_value({str(k): str(v) for k, v in m.items()})
 
 
@@ -151,9 +151,9 @@ def go_label_selector(sel: Any) -> GoRaw:
         ex = "[]v1.LabelSelectorRequirement(nil)"
     else:
         parts = []
-        for e in exprs if isinstance(exprs, list) else []:
+        for e in dicts(exprs):
             vals = e.get("values")
-            vs = "[]string(nil)" if vals is None else go_value([str(x) for x in vals])
+            vs = go_value([str(x) for x in vals]) if isinstance(vals, list) else "[]string(nil)"
             parts.append(f"v1.LabelSelectorRequirement{{Key:{go_quote(str(e.get('key', '')))}, "
                          f"Operator:{go_quote(str(e.get('operator', '')))}, Values:{vs}}}")
         ex = "[]v1.LabelSelectorRequirement{" + ", ".join(parts) + "}"

@@ -11,7 +11,7 @@ from typing import Any
 from minik.apis.errors import Cause
 from minik.apis.names import is_dns1123_label, is_label_value, is_qualified_name, name_rule
 from minik.apis.registry import ResourceType
-from minik.apis.validation.field import (GoRaw, as_dict, child, dicts, forbidden, go_value, immutable, index, invalid,
+from minik.apis.validation.field import (GoRaw, as_dict, as_list, child, dicts, forbidden, go_value, immutable, index, invalid,
                                          nonnegative, required, too_long)
 
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
@@ -53,7 +53,7 @@ def validate_label_selector(sel: Any, path: str, allow_invalid_values: bool = Fa
     for i, e in enumerate(dicts(sel.get("matchExpressions"))):
         ep = index(child(path, "matchExpressions"), i)
         op = e.get("operator")
-        vals = e.get("values") or []
+        vals = as_list(e.get("values"))
         if op in ("In", "NotIn"):
             if not vals:
                 causes.append(required(child(ep, "values"), "must be specified when `operator` is 'In' or 'NotIn'"))
@@ -96,7 +96,7 @@ def _owner_references(refs: Any, path: str) -> list[Cause]:
 
 def _finalizers(finalizers: Any, path: str) -> list[Cause]:
     causes: list[Cause] = []
-    fins = [str(f) for f in (finalizers or []) if f is not None]
+    fins = [str(f) for f in as_list(finalizers) if f is not None]
     for f in fins:
         causes += [invalid(path, f, msg) for msg in is_qualified_name(f)]
     if all(s in fins for s in _STANDARD_FINALIZERS):
@@ -138,7 +138,7 @@ def validate_object_meta_update(rt: ResourceType, obj: dict[str, Any], old: dict
     p = "metadata"
     causes: list[Cause] = []
     if om.get("deletionTimestamp"):
-        added = [f for f in (m.get("finalizers") or []) if f not in (om.get("finalizers") or [])]
+        added = [f for f in as_list(m.get("finalizers")) if f not in as_list(om.get("finalizers"))]
         if added:
             causes.append(forbidden(child(p, "finalizers"),
                                     f"no new finalizers can be added if the object is being deleted, found new finalizers {go_value(added)}"))

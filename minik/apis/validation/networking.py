@@ -14,7 +14,7 @@ from minik.apis.errors import Cause
 from minik.apis.names import (is_dns1035_label, is_dns1123_subdomain, is_valid_port_name, is_valid_port_num,
                               is_wildcard_dns1123_subdomain)
 from minik.apis.validation.core import PROTOCOLS, port_num_or_name
-from minik.apis.validation.field import (GoRaw, as_dict, child, dicts, index, invalid, not_supported, required)
+from minik.apis.validation.field import (GoRaw, as_dict, as_list, child, dicts, index, invalid, not_supported, required)
 from minik.apis.validation.meta import validate_label_selector
 
 Obj = dict[str, Any]
@@ -118,7 +118,7 @@ def validate_ingress(obj: Obj, old: Obj | None) -> list[Cause]:
         for j, p in enumerate(paths):
             causes += _http_path(p, index(child(rp, "http", "paths"), j))
     for i, t in enumerate(dicts(spec.get("tls"))):
-        for j, h in enumerate(t.get("hosts") or []):
+        for j, h in enumerate(as_list(t.get("hosts"))):
             causes += _host(str(h), index(child(index("spec.tls", i), "hosts"), j))
     icn = spec.get("ingressClassName")
     if icn:
