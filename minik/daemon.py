@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 
 from minik.api import status as st
 from minik.api.app import ApiServer, server_ssl_context
-from minik.api.auth import Authenticator, User
+from minik.api.auth import AllowAuthenticated, Authenticator, User
 from minik.api.handlers import ApiHandlers
 from minik.api.kinds import KindHooksImpl
+from minik.api.reviews import Reviews
 from minik.api.openapi import OpenAPI
 from minik.api.service import ResourceService, WriteOptions
 from minik.apis.registry import Registry
@@ -29,7 +30,7 @@ from minik.config import ServerConfig
 from minik.controllers.garbagecollector import GarbageCollector
 from minik.controllers.namespace import NamespaceController
 from minik.machinery.tasks import Supervisor
-from minik.pki import certs, kubeconfig
+from minik.pki import certs, kubeconfig, satoken
 from minik.pki.token import ensure_token, token_secret
 from minik.scheduler.scheduler import Scheduler
 from minik.store.store import Store
@@ -106,10 +107,16 @@ class Server:
         self.service = ResourceService(self.store, self.registry, self.schemas, hooks)
         server_addr = f"{self.advertise}:{cfg.https_listen_port}"
         handlers = ApiHandlers(self.registry, self.service, hooks, server_addr)
-        authn = Authenticator({token_secret(token): User("system:admin", ("system:masters", "system:authenticated"))})
+        sa_key = await asyncio.to_thread(satoken.ensure_key, os.path.join(cfg.tls_dir, "service.key"))
+        issuer = f"https://kubernetes.default.svc.{cfg.cluster_domain}"
+        self.tokens = satoken.ServiceAccountTokens(sa_key, issuer, (issuer, "minik"))
+        authn = Authenticator({token_secret(token): User("system:admin", ("system:masters", "system:authenticated"))},
+                              jwt_verifier=self._service_account_user)
+        authz = AllowAuthenticated()
+        handlers.reviews = Reviews(authn, authz, self.tokens)
         with open(pki.ca_cert, "rb") as f:
             ca_pem = f.read()
-        self.api = ApiServer(handlers, openapi, authn, ca_pem, ready=lambda: self._ready, metrics=self._metrics)
+        self.api = ApiServer(handlers, openapi, authn, ca_pem, authz, ready=lambda: self._ready, metrics=self._metrics)
         ssl_ctx = server_ssl_context(pki.serving_cert, pki.serving_key, pki.ca_cert)
         await self.api.start(cfg.bind_address, cfg.https_listen_port, ssl_ctx)
         log.info("API listening on https://%s:%d", cfg.bind_address, cfg.https_listen_port)
@@ -124,6 +131,16 @@ class Server:
         self._ready = True
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    def _service_account_user(self, token: str) -> User | None:
+        """A bound ServiceAccount token is valid while its ServiceAccount (same uid) exists."""
+        ident = self.tokens.verify(token)
+        if ident is None:
+            return None
+        sa = self.store.get("serviceaccounts", ident.namespace, ident.name)
+        if sa is None or (ident.uid and sa["metadata"].get("uid") != ident.uid):
+            return None
+        return User(ident.username, ident.groups, ident.uid)
 
     async def _start_agent(self, handlers: ApiHandlers) -> None:
         """The local node: containerd, pod network, pod workers; pod streams served by the API."""

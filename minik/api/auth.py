@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 ANONYMOUS_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz", "/cacerts", "/ping"})
 
@@ -39,8 +39,9 @@ class AllowAuthenticated:
 class Authenticator:
     """Static bearer tokens (admin, node join secret) and x509 client certs signed by the cluster CA."""
 
-    def __init__(self, tokens: dict[str, User]) -> None:
+    def __init__(self, tokens: dict[str, User], jwt_verifier: Callable[[str], User | None] | None = None) -> None:
         self._tokens = dict(tokens)
+        self.jwt_verifier = jwt_verifier
 
     def add_token(self, token: str, user: User) -> None:
         self._tokens[token] = user
@@ -55,6 +56,8 @@ class Authenticator:
             for tok, user in self._tokens.items():
                 if hmac.compare_digest(tok.encode(), value.encode()):
                     return user
+            if self.jwt_verifier is not None and value.count(".") == 2:
+                return self.jwt_verifier(value)
             return None
         if peercert:
             return user_from_cert(peercert)

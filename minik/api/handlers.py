@@ -18,6 +18,7 @@ from aiohttp import web
 from minik.api import discovery
 from minik.api import status as st
 from minik.api.kinds import KindHooksImpl
+from minik.api.reviews import Reviews
 from minik.api.meta import Obj, utcnow
 from minik.api.request import (TABLE_CT, Target, bool_param, decode_body, int_param, parse_target,
                                wants_partial_metadata, wants_table)
@@ -53,6 +54,7 @@ class ApiHandlers:
         self.registry, self.service, self.hooks = registry, service, hooks
         self.server_address = server_address
         self.pod_streams: PodStreams | None = None
+        self.reviews: Reviews | None = None
 
     # ---- discovery ---------------------------------------------------------------------------
     async def api_root(self, request: web.Request) -> web.Response:
@@ -206,6 +208,10 @@ class ApiHandlers:
 
     async def _create(self, request: web.Request, t: Target) -> web.Response:
         body, _ = await self._body(request)
+        if t.rt.virtual:
+            if self.reviews is None:
+                raise st.method_not_allowed()
+            return json_response(self.reviews.answer(t.rt, self._ns(t), body, request["user"]), 201)
         res = await self.service.create(t.rt, self._ns(t), body, self._write_opts(request))
         return json_response(res.object, 201, warnings=res.warnings)
 
@@ -279,6 +285,12 @@ class ApiHandlers:
             raise st.method_not_allowed()
         if sub == "binding" and m == "POST":
             return await self._bind(request, t)
+        if sub == "token" and m == "POST" and t.rt.kind == "ServiceAccount":
+            body, _ = await self._body(request)
+            sa = self.service.get(t.rt, self._ns(t), t.name)
+            if self.reviews is None:
+                raise st.method_not_allowed()
+            return json_response(self.reviews.token_request(sa, body if isinstance(body, dict) else {}), 201)
         if sub == "eviction" and m == "POST":
             res = await self.service.delete(t.rt, self._ns(t), t.name, DeleteOptions())
             return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201) if res else web.Response(status=201)

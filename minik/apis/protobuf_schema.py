@@ -388,6 +388,8 @@ _MESSAGES: dict[str, dict[int, Field]] = {
     "NonResourceAttributes": {1: s("path"), 2: s("verb")},
     "SelfSubjectRulesReview": {**_OBJ, 2: m("spec", "SelfSubjectRulesReviewSpec")},
     "SelfSubjectRulesReviewSpec": {1: s("namespace")},
+    # SelfSubjectReview (`kubectl auth whoami`) carries only metadata; its status is the server's.
+    "SelfSubjectReview": {**_OBJ},
 }
 
 MESSAGES: Schema = MappingProxyType({k: MappingProxyType(v) for k, v in _MESSAGES.items()})
@@ -415,4 +417,5 @@ TOP_LEVEL: Mapping[tuple[str, str], str] = MappingProxyType({
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
 })

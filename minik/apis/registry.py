@@ -27,6 +27,11 @@ class ResourceType:
     custom: bool = False                 # served from a CRD
 
     @property
+    def virtual(self) -> bool:
+        """Create-only review kinds answered by the server and never stored."""
+        return self.verbs == ("create",)
+
+    @property
     def singular(self) -> str:
         return self.kind.lower()
 
@@ -96,6 +101,19 @@ BUILTIN: tuple[ResourceType, ...] = (
     _g("rbac.authorization.k8s.io", "v1", "rbac", "ClusterRole", "clusterroles", False),
     _g("rbac.authorization.k8s.io", "v1", "rbac", "ClusterRoleBinding", "clusterrolebindings", False),
     _g("policy", "v1", "policy", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), sub=("status",)),
+    # Reviews: create-only, answered by the API server and never stored (`minik.api.reviews`).
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, verbs=("create",),
+                 schema_name="io.k8s.api.authorization.v1.SelfSubjectAccessReview"),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, verbs=("create",),
+                 schema_name="io.k8s.api.authorization.v1.SelfSubjectRulesReview"),
+    ResourceType("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=("create",),
+                 schema_name="io.k8s.api.authorization.v1.SubjectAccessReview"),
+    ResourceType("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True, verbs=("create",),
+                 schema_name="io.k8s.api.authorization.v1.LocalSubjectAccessReview"),
+    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",),
+                 schema_name="io.k8s.api.authentication.v1.SelfSubjectReview"),
+    ResourceType("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=("create",),
+                 schema_name="io.k8s.api.authentication.v1.TokenReview"),
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, ("crd", "crds"), (),
                  ("status",), ALL_VERBS, "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"),
 )
