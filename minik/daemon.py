@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from minik.api import status as st
 from minik.api.app import ApiServer, server_ssl_context
-from minik.api.auth import AllowAuthenticated, Authenticator, User
+from minik.api.auth import Authenticator, User
+from minik.api.rbac import RBACAuthorizer, bootstrap_objects
 from minik.api.handlers import ApiHandlers
 from minik.api.kinds import KindHooksImpl
 from minik.api.reviews import Reviews
@@ -112,7 +113,8 @@ class Server:
         self.tokens = satoken.ServiceAccountTokens(sa_key, issuer, (issuer, "minik"))
         authn = Authenticator({token_secret(token): User("system:admin", ("system:masters", "system:authenticated"))},
                               jwt_verifier=self._service_account_user)
-        authz = AllowAuthenticated()
+        authz = RBACAuthorizer(self.store)
+        handlers.authz = authz
         handlers.reviews = Reviews(authn, authz, self.tokens)
         with open(pki.ca_cert, "rb") as f:
             ca_pem = f.read()
@@ -163,6 +165,10 @@ class Server:
         for ns in SYSTEM_NAMESPACES:
             if self.store.get("namespaces", "", ns) is None:
                 await svc.create(ns_rt, "", {"metadata": {"name": ns}}, opts)
+        for key, obj in bootstrap_objects():
+            rt = next(t for t in self.registry.types if t.store_key == key)
+            if self.store.get(key, "", obj["metadata"]["name"]) is None:
+                await svc.create(rt, "", obj, opts)
         if self.store.get("services", "default", "kubernetes") is None:
             await svc.create(svc_rt, "default", {"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                                                  "spec": {"clusterIP": first_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP",

@@ -27,6 +27,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _VERB = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
+def _is_resource_path(path: str) -> bool:
+    """/api/v1/<…> and /apis/<group>/<version>/<…> name resources; /api, /apis/<group>[/<version>] are discovery."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"]:
+        return len(parts) > 2
+    if parts[:1] == ["apis"]:
+        return len(parts) > 3
+    return False
+
+
 def version_info() -> dict[str, str]:
     major, minor = KUBE_VERSION.lstrip("v").split(".")[:2]
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(platform.machine(), platform.machine())
@@ -96,12 +106,14 @@ class ApiServer:
         if user is None or (user is ANONYMOUS and request.path not in ANONYMOUS_PATHS):
             return json_response(st.status_body(401, "Unauthorized", "Unauthorized"), 401)
         request["user"] = user
-        if user is not ANONYMOUS and not self._authorized(request, user):
-            return json_response(st.status_body(403, "Forbidden", f'User "{user.name}" cannot {_VERB.get(request.method, "get")} path "{request.path}"'), 403)
+        # Resource requests are authorized by the handler once it knows the resource; other paths here.
+        if user is not ANONYMOUS and not _is_resource_path(request.path) and not self._authorized_path(request, user):
+            verb = _VERB.get(request.method, "get")
+            return json_response(st.status_body(403, "Forbidden", f'forbidden: User "{user.name}" cannot {verb} path "{request.path}"'), 403)
         return await handler(request)
 
-    def _authorized(self, request: web.Request, user: User) -> bool:
-        return self.authz.allowed(user, _VERB.get(request.method, "get"), "", request.path, "", "")
+    def _authorized_path(self, request: web.Request, user: User) -> bool:
+        return self.authz.allowed_path(user, _VERB.get(request.method, "get").replace("create", "post"), request.path)
 
     # ---- small endpoints ---------------------------------------------------------------------
     async def _version(self, request: web.Request) -> web.Response:

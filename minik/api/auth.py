@@ -28,11 +28,16 @@ ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
 class Authorizer(Protocol):
     def allowed(self, user: User, verb: str, group: str, resource: str, namespace: str, name: str) -> bool: ...
 
+    def allowed_path(self, user: User, verb: str, path: str) -> bool: ...
+
 
 class AllowAuthenticated:
-    """Allow every authenticated user (RBAC enforcement comes later behind the same seam)."""
+    """Allow every authenticated user (for tests and single-user setups; the daemon uses RBAC)."""
 
     def allowed(self, user: User, verb: str, group: str, resource: str, namespace: str, name: str) -> bool:
+        return user.name != ANONYMOUS.name
+
+    def allowed_path(self, user: User, verb: str, path: str) -> bool:
         return user.name != ANONYMOUS.name
 
 

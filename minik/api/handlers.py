@@ -17,6 +17,7 @@ from aiohttp import web
 
 from minik.api import discovery
 from minik.api import status as st
+from minik.api.auth import AllowAuthenticated, Authorizer
 from minik.api.kinds import KindHooksImpl
 from minik.api.reviews import Reviews
 from minik.api.meta import Obj, utcnow
@@ -55,6 +56,7 @@ class ApiHandlers:
         self.server_address = server_address
         self.pod_streams: PodStreams | None = None
         self.reviews: Reviews | None = None
+        self.authz: Authorizer = AllowAuthenticated()
 
     # ---- discovery ---------------------------------------------------------------------------
     async def api_root(self, request: web.Request) -> web.Response:
@@ -95,6 +97,7 @@ class ApiHandlers:
                 return json_response(doc)
         target = parse_target(self.registry, core, parts)
         request["target"] = target
+        self._authorize(request, target)
         m = request.method
         if target.subresource:
             return await self._subresource(request, target)
@@ -121,6 +124,25 @@ class ApiHandlers:
                 return await self._delete(request, target)
             return await self._delete_collection(request, target)
         raise st.method_not_allowed()
+
+    def _authorize(self, request: web.Request, t: Target) -> None:
+        m = request.method
+        if m == "GET":
+            verb = "get" if t.name and not t.watch_path else ("watch" if t.watch_path or bool_param(request.query.get("watch")) else "list")
+            if t.subresource in ("exec", "attach", "portforward"):
+                verb = "create"   # kubectl's websocket upgrade is a GET; RBAC treats it as create
+        elif m == "DELETE":
+            verb = "delete" if t.name else "deletecollection"
+        else:
+            verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(m, m.lower())
+        resource = t.rt.plural + (f"/{t.subresource}" if t.subresource else "")
+        user = request["user"]
+        if self.authz.allowed(user, verb, t.rt.group, resource, t.namespace or "", t.name):
+            return
+        where = f' in the namespace "{t.namespace}"' if t.namespace else " at the cluster scope"
+        name = f' "{t.name}"' if t.name else ""
+        raise st.forbidden(f'{t.rt.group_resource}{name} is forbidden: User "{user.name}" cannot {verb} resource '
+                           f'"{resource}" in API group "{t.rt.group}"{where}', t.rt, t.name)
 
     # ---- reads -------------------------------------------------------------------------------
     def _ns(self, t: Target) -> str:

@@ -54,7 +54,7 @@ class Reviews:
                 allowed = self.authz.allowed(subject, nra.get("verb", ""), "", nra.get("path", ""), "", "")
             else:
                 raise st.from_invalid(rt, _invalid(rt, "spec.resourceAttributes", "exactly one of nonResourceAttributes or resourceAttributes must be specified"))
-            out["status"] = {"allowed": allowed} if allowed else {"allowed": False, "reason": "no RBAC policy matched"}
+            out["status"] = {"allowed": allowed}
         elif rt.kind == "SelfSubjectRulesReview":
             allowed = self.authz.allowed(user, "*", "*", "*", spec.get("namespace", ""), "")
             rules = [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}] if allowed else []

@@ -666,12 +666,12 @@ class ResourceService:
                     data[k] = base64.b64encode(str(v).encode()).decode()
 
     def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
-        causes = validate(rt, obj, old) if not rt.custom else []
+        causes = validate(rt, obj, old)   # for custom resources: metadata rules only
         if rt.custom:
             schema = self.hooks.custom_schema(rt)
             if schema is not None:
                 from minik.apis.crdschema import validate as validate_custom
-                causes = validate_custom(schema, obj)
+                causes = causes + validate_custom(schema, obj)
         if causes:
             raise st.from_invalid(rt, api_errors.Invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes))
 
