@@ -46,3 +46,33 @@ def fresh_minik() -> Iterator[Minik]:
             m.stop()
         if os.environ.get("MINIK_KEEP_TEST_DIRS") != "1":
             shutil.rmtree(root, ignore_errors=True)
+
+
+# ---- agent-enabled servers (real containerd, pod network, registry mirror) --------------------
+
+@pytest.fixture(scope="session")
+def local_registry() -> Iterator[str]:
+    """A local registry (per xdist worker) holding busybox as docker.io's mirror; yields host:port."""
+    from tests.e2e.agent_fixtures import agent_skip_reason, seed_registry
+    from tests.support.registry import LocalRegistry
+
+    _need_kubectl()
+    reason = agent_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    reg = LocalRegistry().start()
+    try:
+        seed_registry(reg)
+        yield reg.host
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="module")
+def node_minik(local_registry: str) -> Iterator[Minik]:
+    """One agent-enabled server per test module whose Node is Ready; reaped afterwards
+    (containerd, pods, bridge and nft table outlive the daemon by design)."""
+    from tests.e2e.agent_fixtures import node_server
+
+    with node_server(local_registry) as (m, _net):
+        yield m
