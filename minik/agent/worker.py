@@ -253,6 +253,13 @@ class PodWorker:
             for a in actions:
                 if isinstance(a, Wait):
                     self._waiting[a.name] = (a.reason, a.message)
+                    # Kubelet records this Warning on every sync that finds the container
+                    # backing off (aggregated into one Event with a growing count).
+                    meta = pod.get("metadata") or {}
+                    self.ctx.events.warning(
+                        pod_ref(pod, a.name, _find_container(pod, a.name)[1]), "BackOff",
+                        f"Back-off restarting failed container {a.name} in pod "
+                        f"{meta.get('name', '')}_{meta.get('namespace', '')}({meta.get('uid', '')})")
                     self._schedule(a.retry_at)
                     continue
                 if isinstance(a, StartContainer):
