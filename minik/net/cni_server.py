@@ -5,14 +5,16 @@ the wire protocol is documented in that file (one request per connection, one JS
 each way). `CNIServer` owns the socket and framing; `PodPlumber` turns a request into IPAM
 and netlink work and into a CNI result:
   ADD   allocate an address, veth pair into the pod netns as CNI_IFNAME, address, default
-        route via the bridge gateway, lo up, host end on the bridge -> CNI 1.0.0 result
-  DEL   delete the host veth if present, release the address; idempotent, because
-        containerd sends it twice, the second time with an empty netns (pitfall 4)
+        route via the bridge gateway, lo up, host end on the bridge, hostPorts from
+        `runtimeConfig.portMappings` -> CNI 1.0.0 result
+  DEL   remove the hostPorts, delete the host veth if present, release the address;
+        idempotent, because containerd sends it twice, the second time with an empty
+        netns (pitfall 4)
   CHECK verify the above is still in place
 Requests for a `loopback` type network (normally served by the shim itself) just set lo up.
 
-Neighbours: `minik.net.ipam` (addresses), `minik.net.bridge` (netlink), composed and
-started by `minik.net.podnet`.
+Neighbours: `minik.net.ipam` (addresses), `minik.net.bridge` (netlink),
+`minik.net.hostports` (hostPort DNAT), composed and started by `minik.net.podnet`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from minik.net.bridge import NetConfigError, NetnsNotFound, PodLink
+from minik.net.hostports import HostPortEntry, HostPortError, PortMapping, parse_port_mappings
 from minik.net.ipam import IPAM, IPAMError, SubnetExhausted
+from minik.net.nft import NftError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,20 @@ class CNIRequest:
     @property
     def plugin_type(self) -> str:
         return str(self.config.get("type", ""))
+
+    @property
+    def port_mappings(self) -> tuple[PortMapping, ...]:
+        """hostPorts from `runtimeConfig.portMappings` (present because the conflist
+        declares the capability); raises HostPortError when malformed."""
+        runtime = self.config.get("runtimeConfig")
+        if not isinstance(runtime, dict):
+            return ()
+        return parse_port_mappings(runtime.get("portMappings"))
+
+    @property
+    def pod(self) -> str:
+        name = self.args.get("K8S_POD_NAME", "")
+        return f"{self.args.get('K8S_POD_NAMESPACE', '')}/{name}" if name else ""
 
     def describe(self) -> str:
         pod = self.args.get("K8S_POD_NAME")
@@ -187,6 +205,19 @@ class PodLinks(Protocol):
     async def loopback_up(self, netns: str) -> None: ...
 
 
+class HostPortTable(Protocol):
+    """The part of `minik.net.hostports.HostPorts` pod plumbing uses."""
+
+    def get(self, container_id: str) -> HostPortEntry | None: ...
+
+    async def set(
+        self, container_id: str, pod_ip: ipaddress.IPv4Address,
+        mappings: tuple[PortMapping, ...], pod: str = "",
+    ) -> bool: ...
+
+    async def remove(self, container_id: str) -> bool: ...
+
+
 class PodPlumber:
     """ADD/DEL/CHECK for pods on one node bridge."""
 
@@ -197,11 +228,13 @@ class PodPlumber:
         netlink: PodLinks,
         bridge: str,
         mtu: int,
+        hostports: HostPortTable | None = None,
     ) -> None:
         self._ipam = ipam
         self._netlink = netlink
         self._bridge = bridge
         self._mtu = mtu
+        self._hostports = hostports
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, int] = {}
 
@@ -231,7 +264,7 @@ class PodPlumber:
                 raise CNIError(ERR_IO, str(e)) from e
             except SubnetExhausted as e:
                 raise CNIError(ERR_NO_ADDRESS, str(e)) from e
-            except (NetConfigError, IPAMError) as e:
+            except (NetConfigError, IPAMError, HostPortError, NftError) as e:
                 raise CNIError(ERR_INTERNAL, f"{request.describe()} failed", str(e)) from e
 
     async def _add(self, request: CNIRequest) -> dict[str, Any]:
@@ -240,8 +273,16 @@ class PodPlumber:
         if request.plugin_type == "loopback":
             await self._netlink.loopback_up(request.netns)
             return loopback_result(request.cni_version, request.netns)
+        try:
+            mappings = request.port_mappings  # refuse bad input before touching anything
+        except HostPortError as e:
+            raise CNIError(ERR_INVALID_CONFIG, str(e)) from e
+        if mappings and self._hostports is None:
+            log.warning("cni %s: hostPorts requested but this server has no hostport table",
+                        request.describe())
         address = await asyncio.to_thread(self._ipam.allocate, request.container_id)
         host_ifname = host_ifname_for(request.container_id)
+        link_made = False
         try:
             link = await self._netlink.add_pod(
                 netns=request.netns,
@@ -252,16 +293,29 @@ class PodPlumber:
                 gateway=self._ipam.gateway,
                 mtu=self._mtu,
             )
+            link_made = True
+            # A repeated ADD may carry other mappings (or none): always converge, but skip
+            # the nft exec for the common pod without hostPorts.
+            if self._hostports is not None and (mappings or self._hostports.get(request.container_id)):
+                await self._hostports.set(request.container_id, address.ip, mappings, request.pod)
         except BaseException:
             # The runtime tears the sandbox down after a failed ADD, but may not send DEL.
+            if link_made:
+                with contextlib.suppress(Exception):
+                    await self._netlink.delete_pod(host_ifname)
             await asyncio.to_thread(self._ipam.release, request.container_id)
             raise
-        log.info("cni %s: %s on %s", request.describe(), address, host_ifname)
+        ports = ", ".join(f"{m.host_port}->{m.container_port}/{m.protocol}" for m in mappings)
+        log.info("cni %s: %s on %s%s", request.describe(), address, host_ifname,
+                 f", hostPorts {ports}" if ports else "")
         return build_add_result(request.cni_version, self._bridge, link, address, self._ipam.gateway)
 
     async def _del(self, request: CNIRequest) -> None:
         if request.plugin_type == "loopback":
             return
+        # Rules first: a hostPort must not DNAT to an address about to be reused.
+        if self._hostports is not None:
+            await self._hostports.remove(request.container_id)
         # Interface first, address second: the address must not be handed to a new pod
         # while an interface still answers for it.
         await self._netlink.delete_pod(host_ifname_for(request.container_id))

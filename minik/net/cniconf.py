@@ -56,6 +56,9 @@ def render_conflist(conf: NetConf) -> dict[str, Any]:
                 "gateway": str(conf.gateway),
                 "clusterCIDR": str(conf.cluster_cidr),
                 "mtu": conf.mtu,
+                # Without this containerd leaves the pod's hostPorts out of the request;
+                # with it they arrive as runtimeConfig.portMappings (minik.net.hostports).
+                "capabilities": {"portMappings": True},
             }
         ],
     }

@@ -8,7 +8,10 @@ transaction, so applying is atomic and idempotent: our chains are (re)declared a
 before their rules are added, other chains in the table are left alone.
 
 Neighbours: called by `minik.net.podnet` at start (`apply`) and at teardown (`delete`).
-Service/NodePort rules will live in their own chains of the same table.
+Pod hostPorts live in their own `hostports*` chains of the same table, rendered by
+`minik.net.hostports` and loaded through `run_script`; `apply` here never flushes them, so
+restarting the pod network keeps pods' hostPorts working. Service/NodePort rules will live
+in their own chains of the same table.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+IPV4_CONF = Path("/proc/sys/net/ipv4/conf")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 
 
@@ -74,9 +78,15 @@ def render_delete(table: str) -> str:
 class Nft:
     """Runs `nft` scripts as a subprocess of the event loop."""
 
-    def __init__(self, nft_binary: str = "nft", ip_forward_path: Path = IP_FORWARD) -> None:
+    def __init__(
+        self,
+        nft_binary: str = "nft",
+        ip_forward_path: Path = IP_FORWARD,
+        ipv4_conf_dir: Path = IPV4_CONF,
+    ) -> None:
         self._nft = nft_binary
         self._ip_forward = ip_forward_path
+        self._ipv4_conf = ipv4_conf_dir
 
     async def apply(self, rules: EgressRules) -> None:
         await self.run_script(render_apply(rules))
@@ -96,13 +106,14 @@ class Nft:
         return await asyncio.to_thread(self._enable_ip_forward)
 
     def _enable_ip_forward(self) -> bool:
-        try:
-            if self._ip_forward.read_text().strip() == "1":
-                return False
-            self._ip_forward.write_text("1\n")
-        except OSError as e:
-            raise NftError(f"enabling {self._ip_forward}: {e}") from e
-        return True
+        return _set_knob(self._ip_forward)
+
+    async def enable_route_localnet(self, ifname: str) -> bool:
+        """Set net.ipv4.conf.<ifname>.route_localnet=1 (hostPorts on 127.0.0.1, see
+        `minik.net.hostports`); True if it was off before."""
+        if not re.match(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}$", ifname):
+            raise NftError(f"invalid interface name {ifname!r}")
+        return await asyncio.to_thread(_set_knob, self._ipv4_conf / ifname / "route_localnet")
 
     async def _exec(self, args: list[str], stdin: str | None) -> str:
         try:
@@ -118,3 +129,14 @@ class Nft:
         if proc.returncode != 0:
             raise NftError(f"nft {' '.join(args)} failed ({proc.returncode}): {err.decode().strip()}")
         return out.decode()
+
+
+def _set_knob(path: Path) -> bool:
+    """Write 1 to a sysctl file unless it already holds 1; True if it changed."""
+    try:
+        if path.read_text().strip() == "1":
+            return False
+        path.write_text("1\n")
+    except OSError as e:
+        raise NftError(f"enabling {path}: {e}") from e
+    return True

@@ -26,6 +26,7 @@ from typing import Protocol
 from minik.net import cniconf
 from minik.net.bridge import Netlink
 from minik.net.cni_server import CNIServer, PodPlumber
+from minik.net.hostports import HostPorts
 from minik.net.ipam import IPAM, Allocation
 from minik.net.nft import EgressRules, Nft
 
@@ -64,6 +65,10 @@ class PodNetworkSettings:
     @property
     def ipam_dir(self) -> Path:
         return self.data_dir / "agent" / "net" / "ipam"
+
+    @property
+    def hostports_dir(self) -> Path:
+        return self.data_dir / "agent" / "net" / "hostports"
 
 
 class PodNetwork:
@@ -110,6 +115,7 @@ class PodNetwork:
         self._netlink: Netlink | None = None
         self._ipam: IPAM | None = None
         self._server: CNIServer | None = None
+        self._hostports: HostPorts | None = None
         self._mtu: int | None = None
 
     @property
@@ -135,7 +141,16 @@ class PodNetwork:
             if s.enable_ip_forward and await self._nft.enable_ip_forward():
                 log.info("enabled net.ipv4.ip_forward for pod egress")
             await self._nft.apply(EgressRules(s.nft_table, s.cluster_cidr, s.bridge))
-            plumber = PodPlumber(ipam=self._ipam, netlink=netlink, bridge=s.bridge, mtu=self._mtu)
+            # Re-applies the persisted hostPorts (after a reboot the table is gone).
+            self._hostports = HostPorts(
+                s.hostports_dir, table=s.nft_table, bridge=s.bridge,
+                pod_subnet=s.node_subnet, runner=self._nft,
+            )
+            await self._hostports.start()
+            plumber = PodPlumber(
+                ipam=self._ipam, netlink=netlink, bridge=s.bridge, mtu=self._mtu,
+                hostports=self._hostports,
+            )
             self._server = CNIServer(s.socket_path, plumber)
             await self._server.start()
             conf = cniconf.NetConf(
@@ -195,7 +210,11 @@ class PodNetwork:
         that skipped CNI DEL). Their host veths died with their namespaces."""
         if self._ipam is None:
             return []
-        freed = await asyncio.to_thread(self._ipam.release_all_except, list(container_ids))
+        keep = list(container_ids)
+        if self._hostports is not None:
+            for cid in await self._hostports.retain(keep):
+                log.info("removed hostPorts of vanished sandbox %s", cid[:12])
+        freed = await asyncio.to_thread(self._ipam.release_all_except, keep)
         for a in freed:
             log.info("released %s of vanished sandbox %s", a.address, a.container_id[:12])
         return freed

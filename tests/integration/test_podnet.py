@@ -320,3 +320,195 @@ async def test_add_latency_through_shim(env: Env, net: PodNetwork) -> None:
         f"min {min(samples) * 1000:.1f} ms, max {max(samples) * 1000:.1f} ms (n={len(samples)})"
     )
     assert net.allocations() == []
+
+
+# --- hostPorts -------------------------------------------------------------------------
+
+ECHO_SERVER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(16)
+while True:
+    c, peer = s.accept()
+    data = c.recv(100)
+    c.sendall(b"pong " + data + b" from " + peer[0].encode())
+    c.close()
+"""
+
+CLIENT = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as c:
+    c.sendall(sys.argv[3].encode())
+    print(c.recv(200).decode())
+"""
+
+
+async def talk(host: str, port: int, word: str, netns_path: str | None = None) -> str | None:
+    """Send `word`, return the server's answer, None if nothing answered."""
+    prefix = ["ip", "netns", "exec", Path(netns_path).name] if netns_path else []
+    done = await run(*prefix, "timeout", "5", "python3", "-I", "-c", CLIENT, host, str(port), word)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def free_host_port() -> int:
+    busy = subprocess.run(["ss", "-Htan"], capture_output=True, text=True).stdout
+    for _ in range(100):
+        port = random.randrange(20000, 40000)
+        if f":{port} " not in busy:
+            return port
+    raise RuntimeError("no free port")
+
+
+async def hostports_chain(env: Env) -> str:
+    return (await run("nft", "list", "chain", "ip", env.table, "hostports")).stdout
+
+
+async def test_host_port_reaches_pod_from_outside_node_and_localhost(env: Env, net: PodNetwork) -> None:
+    third = env.subnet.network_address.packed[2]
+    # The node's "public" address: a /30 to an outside namespace, as in the egress test.
+    outside = env.add_netns("hpout")
+    uplink = f"{env.bridge}h"
+    env.links.append(uplink)
+    net30 = ipaddress.IPv4Network(f"10.198.{third}.4/30")
+    node_ip, outside_ip = net30[1], net30[2]
+    name = Path(outside).name
+    for argv in (
+        ["ip", "link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", name],
+        ["ip", "addr", "add", f"{node_ip}/30", "dev", uplink],
+        ["ip", "link", "set", uplink, "up"],
+        ["ip", "-n", name, "addr", "add", f"{outside_ip}/30", "dev", "eth0"],
+        ["ip", "-n", name, "link", "set", "eth0", "up"],
+    ):
+        done = await run(*argv)
+        assert done.returncode == 0, (argv, done.stderr)
+
+    pod = env.add_netns("hp")
+    cid = container_id()
+    host_port, pinned_port = free_host_port(), free_host_port()
+    config = env.plugin_config()
+    assert config["capabilities"] == {"portMappings": True}
+    config["runtimeConfig"] = {"portMappings": [
+        {"hostPort": host_port, "containerPort": 8080, "protocol": "tcp", "hostIP": ""},
+        # Bound to the node address only: not reachable as 127.0.0.1.
+        {"hostPort": pinned_port, "containerPort": 8080, "protocol": "tcp", "hostIP": str(node_ip)},
+    ]}
+    add = await shim(env, "ADD", cid, pod, config)
+    assert add.rc == 0, add
+    pod_ip = add.out["ips"][0]["address"].split("/")[0]
+    gateway = str(env.subnet.network_address + 1)
+
+    server = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", Path(pod).name, "python3", "-I", "-c", ECHO_SERVER, "8080",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(50):  # until the server listens
+            if await talk(pod_ip, 8080, "direct") is not None:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("echo server in the pod never answered")
+
+        # From outside through the node address (prerouting DNAT); the pod sees the client.
+        assert await talk(str(node_ip), host_port, "out", outside) == f"pong out from {outside_ip}"
+        assert await talk(str(node_ip), pinned_port, "pin", outside) == f"pong pin from {outside_ip}"
+        # From the node itself (output DNAT): via its address and via 127.0.0.1, the latter
+        # masqueraded to the bridge gateway (the pod could not answer 127.0.0.1).
+        assert await talk(str(node_ip), host_port, "node") == f"pong node from {node_ip}"
+        assert await talk("127.0.0.1", host_port, "lo") == f"pong lo from {gateway}"
+        assert await talk("127.0.0.1", pinned_port, "lo") is None
+        # Hairpin: the pod reaches itself through the node address.
+        assert await talk(str(node_ip), host_port, "self", pod) == f"pong self from {gateway}"
+        route_localnet = Path(f"/proc/sys/net/ipv4/conf/{env.bridge}/route_localnet")
+        assert route_localnet.read_text().strip() == "1"
+
+        # Persisted, and a repeated ADD changes nothing.
+        state = env.root / "data/agent/net/hostports" / f"{cid}.json"
+        assert json.loads(state.read_text())["podIP"] == pod_ip
+        rules = await hostports_chain(env)
+        assert rules.count("dnat to") == 2
+        again = await shim(env, "ADD", cid, pod, config)
+        assert again.rc == 0, again
+        assert await hostports_chain(env) == rules
+
+        # Daemon restart: rules stay; after the table is lost (reboot) start() restores them.
+        await net.stop()
+        restarted = env.network()
+        await restarted.start()
+        try:
+            assert await hostports_chain(env) == rules
+            assert await talk("127.0.0.1", host_port, "r1") == f"pong r1 from {gateway}"
+            await restarted.stop()
+            assert (await run("nft", "delete", "table", "ip", env.table)).returncode == 0
+            assert await talk(str(node_ip), host_port, "gone", outside) is None
+            await restarted.start()
+            assert await hostports_chain(env) == rules
+            assert await talk(str(node_ip), host_port, "r2", outside) == f"pong r2 from {outside_ip}"
+
+            # DEL (twice, as containerd does) removes the rules and the state.
+            first = await shim(env, "DEL", cid, pod)
+            assert first.rc == 0, first
+            second = await shim(env, "DEL", cid, "")
+            assert second.rc == 0, second
+            assert "dnat" not in await hostports_chain(env)
+            assert not state.exists()
+            assert await talk("127.0.0.1", host_port, "after") is None
+        finally:
+            await restarted.stop()
+    finally:
+        server.kill()
+        await server.wait()
+
+
+UDP_SEND = """
+import socket, sys
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"leak", (sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def test_pod_cannot_reach_host_localhost_through_the_bridge(env: Env, net: PodNetwork) -> None:
+    """route_localnet on the bridge must not open the host's 127.0.0.0/8 to pods (the
+    CVE-2020-8558 class). TCP cannot show it (the pod drops the 127.x answer as a martian)
+    but a one-way UDP datagram can."""
+    pod = env.add_netns("lnet")
+    config = env.plugin_config()
+    config["runtimeConfig"] = {"portMappings": [
+        {"hostPort": free_host_port(), "containerPort": 80, "protocol": "tcp"}]}
+    add = await shim(env, "ADD", container_id(), pod, config)
+    assert add.rc == 0, add
+    assert Path(f"/proc/sys/net/ipv4/conf/{env.bridge}/route_localnet").read_text().strip() == "1"
+    gateway = str(env.subnet.network_address + 1)
+    name = Path(pod).name
+    # What a pod with CAP_NET_ADMIN in its netns can do: send to 127.x via the gateway.
+    for argv in (["ip", "-n", name, "route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local"],
+                 ["ip", "-n", name, "route", "add", "127.0.0.42/32", "via", gateway, "dev", "eth0", "onlink"]):
+        done = await run(*argv)
+        assert done.returncode == 0, (argv, done.stderr)
+
+    async def leaks() -> bool:
+        port = free_host_port()
+        received: asyncio.Queue[bytes] = asyncio.Queue()
+
+        class Sink(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+                received.put_nowait(data)
+
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.42", port))
+        try:
+            for _ in range(3):
+                await run("ip", "netns", "exec", name, "python3", "-I", "-c", UDP_SEND, "127.0.0.42", str(port))
+            try:
+                await asyncio.wait_for(received.get(), 1.0)
+                return True
+            except TimeoutError:
+                return False
+        finally:
+            transport.close()
+
+    assert not await leaks()
+    # Control: without the guard chain the datagram does arrive.
+    assert (await run("nft", "flush", "chain", "ip", env.table, "hostports-input")).returncode == 0
+    assert await leaks()

@@ -46,6 +46,7 @@ def test_conflist_shape() -> None:
             "gateway": "10.42.0.1",
             "clusterCIDR": "10.42.0.0/16",
             "mtu": 1400,
+            "capabilities": {"portMappings": True},
         }],
     }
 
