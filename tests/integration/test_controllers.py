@@ -102,7 +102,7 @@ def deployment(name: str = "web", replicas: int = 3, image: str = "nginx:1.25", 
 def rolled_out(d: Obj) -> bool:
     """kubectl rollout status's test (kubectl-protocol.md §7)."""
     st, want = d.get("status") or {}, d["spec"]["replicas"]
-    prog = next((c for c in st.get("conditions") or [] if c["type"] == "Progressing"), {})
+    prog: Obj = next((c for c in st.get("conditions") or [] if c["type"] == "Progressing"), {})
     return (st.get("observedGeneration", 0) >= d["metadata"]["generation"] and st.get("updatedReplicas", 0) == want
             and st.get("replicas", 0) == st.get("updatedReplicas", 0)
             and st.get("availableReplicas", 0) >= st.get("updatedReplicas", 0)
@@ -333,3 +333,33 @@ async def _count(c: Cluster, n: int, app: str = "web") -> bool:
 async def _progressing_reason(c: Cluster, reason: str) -> bool:
     d = await c.deploy()
     return any(x["type"] == "Progressing" and x["reason"] == reason for x in d["status"].get("conditions") or [])
+
+
+async def test_progress_deadline_exceeded(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("apps/deployments", NS, deployment(replicas=1, progressDeadlineSeconds=1))
+    await eventually(lambda: _count(c, 1), what="1 pod")
+    await c.kubelet(ready=False)
+    await eventually(lambda: _progressing_reason(c, "ProgressDeadlineExceeded"), timeout=10, what="deadline exceeded")
+    d = await c.deploy()
+    cond = next(x for x in d["status"]["conditions"] if x["type"] == "Progressing")
+    assert cond["status"] == "False" and "has timed out progressing" in cond["message"]
+    assert not rolled_out(d)
+    # Becoming ready completes the rollout again.
+    await roll_to_completion(c)
+    await eventually(lambda: _progressing_reason(c, "NewReplicaSetAvailable"), what="recovered")
+
+
+async def test_paused_deployment_does_not_roll(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("apps/deployments", NS, deployment(replicas=2))
+    await roll_to_completion(c)
+    await c.client.patch("apps/deployments", NS, "web", {"spec": {"paused": True}})
+    await eventually(lambda: _progressing_reason(c, "DeploymentPaused"), what="paused condition")
+    await c.client.patch("apps/deployments", NS, "web", {"spec": {"template": {"metadata": {"annotations": {"x": "1"}}}}})
+    await c.client.patch("apps/deployments", NS, "web", {"spec": {"replicas": 3}})
+    await eventually(lambda: _count(c, 3), what="scaling works while paused")
+    assert len((await c.client.list("apps/replicasets", NS))[0]) == 1
+    await c.client.patch("apps/deployments", NS, "web", {"spec": {"paused": False}})
+    d = await roll_to_completion(c)
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
