@@ -15,6 +15,10 @@ def obj(name: str, rv: int, ns: str = "default") -> Obj:
     return {"metadata": {"name": name, "namespace": ns, "resourceVersion": str(rv)}}
 
 
+def field(o: Obj | None, name: str) -> str | None:
+    return None if o is None else str(o["metadata"][name])
+
+
 class FakeClient:
     """`list` answers from `lists`; each `watch` call plays the next script (events, then an error or end)."""
 
@@ -51,8 +55,7 @@ async def test_list_then_watch_updates_cache_and_calls_handlers() -> None:
                           WatchEvent("DELETED", obj("b", 8))]])
     inf = Informer(client, "pods")  # type: ignore[arg-type]
     seen: list[tuple[str | None, str | None]] = []
-    inf.add_handler(lambda old, new: seen.append((old and old["metadata"]["resourceVersion"],
-                                                  new and new["metadata"]["resourceVersion"])))
+    inf.add_handler(lambda old, new: seen.append((field(old, "resourceVersion"), field(new, "resourceVersion"))))
     await run_until_idle(inf, client)
     assert seen == [(None, "1"), (None, "6"), ("1", "7"), ("6", None)]
     assert [o["metadata"]["name"] for o in inf.list()] == ["a"]
@@ -66,7 +69,7 @@ async def test_expired_watch_relists_and_reports_differences() -> None:
                         [[ClientError(410, "Expired", "too old")]])
     inf = Informer(client, "pods")  # type: ignore[arg-type]
     seen: list[tuple[str | None, str | None]] = []
-    inf.add_handler(lambda old, new: seen.append((old and old["metadata"]["name"], new and new["metadata"]["name"])))
+    inf.add_handler(lambda old, new: seen.append((field(old, "name"), field(new, "name"))))
     await run_until_idle(inf, client)
     # The relist adds c and deletes b; a did not change and is not reported again.
     assert seen[2:] == [(None, "c"), ("b", None)]
