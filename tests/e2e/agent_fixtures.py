@@ -204,8 +204,8 @@ def reap_node(m: Minik, net: NodeNet, keep_dir: bool = False) -> None:
     pid = containerd_pid(m)
     if pid is not None:
         os.kill(pid, signal.SIGKILL)
-    # Shims whose tasks could not be removed (containerd already gone): kill them and their
-    # containers' processes by the cgroup-less route — shims are subreapers of their tasks.
+    # Shims whose tasks could not be removed (containerd was already dead): at least the shims
+    # go; their container processes would be reparented to init, which is why tasks go first.
     for shim in _pids_with_arg(sock):
         with contextlib.suppress(ProcessLookupError):
             os.kill(shim, signal.SIGKILL)

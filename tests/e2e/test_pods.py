@@ -14,6 +14,7 @@ import re
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 
@@ -30,9 +31,8 @@ def http_get(url: str, timeout: float = 5.0) -> str:
         return r.read().decode()  # type: ignore[no-any-return]
 
 
-def eventually(fn: object, timeout: float = 20.0, interval: float = 0.2) -> object:
-    """Call `fn` until it returns a truthy value without raising; the last error is re-raised."""
-    assert callable(fn)
+def eventually(fn: Callable[[], object], timeout: float = 20.0, interval: float = 0.2) -> object:
+    """Call `fn` until it returns a truthy value without raising (the last error is reported)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -213,9 +213,9 @@ def test_readiness_gates_ready_condition(node_minik: Minik) -> None:
     assert condition(p, "Ready") == "False" and cstatus(p, "main")["ready"] is False
     assert "0/1" in ns.kubectl("get", "pod", "r").stdout
     ns.kubectl("wait", "--for=condition=Ready", "pod/r", "--timeout=30s")
-    p = ns.get("r")
-    assert condition(p, "ContainersReady") == "True" and cstatus(p, "main")["ready"] is True
-    assert cstatus(p, "main")["restartCount"] == 0
+    ready = ns.get("r")
+    assert condition(ready, "ContainersReady") == "True" and cstatus(ready, "main")["ready"] is True
+    assert cstatus(ready, "main")["restartCount"] == 0
 
 
 # ---- 9. memory limit --------------------------------------------------------------------------
@@ -325,7 +325,7 @@ def test_missing_image_err_image_pull_then_back_off(node_minik: Minik) -> None:
     seen: set[str] = set()
 
     def backing_off(p: Obj) -> bool:
-        reason = (state_of(p, "main").get("waiting") or {}).get("reason", "")
+        reason = str((state_of(p, "main").get("waiting") or {}).get("reason", ""))
         seen.add(reason)
         return reason == "ImagePullBackOff"
 
