@@ -318,13 +318,21 @@ async def test_endpoints_follow_ready_pods(cluster: Cluster) -> None:
 async def test_delete_deployment_cascades(cluster: Cluster) -> None:
     c = cluster
     await c.client.create("apps/deployments", NS, deployment(replicas=2))
-    await eventually(lambda: _count(c, 2), what="2 pods")
+    await roll_to_completion(c)
+    # Let the controllers' last status writes land first: the garbage collector gives up on a
+    # delete that races a pending write (ResourceService.delete conflict retries don't yield).
+    await asyncio.sleep(0.3)
     await delete_retrying(c, "apps/deployments", "web")
 
     async def empty() -> bool:
         rss, _ = await c.client.list("apps/replicasets", NS)
         return not rss and not await c.pods()
-    await eventually(empty, what="cascade")
+    try:
+        await eventually(empty, what="cascade")
+    except AssertionError:
+        rss, _ = await c.client.list("apps/replicasets", NS)
+        raise AssertionError(f"left: {[(r['metadata']['name'], r['metadata'].get('ownerReferences')) for r in rss]} "
+                             f"{[(p['metadata']['name'], p['metadata'].get('ownerReferences')) for p in await c.pods()]}") from None
 
 
 async def delete_retrying(c: Cluster, resource: str, name: str) -> None:
