@@ -28,7 +28,10 @@ from minik.apis.registry import Registry
 from minik.apis.schema import Schemas
 from minik.client.local import LocalClient
 from minik.config import ServerConfig
+from minik.controllers.deployment import DeploymentController
+from minik.controllers.endpoints import EndpointsController
 from minik.controllers.garbagecollector import GarbageCollector
+from minik.controllers.replicaset import ReplicaSetController
 from minik.controllers.namespace import NamespaceController
 from minik.machinery.tasks import Supervisor
 from minik.pki import certs, kubeconfig, satoken
@@ -128,6 +131,9 @@ class Server:
         self.supervisor.spawn("garbage-collector", GarbageCollector(self.service, self.registry).run)
         self.client = LocalClient(self.service)
         self.supervisor.spawn("scheduler", Scheduler(self.client).run)
+        self.supervisor.spawn("replicaset-controller", ReplicaSetController(self.client).run)
+        self.supervisor.spawn("deployment-controller", DeploymentController(self.client).run)
+        self.supervisor.spawn("endpoints-controller", EndpointsController(self.client).run)
         if not cfg.disable_agent:
             await self._start_agent(handlers)
         self._ready = True

@@ -361,7 +361,9 @@ class ResourceService:
             raise st.bad_request("PATCH requests must specify a fieldManager for server-side apply (fieldManager query parameter)")
         if patch_type != "application/json-patch+json" and not isinstance(body, dict):
             raise st.bad_request(f"the patch body must be a JSON object for {patch_type}")
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            if attempt:
+                await _settle(attempt)
             old = self.store.get(rt.store_key, ns, name)
             if old is None:
                 if apply and not opts.subresource:
@@ -483,7 +485,9 @@ class ResourceService:
 
     async def bind(self, rt: ResourceType, namespace: str, name: str, node: str) -> Obj:
         """pods/binding: set spec.nodeName once (the one spec change a pod allows, via its own subresource)."""
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            if attempt:
+                await _settle(attempt)
             old = self.store.get(rt.store_key, namespace, name)
             if old is None:
                 raise st.not_found(rt, name)
@@ -507,7 +511,9 @@ class ResourceService:
     # ---- delete ----------------------------------------------------------------------------
     async def delete(self, rt: ResourceType, namespace: str, name: str, opts: DeleteOptions = DeleteOptions()) -> DeleteResult:
         ns = namespace if rt.namespaced else ""
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            if attempt:
+                await _settle(attempt)
             old = self.store.get(rt.store_key, ns, name)
             if old is None:
                 raise st.not_found(rt, name)
@@ -704,6 +710,13 @@ def scale_of(rt: ResourceType, obj: Obj, paths: tuple[str, str, str]) -> Obj:
         "spec": {"replicas": dig(paths[0]) or 0},
         "status": {"replicas": dig(paths[1]) or 0, "selector": selector},
     }
+
+
+async def _settle(attempt: int) -> None:
+    """Before retrying a conflicted write: the conflicting write is usually still being committed
+    (the store checks against pending writes, reads see committed ones), so give it time."""
+    import asyncio
+    await asyncio.sleep(0.002 * (2 ** attempt))
 
 
 def _encode_continue(rv: int, key: str) -> str:

@@ -166,5 +166,8 @@ class GarbageCollector:
         try:
             await self.service.delete(rt, key[1], key[2], DeleteOptions(policy))
         except st.StatusError as e:
-            if e.code != 404:
+            if e.code == 409:
+                # Lost a race with another writer of the dependent: try again shortly.
+                asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(self._delete(key, policy)))
+            elif e.code != 404:
                 log.warning("gc: deleting %s: %s", key, e.message)
