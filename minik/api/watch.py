@@ -30,7 +30,7 @@ from minik.store import errors as store_errors
 log = logging.getLogger("minik.api.watch")
 
 BOOKMARK_INTERVAL = 30.0
-DISCONNECT_POLL = 1.0
+DISCONNECT_POLL = 5.0   # a closed client is noticed within this (and on the next write)
 DEFAULT_TIMEOUT = 1800.0
 
 
