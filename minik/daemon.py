@@ -34,6 +34,7 @@ from minik.controllers.garbagecollector import GarbageCollector
 from minik.controllers.replicaset import ReplicaSetController
 from minik.controllers.namespace import NamespaceController
 from minik.machinery.tasks import Supervisor
+from minik.net.hostaddr import default_ip
 from minik.pki import certs, kubeconfig, satoken
 from minik.pki.token import ensure_token, token_secret
 from minik.scheduler.scheduler import Scheduler
@@ -46,18 +47,6 @@ log = logging.getLogger("minik")
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 VOLATILE = frozenset({"coordination.k8s.io/leases"})
-
-
-def default_ip() -> str:
-    """The address of the interface holding the default route (no packet is sent)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.connect(("10.255.255.255", 1))
-        return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-    finally:
-        s.close()
 
 
 def sd_notify(message: str) -> None:

@@ -37,6 +37,7 @@ from minik.agent.volumes import VolumeManager
 from minik.agent.worker import WorkerContext
 from minik.client import Client, ClientError
 from minik.config import ServerConfig
+from minik.net.hostaddr import default_ip
 from minik.net.podnet import PodNetwork
 
 __all__ = ["NodeRuntime", "RuntimeOptions", "first_node_subnet"]
@@ -49,18 +50,6 @@ def first_node_subnet(cluster_cidr: str) -> str:
     if net.prefixlen >= 24:
         return str(net)
     return str(next(net.subnets(new_prefix=24)))
-
-
-def _default_ip() -> str:
-    # The address of the interface holding the default route (no packet is sent).
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.connect(("10.255.255.255", 1))
-        return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-    finally:
-        s.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +127,7 @@ class NodeRuntime:
         await self.network.release_all_except(live)
 
         version = await cri.version()
-        node_ip = cfg.node_ip or cfg.advertise_address or _default_ip()
+        node_ip = cfg.node_ip or cfg.advertise_address or default_ip()
         node_facts = await asyncio.to_thread(
             gather_facts, self._node_name, node_ip, cfg.data_dir,
             f"{version.runtime_name}://{version.runtime_version}", subnet)
