@@ -41,6 +41,7 @@ __all__ = [
     "RegistryAuth",
     "RegistryConfig",
     "RegistryTLS",
+    "auth_server_address",
     "image_registry_host",
     "load_registries",
     "parse_registries",
@@ -113,7 +114,7 @@ class Registries:
                     auth=a.auth,
                     identity_token=a.identity_token,
                     registry_token=a.token,
-                    server_address=host,
+                    server_address=auth_server_address(host),
                 )
         return out
 
@@ -145,6 +146,17 @@ def image_registry_host(image: str) -> str:
     if sep and ("." in first or ":" in first or first == "localhost"):
         return "docker.io" if first in ("index.docker.io", "registry-1.docker.io") else first
     return DOCKER_HUB
+
+
+def auth_server_address(host: str) -> str:
+    """CRI `AuthConfig.server_address` for credentials meant for registry `host`.
+
+    containerd (1.6 `ParseAuth`) URL-parses it and hands the credentials only to a request
+    whose host equals the URL's host: a bare "127.0.0.1:5000" fails to parse and a bare
+    "mirror.example" parses with an empty host, so neither ever matched. Docker Hub's
+    requests go to registry-1.docker.io, not docker.io.
+    """
+    return _default_server(host)
 
 
 def _with_scheme(endpoint: str) -> str:

@@ -52,7 +52,7 @@ from minik.agent.plan import (
     plan,
 )
 from minik.agent.probes import ContainerProber, ProbeTarget, run_handler
-from minik.agent.registries import Registries, image_registry_host
+from minik.agent.registries import Registries, auth_server_address, image_registry_host
 from minik.agent.sandbox import SandboxContext, log_directory, sandbox_config
 from minik.agent.status import StatusInput, compute_status
 from minik.agent.volumes import VolumeError, VolumeManager
@@ -133,7 +133,8 @@ def _docker_auth(secret: Obj, host: str) -> pb.AuthConfig | None:
         if not user and entry.get("auth"):
             with contextlib.suppress(ValueError):
                 user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        return pb.AuthConfig(username=user, password=password, server_address=host,
+        return pb.AuthConfig(username=user, password=password,
+                             server_address=auth_server_address(host),
                              identity_token=str(entry.get("identitytoken", "")),
                              registry_token=str(entry.get("registrytoken", "")))
     return None

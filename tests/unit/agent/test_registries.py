@@ -130,13 +130,14 @@ configs:
 """)
     auths = regs.auths()
     assert auths["mirror.example"].username == "mu"
-    assert auths["mirror.example"].server_address == "mirror.example"
+    # containerd URL-parses server_address and matches the request's host against it.
+    assert auths["mirror.example"].server_address == "https://mirror.example"
     assert auths["ghcr.io"].registry_token == "tok"
     assert auths["registry.example.com"].auth == "dXNlcjpwYXNz"
     assert auths["registry.example.com"].identity_token == "idt"
     # A mirrored registry uses the first mirror endpoint that has credentials.
     hub = regs.auth_for_image("busybox")
-    assert hub is not None and hub.server_address == "mirror.example"
+    assert hub is not None and hub.server_address == "https://mirror.example"
     ghcr = regs.auth_for_image("ghcr.io/o/app:1")
     assert ghcr is not None and ghcr.registry_token == "tok"
     assert regs.auth_for_image("quay.io/x/y") is None
@@ -167,3 +168,13 @@ def test_write_certs_d_replaces_only_our_files(tmp_path: Path) -> None:
     assert not (certs / "quay.io").exists()
     assert "http://c:5000" in (certs / "docker.io" / "hosts.toml").read_text()
     assert (foreign / "hosts.toml").exists()
+
+
+def test_auth_server_address_is_a_url_whose_host_containerd_matches() -> None:
+    from urllib.parse import urlsplit
+
+    from minik.agent.registries import auth_server_address
+
+    assert urlsplit(auth_server_address("127.0.0.1:5000")).netloc == "127.0.0.1:5000"
+    assert urlsplit(auth_server_address("ghcr.io")).netloc == "ghcr.io"
+    assert urlsplit(auth_server_address("docker.io")).netloc == "registry-1.docker.io"
