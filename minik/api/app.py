@@ -19,6 +19,7 @@ from minik.api import status as st
 from minik.api.auth import ANONYMOUS, ANONYMOUS_PATHS, AllowAuthenticated, Authenticator, Authorizer, User
 from minik.api.handlers import ApiHandlers, json_response
 from minik.api.openapi import OpenAPI
+from minik.api.openapiv2 import OpenAPIV2
 
 log = logging.getLogger("minik.api")
 
@@ -52,6 +53,7 @@ class ApiServer:
         self.handlers, self.openapi, self.authn, self.authz = handlers, openapi, authn, authz or AllowAuthenticated()
         self.ca_pem, self.ready, self.metrics = ca_pem, ready, metrics
         self.runner: web.AppRunner | None = None
+        self.openapi_v2 = OpenAPIV2(openapi)   # Swagger 2.0, derived from the v3 documents
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[self._errors, self._auth], client_max_size=3 * 1024 * 1024 + 1024)
@@ -67,6 +69,7 @@ class ApiServer:
         r.add_get("/metrics", self._metrics)
         r.add_get("/openapi/v3", self._openapi_index)
         r.add_get("/openapi/v3/{tail:.*}", self._openapi_doc)
+        r.add_get("/openapi/v2", self._openapi_v2)
         r.add_get("/api", h.api_root)
         r.add_get("/api/", h.api_root)
         r.add_get("/apis", h.apis_root)
@@ -150,6 +153,9 @@ class ApiServer:
         if request.query.get("hash") == digest:
             resp.headers["Cache-Control"] = "public, immutable"
         return resp
+
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        return await self.openapi_v2.respond(request)
 
     # ---- serving -----------------------------------------------------------------------------
     async def start(self, host: str, port: int, ssl_ctx: ssl.SSLContext | None) -> None:
