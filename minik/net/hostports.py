@@ -104,7 +104,10 @@ class HostPortEntry:
 
 def parse_port_mappings(raw: Any) -> tuple[PortMapping, ...]:
     """`runtimeConfig.portMappings` as containerd sends it: a list of
-    `{hostPort, containerPort, protocol, hostIP}`. Entries without a host port are not
+    `{HostPort, ContainerPort, Protocol, HostIP}` (go-cni's struct has no JSON tags, so the
+    keys are Go's field names; the CNI convention and our state files say `hostPort`):
+    keys match case-insensitively, as Go's decoder in the reference `portmap` plugin does.
+    Entries without a host port are not
     hostPorts and are skipped; IPv6 host IPs are skipped because minik's pod network is
     IPv4 only (the IPv4 table could not match them). Duplicates collapse."""
     if raw is None:
@@ -115,8 +118,9 @@ def parse_port_mappings(raw: Any) -> tuple[PortMapping, ...]:
     for item in raw:
         if not isinstance(item, dict):
             raise HostPortError(f"port mapping {item!r} is not an object")
-        host_port = item.get("hostPort", 0)
-        container_port = item.get("containerPort", 0)
+        fields = {str(k).lower(): v for k, v in item.items()}
+        host_port = fields.get("hostport", 0)
+        container_port = fields.get("containerport", 0)
         if not isinstance(host_port, int) or not isinstance(container_port, int) \
                 or isinstance(host_port, bool) or isinstance(container_port, bool):
             raise HostPortError(f"port mapping {item!r}: ports must be integers")
@@ -124,10 +128,10 @@ def parse_port_mappings(raw: Any) -> tuple[PortMapping, ...]:
             continue
         if not (1 <= host_port <= 65535 and 1 <= container_port <= 65535):
             raise HostPortError(f"port mapping {item!r}: ports must be in 1..65535")
-        protocol = str(item.get("protocol") or "tcp").lower()
+        protocol = str(fields.get("protocol") or "tcp").lower()
         if protocol not in PROTOCOLS:
             raise HostPortError(f"port mapping {item!r}: unsupported protocol {protocol!r}")
-        host_ip_raw = item.get("hostIP") or ""
+        host_ip_raw = fields.get("hostip") or ""
         if not isinstance(host_ip_raw, str):
             raise HostPortError(f"port mapping {item!r}: hostIP must be a string")
         host_ip: ipaddress.IPv4Address | None = None

@@ -156,6 +156,13 @@ def _bridge_address(bridge: str) -> str:
     return out.split()[3].split("/")[0]
 
 
+def _primary_address() -> str:
+    """The host's own address on its default route ("" without one); no packet is sent."""
+    out = subprocess.run(["ip", "-4", "-o", "route", "get", "192.0.2.1"], capture_output=True,
+                         text=True, check=False).stdout.split()
+    return out[out.index("src") + 1] if "src" in out else ""
+
+
 def test_host_port_reaches_pod_until_deleted(node: Node) -> None:
     ns = Ns.make(node.m, "hostport")
     hp = free_port()
@@ -166,7 +173,8 @@ def test_host_port_reaches_pod_until_deleted(node: Node) -> None:
     ns.wait("client")
     host_ip = p["status"]["hostIP"]
     gateway = _bridge_address(node.bridge)   # a local address of the node, on the pod bridge
-    for addr in dict.fromkeys(["127.0.0.1", host_ip, gateway]):
+    # Every local address of the node answers (portmap's `--dst-type LOCAL`).
+    for addr in dict.fromkeys(a for a in ["127.0.0.1", host_ip, gateway, _primary_address()] if a):
         assert eventually(lambda a=addr: http_get(f"http://{a}:{hp}/") == "via-host-port\n"), addr
     # Hairpin: a pod reaching another pod through the node's hostPort.
     out = ns.exec("client", "sh", "-c", f"timeout 5 wget -qO- http://{gateway}:{hp}/").stdout

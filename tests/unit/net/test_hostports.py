@@ -95,6 +95,14 @@ def test_parse_as_containerd_sends_them() -> None:
     assert parse_port_mappings([]) == ()
 
 
+def test_parse_go_field_names_as_containerd_1_6_really_sends_them() -> None:
+    # Captured from containerd 1.6.20's runtimeConfig (go-cni PortMapping has no JSON tags).
+    raw = [{"HostPort": 31999, "ContainerPort": 8080, "Protocol": "tcp", "HostIP": ""},
+           {"HostPort": 5353, "ContainerPort": 53, "Protocol": "udp", "HostIP": "192.0.2.7"}]
+    assert parse_port_mappings(raw) == (
+        tcp(31999, 8080), PortMapping(5353, 53, "udp", ipaddress.IPv4Address("192.0.2.7")))
+
+
 @pytest.mark.parametrize("raw", [
     "8080",
     ["x"],
