@@ -35,8 +35,11 @@ def test_typed_client_crud_and_conflict(minik: Minik) -> None:
     with pytest.raises(ApiException) as e:
         apps.replace_namespaced_deployment("web", "py-t", stale)
     assert e.value.status == 409
-    pods = core.list_namespaced_pod("py-t")
-    assert pods.items == []
+    # The Deployment's ReplicaSet creates its pods (Pending: this server runs no node agent).
+    deadline = time.time() + 20
+    while len(core.list_namespaced_pod("py-t", label_selector="app=web").items) != 3:
+        assert time.time() < deadline, "the deployment controller did not create 3 pods"
+        time.sleep(0.2)
     lst = core.list_namespaced_config_map("py-t", label_selector="nothing=here")
     assert lst.items == []
 

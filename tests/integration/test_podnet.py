@@ -81,7 +81,8 @@ def _free_test_subnet() -> ipaddress.IPv4Network:
 def env(tmp_path: Path) -> Iterator[Env]:
     suffix = secrets.token_hex(3)
     e = Env(root=tmp_path, bridge=f"mk{suffix}", table=f"mktest{suffix}", subnet=_free_test_subnet())
-    forward_before = IP_FORWARD.read_text()
+    # ip_forward is not restored afterwards: tests run in parallel (and an installed minik may run
+    # here), and switching it back off under them breaks their forwarding (hostPort DNAT, egress).
     try:
         yield e
     finally:
@@ -91,7 +92,6 @@ def env(tmp_path: Path) -> Iterator[Env]:
             subprocess.run(["ip", "link", "del", link], capture_output=True)
         subprocess.run(["ip", "link", "del", e.bridge], capture_output=True)
         subprocess.run(["nft", "delete", "table", "ip", e.table], capture_output=True)
-        IP_FORWARD.write_text(forward_before)
 
 
 @pytest.fixture

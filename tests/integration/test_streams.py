@@ -240,7 +240,7 @@ async def _wait_log(cluster: Cluster, pod: str, text: str, timeout: float = 10) 
 
 async def test_logs(cluster: Cluster) -> None:
     cid = await cluster.run_container(
-        "talker", ["sh", "-c", "echo one; echo two; echo err >&2; sleep 1.1; echo three; sleep 300"])
+        "talker", ["sh", "-c", "echo one; echo two; sleep 0.3; echo err >&2; sleep 1.1; echo three; sleep 300"])
     cluster.add_pod("talker", {"main": cid})
     await _wait_log(cluster, "talker", "three")
     rc, out, err = await cluster.kubectl("logs", "talker")
