@@ -244,13 +244,15 @@ def _operation(op: _Json, tag: str) -> _Json:
         content: _Json = body.get("content", {})
         if any(t in content for t in PATCH_TYPES):
             consumes = [t for t in PATCH_TYPES if t in content]
-        schema = next(iter(content.values()), {}).get("schema", {"type": "object"})
-        params.insert(0, {"name": "body", "in": "body", "required": True, "schema": convert_schema(schema)})
+        media: Any = next(iter(content.values()), None)
+        schema: Any = media.get("schema") if isinstance(media, dict) else None
+        params.insert(0, {"name": "body", "in": "body", "required": True,
+                          "schema": convert_schema(schema or {"type": "object"})})
     responses: _Json = {}
     for code, resp in op.get("responses", {}).items():
         r: _Json = {"description": resp.get("description", "")}
-        for media in resp.get("content", {}).values():
-            r["schema"] = convert_schema(media.get("schema", {}))
+        for described in resp.get("content", {}).values():
+            r["schema"] = convert_schema(described.get("schema", {}))
             break
         responses[code] = r
     responses.setdefault("401", {"description": "Unauthorized"})
