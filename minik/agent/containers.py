@@ -33,6 +33,8 @@ __all__ = [
     "ANNOTATION_HASH",
     "ANNOTATION_KIND",
     "ANNOTATION_RESTART_COUNT",
+    "ANNOTATION_TERMINATION_PATH",
+    "ANNOTATION_TERMINATION_POLICY",
     "MountSpec",
     "container_config",
     "linux_resources",
@@ -44,6 +46,7 @@ Obj = dict[str, Any]
 ANNOTATION_RESTART_COUNT = "io.kubernetes.container.restartCount"
 ANNOTATION_HASH = "io.kubernetes.container.hash"
 ANNOTATION_TERMINATION_PATH = "io.kubernetes.container.terminationMessagePath"
+ANNOTATION_TERMINATION_POLICY = "io.kubernetes.container.terminationMessagePolicy"
 ANNOTATION_GRACE = "io.kubernetes.pod.terminationGracePeriod"
 ANNOTATION_KIND = "io.minik.container.kind"
 
@@ -187,6 +190,7 @@ def container_config(
         ANNOTATION_HASH: container_hash(container),
         ANNOTATION_KIND: kind,
         ANNOTATION_TERMINATION_PATH: str(container.get("terminationMessagePath") or "/dev/termination-log"),
+        ANNOTATION_TERMINATION_POLICY: str(container.get("terminationMessagePolicy") or "File"),
         ANNOTATION_GRACE: str(30 if grace is None else int(grace)),
     }
     return pb.ContainerConfig(

@@ -2,17 +2,23 @@
 
 Role: list the pod's sandboxes and containers by the io.kubernetes.pod.uid label and turn CRI
 messages into plain values. Container details that never change once seen (an exited
-container's exit code and times, a running container's start time) are cached per
-(container id, state), so a resync costs two list calls instead of one status call per container.
-Neighbours: `minik.agent.worker` (caller), `minik.agent.cri` (source), `minik.agent.plan` (types).
+container's exit code, times and termination message, a running container's start time) are
+cached per (container id, state), so a resync costs two list calls instead of one status call
+per container. An exited container's termination message is read here, once, from the host
+file mounted at its terminationMessagePath (found among the status's mounts).
+Neighbours: `minik.agent.worker` (caller), `minik.agent.cri` (source), `minik.agent.plan` (types),
+`minik.agent.termination` (reading the message).
 """
 
 from __future__ import annotations
 
-from minik.agent.containers import ANNOTATION_HASH
+import asyncio
+
+from minik.agent.containers import ANNOTATION_HASH, ANNOTATION_TERMINATION_PATH, ANNOTATION_TERMINATION_POLICY
 from minik.agent.cri import CriClient, CriNotFoundError, pb
 from minik.agent.plan import CREATED, EXITED, RUNNING, UNKNOWN, ContainerObs, Observed, SandboxObs
 from minik.agent.sandbox import LABEL_POD_UID
+from minik.agent.termination import DEFAULT_MESSAGE_PATH, read_message
 
 __all__ = ["Observer", "state_name"]
 
@@ -23,6 +29,21 @@ def state_name(state: int) -> str:
     names: dict[int, str] = {pb.CONTAINER_RUNNING: RUNNING, pb.CONTAINER_EXITED: EXITED,
                              pb.CONTAINER_CREATED: CREATED}
     return names.get(state, UNKNOWN)
+
+
+async def _message(st: pb.ContainerStatus) -> str:
+    """Kubelet's termination message: the runtime's own message (if any) joined with the one
+    the container left in its terminationMessagePath (or its log tail, per policy)."""
+    if st.state != pb.CONTAINER_EXITED:
+        return st.message
+    path = st.annotations.get(ANNOTATION_TERMINATION_PATH) or DEFAULT_MESSAGE_PATH
+    host_file = next((m.host_path for m in st.mounts if m.container_path == path), "")
+    fallback = st.annotations.get(ANNOTATION_TERMINATION_POLICY) == "FallbackToLogsOnError"
+    text = await asyncio.to_thread(read_message, host_file, st.log_path,
+                                   fallback_to_logs=fallback, failed=st.exit_code != 0)
+    if st.message and text:
+        return f"{st.message}: {text}"
+    return text or st.message
 
 
 class Observer:
@@ -76,7 +97,7 @@ class Observer:
                     finished_at=st.finished_at / _NS,
                     exit_code=st.exit_code,
                     reason=st.reason,
-                    message=st.message,
+                    message=await _message(st),
                     image=st.image.image,
                     image_ref=st.image_ref,
                     hash=c.annotations.get(ANNOTATION_HASH, ""),

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minik.agent.backoff import Backoff
-from minik.agent.containers import container_config, non_root_violation
+from minik.agent.containers import MountSpec, container_config, non_root_violation
 from minik.agent.cri import CriClient, CriError, CriNotFoundError, pb
 from minik.agent.env import EnvError, EnvSources, referenced_objects, resolve_env
 from minik.agent.events import EventRecorder, pod_ref
@@ -55,6 +55,7 @@ from minik.agent.probes import ContainerProber, ProbeTarget, run_handler
 from minik.agent.registries import Registries, auth_server_address, image_registry_host
 from minik.agent.sandbox import SandboxContext, log_directory, sandbox_config
 from minik.agent.status import StatusInput, compute_status
+from minik.agent.termination import DEFAULT_MESSAGE_PATH, new_message_file
 from minik.agent.volumes import VolumeError, VolumeManager
 from minik.client import Client, ClientError
 
@@ -394,6 +395,16 @@ class PodWorker:
             if violation:
                 raise EnvError(violation)
             mounts = await self.ctx.volumes.mounts(c, self._volume_paths, dict(env))
+            # Kubelet's terminationMessagePath: a fresh host file per container instance,
+            # read back by the observer once the container has exited.
+            msg_path = str(c.get("terminationMessagePath") or DEFAULT_MESSAGE_PATH)
+            if not any(mt.container_path == msg_path for mt in mounts):
+                try:
+                    msg_file = await asyncio.to_thread(new_message_file,
+                                                       self.ctx.volumes.pod_dir(self.uid), a.name)
+                except OSError as e:
+                    raise VolumeError(f"termination message file: {e}") from None
+                mounts = [*mounts, MountSpec(msg_path, msg_file)]
         except (EnvError, VolumeError) as e:
             self._set_waiting(a.name, "CreateContainerConfigError", str(e))
             self.ctx.events.warning(ref, "Failed", f"Error: {e}")
