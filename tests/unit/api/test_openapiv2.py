@@ -303,21 +303,21 @@ def test_full_document_is_readable_by_kubectl(gnostic: dict[str, type[Message]],
 
 # --- caching and HTTP ---------------------------------------------------------------------------
 
-async def test_cached_until_a_crd_schema_changes(schemas: Schemas) -> None:
+def test_cached_until_a_crd_schema_changes(schemas: Schemas) -> None:
     registry = Registry()
     registry.add(make_crontab())
     openapi = OpenAPI(registry, schemas)
     v2 = OpenAPIV2(openapi)
-    first = await v2.encoded(True)
-    assert await v2.encoded(True) is first
+    first = v2.encoded(True)
+    assert v2.encoded(True) is first
     openapi.set_custom_schema("stable.example.com", "v1", "CronTab", CRONTAB_SCHEMA)
-    second = await v2.encoded(True)
+    second = v2.encoded(True)
     assert second.fingerprint != first.fingerprint and b"cronSpec" in gzip.decompress(second.gzipped)
     registry.remove("stable.example.com", "v1", "crontabs")
-    third = await v2.encoded(True)
+    third = v2.encoded(True)
     assert third.fingerprint != second.fingerprint and b"cronSpec" not in gzip.decompress(third.gzipped)
     # Only one encoding is held: asking for JSON replaces the protobuf bytes.
-    as_json = await v2.encoded(False)
+    as_json = v2.encoded(False)
     assert json.loads(gzip.decompress(as_json.gzipped))["swagger"] == "2.0"
     assert v2._cached is as_json
 
