@@ -255,13 +255,22 @@ class ResourceService:
             raise st.bad_request("the namespace of the provided object does not match the namespace sent on the request")
         warnings = self._field_validation(rt, new, opts.field_validation) if not opts.subresource else []
         expected = m.get("resourceVersion") or ""
-        old = self.store.get(rt.store_key, namespace if rt.namespaced else "", name)
-        if old is None:
-            raise st.not_found(rt, name)
-        if expected and str(expected) != old["metadata"].get("resourceVersion"):
-            raise st.conflict(rt, name)
-        obj = await self._write(rt, old, new, opts, int(expected) if expected else rv_of(old))
-        return WriteResult(obj, False, warnings)
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            if attempt:
+                await _settle(attempt)
+            old = self.store.get(rt.store_key, namespace if rt.namespaced else "", name)
+            if old is None:
+                raise st.not_found(rt, name)
+            if expected and str(expected) != old["metadata"].get("resourceVersion"):
+                raise st.conflict(rt, name)
+            try:
+                obj = await self._write(rt, old, copy.deepcopy(new), opts, int(expected) if expected else rv_of(old))
+            except st.StatusError as e:
+                if _lost_race(e) and not expected:
+                    continue  # an unconditional update (no resourceVersion) is retried, as Kubernetes does
+                raise
+            return WriteResult(obj, False, warnings)
+        raise st.conflict(rt, name)
 
     async def _write(self, rt: ResourceType, old: Obj, new: Obj, opts: WriteOptions, expected_rv: int) -> Obj:
         """Merge `new` onto `old` by the subresource rules, validate, and store with CAS."""
@@ -380,12 +389,19 @@ class ResourceService:
             current = self.with_type(rt, old)
             target = self._subresource_view(rt, current, opts.subresource)
             patched = self._apply_patch(rt, target, patch_type, body, opts)
+            body_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
             if opts.subresource == "scale":
-                return WriteResult(await self._write_scale(rt, old, patched, opts))
+                if body_rv and str(body_rv) != old["metadata"].get("resourceVersion"):
+                    raise st.conflict(rt, name)
+                try:
+                    return WriteResult(await self._write_scale(rt, old, patched, opts))
+                except st.StatusError as e:
+                    if _lost_race(e) and not body_rv:
+                        continue
+                    raise
             pm = meta(patched)
             if pm.get("name") and pm["name"] != name:
                 raise st.bad_request(f"the name of the object ({pm['name']}) does not match the name on the URL ({name})")
-            body_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
             if body_rv and str(body_rv) != old["metadata"].get("resourceVersion"):
                 raise st.conflict(rt, name)
             warnings = self._field_validation(rt, patched, opts.field_validation) if not opts.subresource else []
@@ -393,7 +409,7 @@ class ResourceService:
                 obj = await self._write(rt, old, patched, opts if not apply else WriteOptions(
                     opts.field_manager, opts.field_validation, opts.dry_run, opts.subresource or "apply", opts.force), rv_of(old))
             except st.StatusError as e:
-                if e.reason == "Conflict" and e.code == 409 and not body_rv and not (e.details or {}).get("causes"):
+                if _lost_race(e) and not body_rv:
                     continue  # lost a race with another writer: Kubernetes retries patches internally
                 raise
             return WriteResult(obj, False, warnings)
@@ -461,13 +477,21 @@ class ResourceService:
 
     async def update_scale(self, rt: ResourceType, namespace: str, name: str, body: Obj, opts: WriteOptions) -> Obj:
         ns = namespace if rt.namespaced else ""
-        old = self.store.get(rt.store_key, ns, name)
-        if old is None:
-            raise st.not_found(rt, name)
         want_rv = (body.get("metadata") or {}).get("resourceVersion")
-        if want_rv and str(want_rv) != old["metadata"].get("resourceVersion"):
-            raise st.conflict(rt, name)
-        return await self._write_scale(rt, old, body, opts)
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            if attempt:
+                await _settle(attempt)
+            old = self.store.get(rt.store_key, ns, name)
+            if old is None:
+                raise st.not_found(rt, name)
+            if want_rv and str(want_rv) != old["metadata"].get("resourceVersion"):
+                raise st.conflict(rt, name)
+            try:
+                return await self._write_scale(rt, old, body, opts)
+            except st.StatusError as e:
+                if not (_lost_race(e) and not want_rv):
+                    raise
+        raise st.conflict(rt, name)
 
     async def _write_scale(self, rt: ResourceType, old: Obj, scale: Obj, opts: WriteOptions) -> Obj:
         replicas = (scale.get("spec") or {}).get("replicas")
@@ -710,6 +734,11 @@ def scale_of(rt: ResourceType, obj: Obj, paths: tuple[str, str, str]) -> Obj:
         "spec": {"replicas": dig(paths[0]) or 0},
         "status": {"replicas": dig(paths[1]) or 0, "selector": selector},
     }
+
+
+def _lost_race(e: st.StatusError) -> bool:
+    """A CAS conflict with a concurrent writer (not a field-manager conflict, not a precondition)."""
+    return e.code == 409 and e.reason == "Conflict" and not (e.details or {}).get("causes")
 
 
 async def _settle(attempt: int) -> None:
