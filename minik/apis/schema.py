@@ -121,6 +121,11 @@ def _collect_refs(schema: Any, out: set[str]) -> None:
         for key, value in schema.items():
             if key == "$ref" and isinstance(value, str):
                 out.add(Schemas.ref_name(value))
+            elif key == "properties" and isinstance(value, dict):
+                # Property names are data, not keywords: JSONSchemaProps has a property literally
+                # named "x-kubernetes-validations" whose schema must be followed.
+                for prop in value.values():
+                    _collect_refs(prop, out)
             elif not key.startswith("x-") and key not in ("enum", "default", "description"):
                 _collect_refs(value, out)
     elif isinstance(schema, list):
