@@ -1,5 +1,6 @@
-"""More pods on a real node, end to end: pull secrets, hostPorts, sidecars, tcp/grpc probes,
-postStart hooks, attach and termination messages, through the real kubectl.
+"""More pods on a real node, end to end: pull secrets, hostPorts, sidecars (gating Ready,
+restarted under restartPolicy Never, stopped after the job), tcp/grpc probes, postStart hooks,
+attach and termination messages, through the real kubectl.
 
 One agent-enabled `minik server` for the module, started here rather than by the shared
 `node_minik` fixture because its registries.yaml must also name a private registry: docker.io is
@@ -174,8 +175,11 @@ def test_host_port_reaches_pod_until_deleted(node: Node) -> None:
     host_ip = p["status"]["hostIP"]
     gateway = _bridge_address(node.bridge)   # a local address of the node, on the pod bridge
     # Every local address of the node answers (portmap's `--dst-type LOCAL`).
+    def answers(addr: str) -> Callable[[], bool]:
+        return lambda: http_get(f"http://{addr}:{hp}/") == "via-host-port\n"
+
     for addr in dict.fromkeys(a for a in ["127.0.0.1", host_ip, gateway, _primary_address()] if a):
-        assert eventually(lambda a=addr: http_get(f"http://{a}:{hp}/") == "via-host-port\n"), addr
+        assert eventually(answers(addr)), addr
     # Hairpin: a pod reaching another pod through the node's hostPort.
     out = ns.exec("client", "sh", "-c", f"timeout 5 wget -qO- http://{gateway}:{hp}/").stdout
     assert out == "via-host-port\n"
@@ -202,7 +206,9 @@ def test_sidecar_runs_alongside_and_gates_ready(node: Node) -> None:
     assert "running" not in state_of(p, "main")
 
     ns.kubectl("wait", "--for=condition=Ready", "pod/sc", "--timeout=30s")
-    p = ns.get("sc")
+    ready = ns.get("sc")
+    assert ready is not None
+    p = ready
     st = cstatus(p, "proxy", init=True)
     assert "running" in st["state"] and st["started"] is True and st["ready"] is True, st
     assert "running" in state_of(p, "main")
@@ -211,6 +217,21 @@ def test_sidecar_runs_alongside_and_gates_ready(node: Node) -> None:
     started = ns.exec("sc", "cat", "/s/sidecar-started", "/s/main-started", container="proxy").stdout.split()
     assert int(started[1]) - int(started[0]) >= 3, started
     assert cstatus(p, "proxy", init=True).get("restartCount", 0) == 0
+
+
+def test_sidecar_restarts_and_stops_when_main_completes(node: Node) -> None:
+    ns = Ns.make(node.m, "sidecar2")
+    # restartPolicy Never does not apply to sidecars: the crashing one comes back; once the
+    # regular container has completed, the sidecar is stopped and the pod Succeeds.
+    ns.create(pod("job", [bb("main", "sleep 4; echo done")],
+                  initContainers=[bb("helper", "sleep 1; exit 1", restartPolicy="Always")],
+                  restartPolicy="Never"))
+    p = ns.wait("job", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"), timeout=40)
+    assert p["status"]["phase"] == "Succeeded", p["status"]
+    helper = cstatus(p, "helper", init=True)
+    assert helper.get("restartCount", 0) >= 1, helper
+    assert "running" not in helper["state"], helper
+    assert state_of(p, "main")["terminated"]["exitCode"] == 0
 
 
 # ---- 4. tcpSocket and grpc probes -------------------------------------------------------------
@@ -303,7 +324,8 @@ def test_termination_message_from_file_and_logs(node: Node) -> None:
               pod("custom", [bb("main", "echo -n custom-path > /tmp/why; exit 0",
                                 terminationMessagePath="/tmp/why")], restartPolicy="Never"),
               pod("logs", [bb("main", "echo first line; echo last words; exit 2",
-                              terminationMessagePolicy="FallbackToLogsOnError")], restartPolicy="Never"))
+                              terminationMessagePolicy="FallbackToLogsOnError")], restartPolicy="Never"),
+              pod("again", [bb("main", "echo -n \"run $(date +%s%N)\" > /dev/termination-log; exit 1")]))
 
     def terminated(name: str) -> Obj:
         p = ns.wait(name, lambda p: "terminated" in state_of(p, "main"), timeout=30)
@@ -317,3 +339,9 @@ def test_termination_message_from_file_and_logs(node: Node) -> None:
     assert t["exitCode"] == 2 and "last words" in t.get("message", ""), t
     described = ns.kubectl("describe", "pod", "file").stdout
     assert "bye from file" in described
+    # A restarted container's previous message stays in lastState; the new instance got a
+    # fresh file (no stale message is inherited).
+    p = ns.wait("again", lambda p: cstatus(p, "main").get("restartCount", 0) >= 1
+                and "terminated" in (cstatus(p, "main").get("lastState") or {}), timeout=30)
+    last = cstatus(p, "main")["lastState"]["terminated"]
+    assert last["exitCode"] == 1 and last.get("message", "").startswith("run "), last
