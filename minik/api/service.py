@@ -11,6 +11,7 @@ hooks such as Service IP allocation and CRD registration).
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 import logging
 import random
@@ -137,7 +138,7 @@ def prune_paths(obj: Obj, paths: list[str]) -> None:
                 cur = None
                 break
         if cur is not None and isinstance(cur, dict) and tokens and tokens[-1] in cur:
-            del cur[tokens[-1]]  # type: ignore[arg-type]
+            del cur[tokens[-1]]
 
 
 class ResourceService:
@@ -620,9 +621,9 @@ class ResourceService:
         return int(spec.get("terminationGracePeriodSeconds", 30) or 0)
 
     async def delete_collection(self, rt: ResourceType, namespace: str | None, labels: LabelSelector | None,
-                                fields: FieldSelector | None, opts: DeleteOptions) -> list[Obj]:
+                                fields: FieldSelector | None, opts: DeleteOptions) -> builtins.list[Obj]:
         page = self.list(rt, namespace, labels, fields)
-        out: list[Obj] = []
+        out: builtins.list[Obj] = []
         for obj in page.items:
             m = obj["metadata"]
             try:
@@ -662,7 +663,7 @@ class ResourceService:
                                  {"name": ns, "kind": "namespaces",
                                   "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being terminated", "field": "metadata.namespace"}]})
 
-    def _field_validation(self, rt: ResourceType, obj: Obj, mode: str) -> list[str]:
+    def _field_validation(self, rt: ResourceType, obj: Obj, mode: str) -> builtins.list[str]:
         """Unknown fields: Strict → 400, Warn → dropped with warnings, Ignore → dropped."""
         if mode not in ("Strict", "Warn", "Ignore", ""):
             raise st.bad_request(f"fieldValidation parameter unsupported: {mode}")

@@ -23,7 +23,7 @@ def _env(name: str, default: str) -> str:
 
 def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     d = ServerConfig()
-    p = sub.add_parser("server", help="run the control plane (API, store, controllers) and, unless disabled, a node agent",
+    p: argparse.ArgumentParser = sub.add_parser("server", help="run the control plane (API, store, controllers) and, unless disabled, a node agent",
                        description="Run minik's server: the Kubernetes API over an SQLite store, the controllers, "
                                    "and (unless --disable-agent) the node agent for this machine.")
     p.add_argument("--data-dir", default=_env("data-dir", d.data_dir), help="state directory: database, certificates, containerd root (default %(default)s)")

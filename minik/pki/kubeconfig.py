@@ -19,7 +19,7 @@ def render(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, name: st
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
         "current-context": name,
     }
-    return yaml.safe_dump(doc, sort_keys=False)
+    return str(yaml.safe_dump(doc, sort_keys=False))
 
 
 def write(path: str, content: str, mode: int) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 
 from minik.agent.cri._generated import api_pb2 as pb
 

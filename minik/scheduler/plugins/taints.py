@@ -12,10 +12,10 @@ def tolerates(tol: dict[str, Any], taint: dict[str, Any]) -> bool:
         return False
     op = tol.get("operator", "Equal")
     if not tol.get("key"):
-        return op == "Exists"
+        return bool(op == "Exists")
     if tol["key"] != taint.get("key"):
         return False
-    return op == "Exists" or tol.get("value", "") == taint.get("value", "")
+    return bool(op == "Exists" or tol.get("value", "") == taint.get("value", ""))
 
 
 def filter(pod: Obj, node: Obj, state: ClusterState) -> str | None:
