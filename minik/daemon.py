@@ -126,6 +126,7 @@ class Server:
         if not cfg.disable_agent:
             await self._start_agent(handlers)
         self._ready = True
+        release_memory()
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
 
@@ -209,6 +210,18 @@ class Server:
             await self.api.stop()
         await self.store.close()
         log.info("minik server stopped")
+
+
+def release_memory() -> None:
+    """Start-up allocates and frees a lot (imports, certificates, schema indexes): collect, then
+    hand the freed heap back to the OS (glibc keeps it otherwise), so idle RSS reflects real use."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        pass
 
 
 def _first_service_ip(cidr: str) -> str:
