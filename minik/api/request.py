@@ -112,7 +112,7 @@ def decode_body(raw: bytes, content_type: str | None, *, patch: bool = False) ->
         if mt in ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"):
             return decode_json(raw), mt
         raise st.StatusError(415, "UnsupportedMediaType",
-                             f"the body of the request was in an unknown format - accepted media types include: "
+                             "the body of the request was in an unknown format - accepted media types include: "
                              "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
                              "application/strategic-merge-patch+json")
     if not raw.strip():

@@ -138,5 +138,5 @@ class Minik:
         return r
 
     def client(self) -> Any:
-        from kubernetes import client, config
+        from kubernetes import config
         return config.new_client_from_config(config_file=self.kubeconfig)

@@ -7,7 +7,6 @@ import os
 import subprocess
 import time
 
-import pytest
 import yaml
 
 from tests.e2e.minikd import KUBECTL, Minik

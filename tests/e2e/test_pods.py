@@ -13,38 +13,16 @@ import os
 import re
 import subprocess
 import time
-import urllib.request
-from collections.abc import Callable
 
 import pytest
 
 from tests.e2e.agent_fixtures import Ns, Obj, bb, condition, cstatus, pod, state_of
 from tests.e2e.minikd import KUBECTL, Minik, free_port
+from tests.support.polling import eventually, http_get
 
 pytestmark = pytest.mark.e2e
 
 HTTPD = "mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p {port} -h /www"
-
-
-def http_get(url: str, timeout: float = 5.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()  # type: ignore[no-any-return]
-
-
-def eventually(fn: Callable[[], object], timeout: float = 20.0, interval: float = 0.2) -> object:
-    """Call `fn` until it returns a truthy value without raising (the last error is reported)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = fn()
-            if value:
-                return value
-            err: BaseException | None = None
-        except (AssertionError, OSError) as e:
-            err = e
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met in {timeout}s (last error: {err!r})")
-        time.sleep(interval)
 
 
 # ---- 2. networking ----------------------------------------------------------------------------

@@ -21,7 +21,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -42,6 +41,7 @@ from tests.e2e.agent_fixtures import (
 )
 from tests.e2e.minikd import KUBECTL, Minik, free_port
 from tests.support.registry import LocalRegistry, build_busybox, push_archive, registries_yaml
+from tests.support.polling import eventually, http_get
 
 pytestmark = pytest.mark.e2e
 
@@ -82,27 +82,6 @@ def node(local_registry: str) -> Iterator[Node]:
         reap_node(m, net, keep_dir=os.environ.get("MINIK_KEEP_TEST_DIRS") == "1")
         release_node_net(net)
         reg.stop()
-
-
-def http_get(url: str, timeout: float = 3.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()  # type: ignore[no-any-return]
-
-
-def eventually(fn: Callable[[], object], timeout: float = 20.0, interval: float = 0.2) -> object:
-    """Call `fn` until it returns a truthy value without raising (the last error is reported)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = fn()
-            if value:
-                return value
-            err: BaseException | None = None
-        except (AssertionError, OSError) as e:
-            err = e
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met in {timeout}s (last error: {err!r})")
-        time.sleep(interval)
 
 
 def refused(host: str, port: int) -> bool:
