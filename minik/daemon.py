@@ -107,7 +107,7 @@ class Server:
                               jwt_verifier=self._service_account_user)
         authz = RBACAuthorizer(self.store)
         handlers.authz = authz
-        handlers.reviews = Reviews(authn, authz, self.tokens)
+        reviews = handlers.reviews = Reviews(authn, authz, self.tokens)
         with open(pki.ca_cert, "rb") as f:
             ca_pem = f.read()
         self.api = ApiServer(handlers, openapi, authn, ca_pem, authz, ready=lambda: self._ready, metrics=self._metrics)
@@ -118,7 +118,7 @@ class Server:
         await self._write_kubeconfig(pki)
         self.supervisor.spawn("namespace-controller", NamespaceController(self.service, self.registry, ca_pem.decode()).run)
         self.supervisor.spawn("garbage-collector", GarbageCollector(self.service, self.registry).run)
-        self.client = LocalClient(self.service)
+        self.client = LocalClient(self.service, token_issuer=reviews.token_request)
         self.supervisor.spawn("scheduler", Scheduler(self.client).run)
         self.supervisor.spawn("replicaset-controller", ReplicaSetController(self.client).run)
         self.supervisor.spawn("deployment-controller", DeploymentController(self.client).run)
@@ -138,7 +138,13 @@ class Server:
         sa = self.store.get("serviceaccounts", ident.namespace, ident.name)
         if sa is None or (ident.uid and sa["metadata"].get("uid") != ident.uid):
             return None
-        return User(ident.username, ident.groups, ident.uid)
+        if ident.pod_name:
+            # A token bound to a pod dies with the pod (Kubernetes's bound service account tokens).
+            pod = self.store.get("pods", ident.namespace, ident.pod_name)
+            if pod is None or pod["metadata"].get("uid") != ident.pod_uid:
+                return None
+        extra = {"authentication.kubernetes.io/pod-name": [ident.pod_name], "authentication.kubernetes.io/pod-uid": [ident.pod_uid]} if ident.pod_name else {}
+        return User(ident.username, ident.groups, ident.uid, extra)
 
     async def _start_agent(self, handlers: ApiHandlers) -> None:
         """The local node: containerd, pod network, pod workers; pod streams served by the API."""

@@ -25,7 +25,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,8 @@ Obj = dict[str, Any]
 
 DEFAULT_MODE = 0o644
 DATA_DIR = "..data"
-PLACEHOLDER_TOKEN = b"minik-placeholder-token: no service account token issuer is running yet\n"
+TOKEN_REFRESH_FRACTION = 0.8   # kubelet refreshes a projected token at 80% of its lifetime
+DEFAULT_TOKEN_SECONDS = 3607
 
 _PLUGINS = {
     "emptyDir": "kubernetes.io~empty-dir",
@@ -151,7 +152,8 @@ def downward_payload(pod: Obj, items: Sequence[Mapping[str, Any]], default_mode:
 
 def projected_payload(pod: Obj, source: Mapping[str, Any], configmaps: Mapping[str, Obj | None],
                       secrets: Mapping[str, Obj | None], pod_ip: str, host_ip: str,
-                      node_allocatable: Mapping[str, str], token: bytes = PLACEHOLDER_TOKEN) -> dict[str, FileSpec]:
+                      node_allocatable: Mapping[str, str], token: bytes | Mapping[str, bytes] = b"") -> dict[str, FileSpec]:
+    """`token`: the ServiceAccount token, or path → token when the volume projects several."""
     mode = _mode(source.get("defaultMode"), DEFAULT_MODE)
     out: dict[str, FileSpec] = {}
     for s in source.get("sources") or []:
@@ -166,9 +168,12 @@ def projected_payload(pod: Obj, source: Mapping[str, Any], configmaps: Mapping[s
                                         node_allocatable))
         elif s.get("serviceAccountToken") is not None:
             ref = s["serviceAccountToken"]
+            path = _safe_rel(str(ref.get("path", "token")))
+            value = token.get(path, b"") if isinstance(token, Mapping) else token
+            if not value:
+                raise VolumeError(f"no service account token for {path!r}")
             # Token files are private to the pod's user: kubelet writes them 0600 unless a mode is set.
-            out[_safe_rel(str(ref.get("path", "token")))] = FileSpec(
-                token, mode if source.get("defaultMode") is not None else 0o600)
+            out[path] = FileSpec(value, mode if source.get("defaultMode") is not None else 0o600)
     return out
 
 
@@ -341,9 +346,44 @@ def container_mounts(container: Mapping[str, Any], volume_paths: Mapping[str, tu
 class VolumeManager:
     """Sets up and tears down the volumes of pods on this node."""
 
-    def __init__(self, pods_dir: str, client: Client) -> None:
+    def __init__(self, pods_dir: str, client: Client, clock: Callable[[], float] = time.time) -> None:
         self.pods_dir = pods_dir
         self.client = client
+        self.clock = clock
+        # (pod uid, volume, path) → (token, refresh at): bound tokens are reused until 80% of their life.
+        self._tokens: dict[tuple[str, str, str], tuple[bytes, float]] = {}
+
+    def next_refresh(self, uid: str) -> float | None:
+        """When this pod's projected tokens must be renewed (the worker schedules a sync then)."""
+        times = [at for (u, _, _), (_, at) in self._tokens.items() if u == uid]
+        return min(times) if times else None
+
+    async def _service_account_tokens(self, pod: Obj, volume: str, source: Mapping[str, Any]) -> dict[str, bytes]:
+        m, spec = pod["metadata"], pod.get("spec") or {}
+        out: dict[str, bytes] = {}
+        for s in source.get("sources") or []:
+            ref = s.get("serviceAccountToken")
+            if ref is None:
+                continue
+            path = _safe_rel(str(ref.get("path", "token")))
+            key = (m["uid"], volume, path)
+            cached = self._tokens.get(key)
+            if cached is not None and cached[1] > self.clock():
+                out[path] = cached[0]
+                continue
+            seconds = int(ref.get("expirationSeconds") or DEFAULT_TOKEN_SECONDS)
+            req: Obj = {"expirationSeconds": seconds,
+                        "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": m["name"], "uid": m["uid"]}}
+            if ref.get("audience"):
+                req["audiences"] = [ref["audience"]]
+            try:
+                tr = await self.client.create_token(m["namespace"], spec.get("serviceAccountName") or "default", req)
+            except ClientError as e:
+                raise VolumeError(f"failed to fetch token: {e.message}") from None
+            token = str((tr.get("status") or {}).get("token", "")).encode()
+            self._tokens[key] = (token, self.clock() + seconds * TOKEN_REFRESH_FRACTION)
+            out[path] = token
+        return out
 
     def pod_dir(self, uid: str) -> str:
         return os.path.join(self.pods_dir, uid)
@@ -411,8 +451,9 @@ class VolumeManager:
                 out[name] = (d, True)
             elif v.get("projected") is not None:
                 d = self.volume_dir(uid, _PLUGINS["projected"], name)
+                tokens = await self._service_account_tokens(pod, name, v["projected"])
                 work.append((d, projected_payload(pod, v["projected"], configmaps, secrets, pod_ip, host_ip,
-                                                  node_allocatable), True))
+                                                  node_allocatable, tokens), True))
                 out[name] = (d, True)
             elif v.get("persistentVolumeClaim") is not None:
                 out[name] = await self._pvc_path(ns, v["persistentVolumeClaim"])
@@ -457,6 +498,8 @@ class VolumeManager:
 
     async def teardown(self, uid: str) -> None:
         """Unmount tmpfs volumes and delete the pod's volume directory. Safe to repeat."""
+        for key in [k for k in self._tokens if k[0] == uid]:
+            del self._tokens[key]
         await asyncio.to_thread(_teardown_dir, self.pod_dir(uid))
 
     def known_uids(self) -> list[str]:

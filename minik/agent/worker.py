@@ -235,6 +235,9 @@ class PodWorker:
         try:
             self._volume_paths = await self.ctx.volumes.setup(
                 pod, self._pod_ip(pod, obs), self.ctx.node_ip, self.ctx.node_allocatable)
+            refresh = self.ctx.volumes.next_refresh(self.uid)
+            if refresh is not None:
+                self._schedule(refresh)   # projected ServiceAccount tokens are renewed before they expire
         except VolumeError as e:
             self.ctx.events.warning(pod_ref(pod), "FailedMount", f"MountVolume.SetUp failed: {e}")
             for c in (pod.get("spec") or {}).get("containers") or []:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import random
 from typing import Any, Protocol
 
 from minik.api import status as st
@@ -22,6 +23,8 @@ from minik.store.store import Store
 log = logging.getLogger("minik.api")
 
 NODE_PORT_RANGE = (30000, 32767)
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def qos_class(spec: Obj) -> str:
@@ -72,6 +75,7 @@ class KindHooksImpl:
             status = obj.setdefault("status", {})
             status.setdefault("phase", "Pending")
             status["qosClass"] = qos_class(obj.get("spec") or {})
+            self._mount_service_account_token(obj)
         elif rt.group == "" and rt.kind == "Service":
             self._allocate_service(obj, None)
         elif rt.kind == "CustomResourceDefinition":
@@ -90,6 +94,30 @@ class KindHooksImpl:
             elif old is not None:
                 self.unregister_crd(old)
                 await self._delete_custom_objects(old)
+
+    # ---- Pods ------------------------------------------------------------------------------
+    def _mount_service_account_token(self, pod: Obj) -> None:
+        """The ServiceAccount admission plugin's token volume: a projected `kube-api-access-xxxxx`
+        (bound token, cluster CA, namespace) mounted read-only at the well-known path in every
+        container, unless the pod or its ServiceAccount opts out."""
+        spec = pod.setdefault("spec", {})
+        if spec.get("automountServiceAccountToken") is False:
+            return
+        ns = pod["metadata"].get("namespace", "")
+        sa = self.store.get("serviceaccounts", ns, spec.get("serviceAccountName") or "default")
+        if sa is not None and sa.get("automountServiceAccountToken") is False and spec.get("automountServiceAccountToken") is None:
+            return
+        containers = [c for key in ("initContainers", "containers") for c in spec.get(key) or []]
+        if any(m.get("mountPath") == SA_MOUNT_PATH for c in containers for m in c.get("volumeMounts") or []):
+            return
+        name = "kube-api-access-" + "".join(random.choice(GENERATE_ALPHABET) for _ in range(5))
+        spec.setdefault("volumes", []).append({"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+        ]}})
+        for c in containers:
+            c.setdefault("volumeMounts", []).append({"name": name, "readOnly": True, "mountPath": SA_MOUNT_PATH})
 
     # ---- Services --------------------------------------------------------------------------
     def first_service_ip(self) -> str:

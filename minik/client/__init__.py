@@ -56,3 +56,8 @@ class Client(Protocol):
 
     async def delete(self, resource: str, namespace: str, name: str, grace_period_seconds: int | None = None,
                      precondition_uid: str = "") -> Obj | None: ...
+
+    async def create_token(self, namespace: str, service_account: str, spec: Obj) -> Obj:
+        """serviceaccounts/{name}/token: a TokenRequest (spec: audiences, expirationSeconds,
+        boundObjectRef) answered with status.token and status.expirationTimestamp."""
+        ...

@@ -8,7 +8,7 @@ Neighbours: built by `minik.daemon` for controllers and the local node agent.
 from __future__ import annotations
 
 import copy
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from minik.api import status as st
 from minik.api.service import DeleteOptions, ResourceService, WriteOptions
@@ -18,9 +18,13 @@ from minik.client import ClientError, Obj, WatchEvent
 from minik.store import errors as store_errors
 
 
+TokenIssuer = Callable[[Obj, Obj, "Obj | None"], Obj]   # (serviceaccount, TokenRequest body, bound pod) → TokenRequest
+
+
 class LocalClient:
-    def __init__(self, service: ResourceService, default_manager: str = "minik") -> None:
-        self.service, self.default_manager = service, default_manager
+    def __init__(self, service: ResourceService, default_manager: str = "minik",
+                 token_issuer: TokenIssuer | None = None) -> None:
+        self.service, self.default_manager, self.token_issuer = service, default_manager, token_issuer
 
     def _rt(self, resource: str) -> ResourceType:
         for t in self.service.registry.types:
@@ -126,3 +130,20 @@ class LocalClient:
                 return None
             raise ClientError(e.code, e.reason, e.message) from None
         return res.object
+
+    async def create_token(self, namespace: str, service_account: str, spec: Obj) -> Obj:
+        if self.token_issuer is None:
+            raise ClientError(405, "MethodNotAllowed", "no token issuer is configured")
+        sa = await self.get("serviceaccounts", namespace, service_account)
+        if sa is None:
+            raise ClientError(404, "NotFound", f'serviceaccounts "{service_account}" not found')
+        ref = spec.get("boundObjectRef") or {}
+        pod = None
+        if ref.get("kind") == "Pod":
+            pod = await self.get("pods", namespace, str(ref.get("name", "")))
+            if pod is None or (ref.get("uid") and pod["metadata"].get("uid") != ref.get("uid")):
+                raise ClientError(404, "NotFound", f'pods "{ref.get("name")}" not found')
+        try:
+            return self.token_issuer(sa, {"spec": spec}, pod)
+        except st.StatusError as e:
+            raise ClientError(e.code, e.reason, e.message) from None

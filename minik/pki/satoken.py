@@ -29,6 +29,8 @@ class TokenIdentity:
     name: str
     uid: str
     audiences: tuple[str, ...]
+    pod_name: str = ""
+    pod_uid: str = ""
 
     @property
     def username(self) -> str:
@@ -87,4 +89,5 @@ class ServiceAccountTokens:
         auds = tuple(aud) if isinstance(aud, list) else (str(aud),)
         if not k8s.get("namespace") or not sa.get("name"):
             return None
-        return TokenIdentity(k8s["namespace"], sa["name"], sa.get("uid", ""), auds)
+        pod = k8s.get("pod") or {}
+        return TokenIdentity(k8s["namespace"], sa["name"], sa.get("uid", ""), auds, pod.get("name", ""), pod.get("uid", ""))
