@@ -61,9 +61,20 @@ async def _make_client(db_path: str) -> tuple[Client, Any]:
     await store.start()
     registry = Registry()
     service = ResourceService(store, registry, Schemas(), KindHooksImpl(store, registry, "10.43.0.0/16"))
-    client = LocalClient(service)
+    # As the daemon composes it: a token issuer for the pods' ServiceAccount token volumes, and what
+    # the namespace controller would create (the default ServiceAccount, kube-root-ca.crt).
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from minik.api.auth import AllowAuthenticated, Authenticator
+    from minik.api.reviews import Reviews
+    from minik.pki.satoken import ServiceAccountTokens
+    issuer = "https://kubernetes.default.svc.cluster.local"
+    tokens = ServiceAccountTokens(ec.generate_private_key(ec.SECP256R1()), issuer, (issuer,))
+    client = LocalClient(service, token_issuer=Reviews(Authenticator({}), AllowAuthenticated(), tokens).token_request)
     for ns in ("default", "kube-node-lease"):
         await client.create("namespaces", "", {"metadata": {"name": ns}})
+        await client.create("serviceaccounts", ns, {"metadata": {"name": "default"}})
+        await client.create("configmaps", ns, {"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "test CA"}})
     return client, store
 
 
