@@ -18,16 +18,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from minik.agent.streams.spdy import SpdyError, SpdySession, SpdyStream
 from minik.agent.streams.transport import StreamingServerError, dial_upgrade
 
-__all__ = ["PORTFORWARD_PROTOCOL", "WS_PORTFORWARD_PROTOCOL", "serve_port_forward"]
+__all__ = ["PORTFORWARD_PROTOCOL", "WS_CHANNEL_PROTOCOLS", "WS_PORTFORWARD_PROTOCOL", "serve_port_forward",
+           "serve_websocket_channels"]
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("minik.agent.streams.portforward")
 
 PORTFORWARD_PROTOCOL = "portforward.k8s.io"
 WS_PORTFORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+# The websocket channel dialect of port-forward (binary only; "" is what old clients send).
+WS_CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "portforward.k8s.io", "channel.k8s.io")
 
 
 class _Backend:
@@ -130,3 +137,66 @@ async def serve_port_forward(front: SpdySession, get_url: Callable[[], Awaitable
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+
+
+async def serve_websocket_channels(ws: "web.WebSocketResponse", ports: list[int],
+                                   get_url: Callable[[], Awaitable[str]]) -> None:
+    """Port-forward over the websocket channel protocol (v4.channel.k8s.io), as the Python client
+    and other non-kubectl clients speak it: port i uses channel 2i for data and 2i+1 for errors;
+    the server first sends each channel's port as two little-endian bytes, then every message is
+    one channel byte followed by payload. Each port is one connection to the pod, relayed
+    through the runtime's port-forward server like the SPDY path."""
+    backend = _Backend(get_url)
+    streams: dict[int, SpdyStream] = {}
+    pumps: list[asyncio.Task[None]] = []
+
+    async def pump(src: SpdyStream, channel: int) -> None:
+        with contextlib.suppress(SpdyError, ConnectionError):
+            while data := await src.read():
+                await ws.send_bytes(bytes([channel]) + data)
+
+    try:
+        for i, port in enumerate(ports):
+            for ch in (2 * i, 2 * i + 1):
+                await ws.send_bytes(bytes([ch]) + port.to_bytes(2, "little"))
+        for i, port in enumerate(ports):
+            headers = {"port": str(port), "requestid": str(i)}
+            try:
+                back = await backend.session()
+                err_b = await back.open_stream({"streamtype": "error", **headers})
+                await err_b.close_write()
+                data_b = await back.open_stream({"streamtype": "data", **headers})
+            except (SpdyError, StreamingServerError, OSError, asyncio.TimeoutError) as err:
+                await ws.send_bytes(bytes([2 * i + 1]) + f"error forwarding port {port} to pod: {err}".encode())
+                return
+            streams[2 * i] = data_b
+            pumps.append(asyncio.create_task(pump(data_b, 2 * i), name=f"portforward-ws-data-{port}"))
+            pumps.append(asyncio.create_task(pump(err_b, 2 * i + 1), name=f"portforward-ws-error-{port}"))
+
+        data_pumps = pumps[::2]
+
+        async def close_when_done() -> None:
+            # Each port is a single connection: when the pod side of every one has closed, so
+            # does the websocket (the client sees EOF).
+            await asyncio.gather(*data_pumps, return_exceptions=True)
+            await ws.close()
+
+        pumps.append(asyncio.create_task(close_when_done(), name="portforward-ws-closer"))
+        async for msg in ws:
+            if msg.type.name != "BINARY" or not msg.data:
+                if msg.type.name in ("CLOSE", "CLOSING", "CLOSED", "ERROR"):
+                    break
+                continue
+            target = streams.get(msg.data[0])
+            if target is not None and len(msg.data) > 1:
+                await target.write(msg.data[1:])
+    finally:
+        for s in streams.values():
+            with contextlib.suppress(SpdyError, ConnectionError):
+                await s.close_write()
+        for t in pumps:
+            t.cancel()
+        for t in pumps:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await backend.close()

@@ -24,8 +24,10 @@ from minik.agent.cri import CriClient, CriError, CriNotFoundError, pb
 from minik.agent.streams import logs, remotecommand, websocket
 from minik.agent.streams.portforward import (
     PORTFORWARD_PROTOCOL,
+    WS_CHANNEL_PROTOCOLS,
     WS_PORTFORWARD_PROTOCOL,
     serve_port_forward,
+    serve_websocket_channels,
 )
 from minik.agent.streams.spdy import SpdySession
 from minik.agent.streams.transport import WebSocketBytes, accept_upgrade
@@ -107,6 +109,20 @@ def _status_response(err: StreamRequestError) -> web.Response:
             "message": err.message, "reason": err.reason, "code": err.code}
     return web.Response(status=err.code, body=json.dumps(body).encode(),
                         content_type="application/json")
+
+
+def _ports_param(request: web.Request) -> list[int]:
+    """`ports=8080&ports=9090` or `ports=8080,9090` (1-65535), as the websocket port-forward takes them."""
+    raw = [p for v in request.query.getall("ports", []) for p in v.split(",") if p.strip()]
+    if not raw:
+        raise StreamRequestError("query parameter \"ports\" is required")
+    try:
+        ports = [int(p) for p in raw]
+    except ValueError:
+        raise StreamRequestError(f"invalid port in {raw!r}") from None
+    if any(not 0 < p < 65536 for p in ports):
+        raise StreamRequestError(f"port out of range in {ports!r}")
+    return ports
 
 
 def _is_websocket(request: web.Request) -> bool:
@@ -282,14 +298,20 @@ class PodStreamsImpl:
             return await self._cri.port_forward(sandbox_id)
 
         if _is_websocket(request):
-            ws = web.WebSocketResponse(protocols=(WS_PORTFORWARD_PROTOCOL,),
+            ws = web.WebSocketResponse(protocols=(WS_PORTFORWARD_PROTOCOL, *WS_CHANNEL_PROTOCOLS),
                                        max_msg_size=16 * 1024 * 1024)
             ready = ws.can_prepare(request)
-            if not ready.ok or not ready.protocol:
-                raise StreamRequestError(
-                    f"websocket port-forward requires protocol {WS_PORTFORWARD_PROTOCOL}")
+            if not ready.ok:
+                raise StreamRequestError("unable to upgrade the port-forward request to a websocket")
+            if ready.protocol == WS_PORTFORWARD_PROTOCOL:
+                await ws.prepare(request)
+                await serve_port_forward(SpdySession(WebSocketBytes(ws), client=False), get_url)
+                return ws
+            # The channel dialect (Python client and others): ports come in the query.
+            ports = _ports_param(request)
             await ws.prepare(request)
-            await serve_port_forward(SpdySession(WebSocketBytes(ws), client=False), get_url)
+            await serve_websocket_channels(ws, ports, get_url)
+            await ws.close()
             return ws
         if _is_spdy(request):
             offered = request.headers.getall("X-Stream-Protocol-Version", [])
