@@ -8,6 +8,7 @@ woken by store watch events on namespaces; `minik.daemon` runs `run()` under the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from minik.api import status as st
@@ -33,16 +34,33 @@ class NamespaceController:
         raise LookupError(plural)
 
     async def run(self) -> None:
-        store = self.service.store
-        watch = store.watch("namespaces", None, store.revision)
+        wake = asyncio.Event()
+        # Namespace changes, and the deletion of what this controller publishes in each namespace
+        # (`kubectl delete cm --all` takes kube-root-ca.crt with it: it comes back, as on Kubernetes).
+        watched = {"namespaces": None, "serviceaccounts": "default", "configmaps": "kube-root-ca.crt"}
+        pumps = [asyncio.create_task(self._pump(res, name, wake), name=f"namespace-controller-watch-{res}")
+                 for res, name in watched.items()]
         try:
             await self.sync_all()
             while True:
-                try:
-                    await asyncio.wait_for(watch.__anext__(), RETRY if self._terminating() else None)
-                except asyncio.TimeoutError:
-                    pass
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), RETRY if self._terminating() else None)
+                wake.clear()
+                for p in pumps:
+                    if p.done():
+                        p.result()   # a failed watch fails the controller (the supervisor restarts it)
                 await self.sync_all()
+        finally:
+            for p in pumps:
+                p.cancel()
+
+    async def _pump(self, resource: str, name: str | None, wake: asyncio.Event) -> None:
+        store = self.service.store
+        watch = store.watch(resource, None, store.revision)
+        try:
+            async for ev in watch:
+                if name is None or (ev.type == "DELETED" and ev.name == name):
+                    wake.set()
         finally:
             watch.close()
 
