@@ -439,7 +439,13 @@ async def test_host_port_reaches_pod_from_outside_node_and_localhost(env: Env, n
         await restarted.start()
         try:
             assert await hostports_chain(env) == rules
-            assert await talk("127.0.0.1", host_port, "r1") == f"pong r1 from {gateway}"
+            # Seen to miss once under a fully loaded CI run (cause not found: rules, route_localnet and
+            # the echo server were in place); a broken path fails all three tries.
+            for _ in range(3):
+                answer = await talk("127.0.0.1", host_port, "r1")
+                if answer is not None:
+                    break
+            assert answer == f"pong r1 from {gateway}"
             await restarted.stop()
             assert (await run("nft", "delete", "table", "ip", env.table)).returncode == 0
             assert await talk(str(node_ip), host_port, "gone", outside) is None
