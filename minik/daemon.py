@@ -36,7 +36,7 @@ from minik.controllers.namespace import NamespaceController
 from minik.machinery.tasks import Supervisor
 from minik.net.hostaddr import default_ip
 from minik.pki import certs, kubeconfig, satoken
-from minik.pki.token import ensure_token, token_secret
+from minik.pki.token import ensure_admin_token, ensure_token
 from minik.scheduler.scheduler import Scheduler
 from minik.store.store import Store
 
@@ -103,7 +103,9 @@ class Server:
         sa_key = await asyncio.to_thread(satoken.ensure_key, os.path.join(cfg.tls_dir, "service.key"))
         issuer = f"https://kubernetes.default.svc.{cfg.cluster_domain}"
         self.tokens = satoken.ServiceAccountTokens(sa_key, issuer, (issuer, "minik"))
-        authn = Authenticator({token_secret(token): User("system:admin", ("system:masters", "system:authenticated"))},
+        # The join token is not an API credential; the admin bearer token lives in its own file.
+        admin_token = await asyncio.to_thread(ensure_admin_token, os.path.join(cfg.server_dir, "admin-token"))
+        authn = Authenticator({admin_token: User("system:admin", ("system:masters", "system:authenticated"))},
                               jwt_verifier=self._service_account_user)
         authz = RBACAuthorizer(self.store)
         handlers.authz = authz

@@ -1,4 +1,4 @@
-"""Join/admin tokens: `K10<sha256(ca)>::server:<secret>`, as k3s formats its node-token."""
+"""The join token (`K10<sha256(ca)>::server:<secret>`, as k3s formats its node-token) and the admin bearer token."""
 
 from __future__ import annotations
 
@@ -25,7 +25,17 @@ def ensure_token(path: str, ca_cert: str, given: str = "") -> str:
     return token
 
 
-def token_secret(token: str) -> str:
-    """The password part a client presents as a bearer token: everything after '::' (or the whole value)."""
-    part = token.split("::", 1)[-1]
-    return part.split(":", 1)[-1] if ":" in part else part
+def ensure_admin_token(path: str) -> str:
+    """A bearer token for the admin (system:masters), kept apart from the join token so that
+    knowing the join token grants no API access. Created (0600) on first start."""
+    if os.path.exists(path):
+        with open(path) as f:
+            value = f.read().strip()
+        if value:
+            return value
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    os.replace(path + ".tmp", path)
+    return value

@@ -100,8 +100,8 @@ class Minik:
         return int(self.proc.returncode)
 
     def token(self) -> str:
-        with open(os.path.join(self.data_dir, "server", "token")) as f:
-            return f.read().strip().split("::", 1)[1].split(":", 1)[1]
+        with open(os.path.join(self.data_dir, "server", "admin-token")) as f:
+            return f.read().strip()
 
     def raw(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
             auth: bool = True, token: str | None = None) -> tuple[int, dict[str, str], bytes]:

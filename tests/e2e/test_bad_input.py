@@ -90,6 +90,10 @@ def test_authentication(minik: Minik) -> None:
     code, _, body = minik.raw("POST", CMS, json.dumps({"metadata": {"name": "anon"}}).encode(), {"Content-Type": "application/json"}, auth=False)
     assert code == 401
     assert "anon" not in names(minik)
+    # The join token is for agents joining, not an API credential.
+    with open(f"{minik.data_dir}/server/token") as f:
+        join_secret = f.read().strip().split("::", 1)[1].split(":", 1)[1]
+    assert minik.raw("GET", CMS, token=join_secret)[0] == 401
     for path in ("/version", "/healthz", "/livez", "/readyz"):
         assert minik.raw("GET", path, auth=False)[0] == 200
     r = minik.kubectl("--token=wrong", "--kubeconfig=/dev/null", f"--server={minik.url}", "--insecure-skip-tls-verify", "get", "pods", check=False)
