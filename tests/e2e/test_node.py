@@ -14,7 +14,8 @@ import time
 import pytest
 
 from tests.e2e.agent_fixtures import Ns, Obj, bb, condition, containerd_pid, cstatus, get_json, pod, running, wait_node_ready
-from tests.e2e.minikd import Minik
+from tests.e2e.minikd import Minik, free_port
+from tests.support.polling import eventually, http_get
 
 pytestmark = pytest.mark.e2e
 
@@ -98,9 +99,14 @@ def test_kill_9_and_restart_keeps_every_container(node_minik: Minik) -> None:
     m = node_minik
     ns = Ns.make(m, "kill9")
     names = [f"p{i}" for i in range(10)]
-    ns.create(*(pod(n, [bb("main", "exec sleep 3600")]) for n in names))
+    # p0 also serves on a hostPort: its DNAT rules must keep working across the restart.
+    host_port = free_port()
+    served = bb("main", "mkdir -p /www && echo kept > /www/index.html && exec httpd -f -p 8080 -h /www",
+                ports=[{"containerPort": 8080, "hostPort": host_port}])
+    ns.create(pod("p0", [served]), *(pod(n, [bb("main", "exec sleep 3600")]) for n in names[1:]))
     for n in names:
         ns.wait(n, timeout=60)
+    assert eventually(lambda: http_get(f"http://127.0.0.1:{host_port}/") == "kept\n")
     before = snapshot(ns, names)
     tasks_before = running_tasks(m)
     assert {cid.split("://", 1)[1] for cid, _, _ in before.values()} <= tasks_before
@@ -119,3 +125,4 @@ def test_kill_9_and_restart_keeps_every_container(node_minik: Minik) -> None:
         ns.wait(n, lambda p: running(p) and condition(p, "Ready") == "True")
     assert snapshot(ns, names) == before
     assert tasks_before <= running_tasks(m)
+    assert eventually(lambda: http_get(f"http://127.0.0.1:{host_port}/") == "kept\n")
