@@ -30,6 +30,7 @@ from minik.client import Client, ClientError, Obj
 from minik.controllers.events import Clock, EventRecorder, timestamp, utcnow
 from minik.machinery.controller import Controller, controller_ref, owner_reference
 from minik.machinery.informer import Informer, object_key, split_key
+from minik.machinery.timestamps import parse_time
 from minik.machinery.workqueue import WorkQueue
 
 log = logging.getLogger("minik.controllers.deployment")
@@ -379,7 +380,7 @@ def timed_out(d: Obj, status: Obj, now: dt.datetime) -> bool:
         return False
     if cond.get("reason") == TIMED_OUT:
         return True
-    since = _parse(cond.get("lastUpdateTime"))
+    since = parse_time(cond.get("lastUpdateTime"))
     return since is not None and since + dt.timedelta(seconds=deadline) < now
 
 
@@ -425,19 +426,12 @@ def requeue_after(d: Obj, status: Obj, now: dt.datetime) -> float | None:
     cond = get_condition(status, PROGRESSING)
     if deadline is None or cond is None or cond.get("reason") in (NEW_RS_AVAILABLE, TIMED_OUT, PAUSED):
         return None
-    since = _parse(cond.get("lastUpdateTime"))
+    since = parse_time(cond.get("lastUpdateTime"))
     if since is None:
         return None
     return max(0.0, (since + dt.timedelta(seconds=deadline) - now).total_seconds()) + 1.0
 
 
-def _parse(s: Any) -> dt.datetime | None:
-    if not isinstance(s, str) or not s:
-        return None
-    try:
-        return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def new_rs_annotations(d: Obj, rs_annotations: dict[str, str], new_revision: int, exists: bool) -> dict[str, str]:

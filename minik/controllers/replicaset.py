@@ -26,6 +26,7 @@ from minik.client import Client, ClientError, Obj
 from minik.controllers.events import Clock, EventRecorder, utcnow
 from minik.machinery.controller import Controller, Expectations, controller_ref, owner_reference
 from minik.machinery.informer import Informer, object_key, split_key
+from minik.machinery.timestamps import parse_time
 from minik.machinery.workqueue import WorkQueue
 
 log = logging.getLogger("minik.controllers.replicaset")
@@ -38,15 +39,6 @@ PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
 # ---- pure helpers --------------------------------------------------------------------------------
-def parse_time(s: Any) -> dt.datetime | None:
-    if not isinstance(s, str) or not s:
-        return None
-    try:
-        return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def is_active(pod: Obj) -> bool:
     """Counts towards replicas: not terminating and not finished (controller.IsPodActive)."""
     return (not pod["metadata"].get("deletionTimestamp")

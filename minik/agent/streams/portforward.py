@@ -54,6 +54,15 @@ class _Backend:
                                                    name="portforward-backend-reader")
             return self._session
 
+    async def open_pair(self, port: str, request_id: str) -> tuple[SpdyStream, SpdyStream]:
+        """The runtime-side (error, data) streams of one forwarded connection; error half-closed."""
+        headers = {"port": port, "requestid": request_id}
+        back = await self.session()
+        err_b = await back.open_stream({"streamtype": "error", **headers})
+        await err_b.close_write()
+        data_b = await back.open_stream({"streamtype": "data", **headers})
+        return err_b, data_b
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -79,13 +88,8 @@ async def _copy(src: SpdyStream, dst: SpdyStream) -> None:
 
 async def _forward(backend: _Backend, err_f: SpdyStream, data_f: SpdyStream) -> None:
     port = data_f.headers.get("port", "")
-    rid = data_f.headers.get("requestid", "")
-    headers = {"port": port, "requestid": rid}
     try:
-        back = await backend.session()
-        err_b = await back.open_stream({"streamtype": "error", **headers})
-        await err_b.close_write()
-        data_b = await back.open_stream({"streamtype": "data", **headers})
+        err_b, data_b = await backend.open_pair(port, data_f.headers.get("requestid", ""))
     except (SpdyError, StreamingServerError, OSError, asyncio.TimeoutError) as err:
         with contextlib.suppress(SpdyError, ConnectionError):
             await err_f.write(f"error forwarding port {port} to pod: {err}".encode())
@@ -160,12 +164,8 @@ async def serve_websocket_channels(ws: "web.WebSocketResponse", ports: list[int]
             for ch in (2 * i, 2 * i + 1):
                 await ws.send_bytes(bytes([ch]) + port.to_bytes(2, "little"))
         for i, port in enumerate(ports):
-            headers = {"port": str(port), "requestid": str(i)}
             try:
-                back = await backend.session()
-                err_b = await back.open_stream({"streamtype": "error", **headers})
-                await err_b.close_write()
-                data_b = await back.open_stream({"streamtype": "data", **headers})
+                err_b, data_b = await backend.open_pair(str(port), str(i))
             except (SpdyError, StreamingServerError, OSError, asyncio.TimeoutError) as err:
                 await ws.send_bytes(bytes([2 * i + 1]) + f"error forwarding port {port} to pod: {err}".encode())
                 return
