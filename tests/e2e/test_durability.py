@@ -11,12 +11,32 @@ import time
 from tests.e2e.minikd import Minik
 
 
+def _settled(m: Minik, ns: str) -> dict:
+    """The namespace's configmaps and deployments once the controllers stopped writing them.
+
+    The deployment controller writes status right after a create; a snapshot taken before it
+    finished would race the restart, so wait until two reads a second apart agree."""
+    last = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        snap = json.loads(m.kubectl("get", "cm,deploy", "-n", ns, "-o", "json").stdout)
+        deploys = [i for i in snap["items"] if i["kind"] == "Deployment"]
+        observed = all(d.get("status", {}).get("observedGeneration") == d["metadata"]["generation"]
+                       for d in deploys)
+        versions = sorted(i["metadata"]["resourceVersion"] for i in snap["items"])
+        if observed and versions == last:
+            return snap  # type: ignore[no-any-return]
+        last = versions
+        time.sleep(1.0)
+    raise AssertionError("the controllers kept writing for 30 s")
+
+
 def test_restart_keeps_objects(fresh_minik: Minik) -> None:
     m = fresh_minik
     m.kubectl("create", "namespace", "keep")
     m.kubectl("create", "configmap", "c", "--from-literal=a=b", "-n", "keep")
     m.kubectl("create", "deployment", "web", "--image=busybox", "-n", "keep")
-    before = json.loads(m.kubectl("get", "cm,deploy", "-n", "keep", "-o", "json").stdout)
+    before = _settled(m, "keep")
     assert m.stop() == 0
     m.start()
     after = json.loads(m.kubectl("get", "cm,deploy", "-n", "keep", "-o", "json").stdout)
