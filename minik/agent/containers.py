@@ -4,7 +4,8 @@ Role: the container half of kubelet's CRI translation: metadata (name, attempt),
 command/args with $(VAR) expansion, env, working dir, mounts, tty/stdin, security context (pod
 level merged with container level: user/group, privileged, capabilities, read-only root,
 no_new_privs from allowPrivilegeEscalation, seccomp, default masked/read-only /proc paths),
-resources (cpu shares from requests, cfs quota from limits, memory limit), the kubelet log layout
+resources (cpu shares from requests, cfs quota from limits, memory limit), the PID namespace of an
+ephemeral container's target (NamespaceMode TARGET), the kubelet log layout
 `<container>/<restartCount>.log` (the log streaming code relies on it), labels and annotations
 that later let a restarted agent recognise and adopt its containers.
 Neighbours: `minik.agent.env` (environment), `minik.agent.volumes` (mounts),
@@ -127,13 +128,25 @@ def non_root_violation(pod: Obj, container: Mapping[str, Any], image_uid: int | 
     return ""
 
 
-def _security_context(pod: Obj, container: Mapping[str, Any]) -> pb.LinuxContainerSecurityContext:
+def _namespaces(pod: Obj, target_id: str) -> pb.NamespaceOption:
+    """Kubelet's namespaces for a container: the pod's, except that an ephemeral container with a
+    target joins the target container's PID namespace (only where the pod would otherwise give
+    it a private one: with shareProcessNamespace or hostPID it already sees the target)."""
+    ns = namespace_options(pod)
+    if target_id and ns.pid == pb.CONTAINER:
+        ns.pid = pb.TARGET
+        ns.target_id = target_id
+    return ns
+
+
+def _security_context(pod: Obj, container: Mapping[str, Any],
+                      target_id: str = "") -> pb.LinuxContainerSecurityContext:
     sc = _merged_security(pod, container)
     psc: Obj = (pod.get("spec") or {}).get("securityContext") or {}
     privileged = bool(sc.get("privileged"))
     caps: Obj = sc.get("capabilities") or {}
     out = pb.LinuxContainerSecurityContext(
-        namespace_options=namespace_options(pod),
+        namespace_options=_namespaces(pod, target_id),
         privileged=privileged,
         readonly_rootfs=bool(sc.get("readOnlyRootFilesystem")),
         capabilities=pb.Capability(add_capabilities=[str(c) for c in caps.get("add") or []],
@@ -176,8 +189,11 @@ def container_config(
     env: Sequence[tuple[str, str]],
     mounts: Sequence[MountSpec],
     image_ref: str = "",
+    target_id: str = "",
 ) -> pb.ContainerConfig:
-    """`image_ref` (the id PullImage/ImageStatus returned) pins the exact image pulled."""
+    """`image_ref` (the id PullImage/ImageStatus returned) pins the exact image pulled;
+    `target_id` (ephemeral containers with a targetContainerName) is the runtime id of the
+    container whose PID namespace this one joins."""
     m = pod["metadata"]
     spec = pod.get("spec") or {}
     name = str(container["name"])
@@ -212,5 +228,5 @@ def container_config(
         stdin_once=bool(container.get("stdinOnce")),
         tty=bool(container.get("tty")),
         linux=pb.LinuxContainerConfig(resources=linux_resources(container),
-                                      security_context=_security_context(pod, container)),
+                                      security_context=_security_context(pod, container, target_id)),
     )

@@ -3,8 +3,9 @@
 Role: the pure heart of the pod worker (kubelet's computePodActions): sandbox (re)creation, init
 containers one at a time in order (sidecar init containers, restartPolicy Always, are started and
 kept running), regular containers, restarts under the pod's restartPolicy with crash-loop
-back-off, liveness kills, spec-change restarts, pod completion, and garbage (only the newest and
-the previous container of each name are kept, so `kubectl logs --previous` works).
+back-off, liveness kills, spec-change restarts, pod completion, ephemeral containers (`kubectl
+debug`: started once, never restarted or killed for a spec change), and garbage (only the newest
+and the previous container of each name are kept, so `kubectl logs --previous` works).
 No I/O and no clock: everything arrives as arguments; the result is a list of small actions the
 worker carries out in order and then plans again.
 Neighbours: `minik.agent.observe` builds `Observed` from CRI; `minik.agent.worker` executes the
@@ -127,7 +128,7 @@ class CreateSandbox:
 @dataclass(frozen=True, slots=True)
 class StartContainer:
     name: str
-    kind: str                     # init | sidecar | regular
+    kind: str                     # init | sidecar | regular | ephemeral
     attempt: int
 
 
@@ -263,6 +264,18 @@ def plan(pod: Obj, obs: Observed, now: float, hints: Hints = Hints()) -> list[Ac
         out.append(CreateSandbox(0 if sandbox is None else sandbox.attempt + 1))
         return out
 
+    # Kubelet's computePodActions: ephemeral containers may start before initialization is
+    # complete, each exactly once (any container of that name, in any sandbox, counts as its one
+    # run — never restarted, whatever the restartPolicy). One that was created but never started
+    # (the agent stopped in between) has not run yet: it is replaced.
+    for e in spec.get("ephemeralContainers") or []:
+        st0 = obs.latest(e["name"])
+        if st0 is None:
+            out.append(StartContainer(e["name"], "ephemeral", 0))
+        elif st0.state == CREATED and st0.sandbox_id == sandbox.id:
+            out.append(RemoveContainer(st0.id))
+            out.append(StartContainer(e["name"], "ephemeral", st0.attempt))
+
     initialized = any(obs.current(c["name"]) is not None for c in regulars)
     for c in inits:
         st = obs.current(c["name"])
@@ -334,8 +347,8 @@ def _collect_garbage(out: list[Action], pod: Obj, obs: Observed) -> None:
     """Keep the newest and the previous container of each name; drop the rest, and old
     sandboxes that hold none of the kept ones."""
     spec = pod.get("spec") or {}
-    names = {c["name"] for c in (spec.get("containers") or [])} | {
-        c["name"] for c in (spec.get("initContainers") or [])}
+    names = {c["name"] for key in ("containers", "initContainers", "ephemeralContainers")
+             for c in (spec.get(key) or [])}
     keep: set[str] = set()
     for name in {c.name for c in obs.containers}:
         hist = obs.history(name)

@@ -1,7 +1,8 @@
 """Pod status from spec + runtime observation + worker knowledge. Pure.
 
 Role: kubelet's generateAPIPodStatus/getPhase: container statuses (state, lastState, ready,
-started, restartCount, image, imageID, containerID), phase, the conditions
+started, restartCount, image, imageID, containerID) for regular, init and ephemeral containers
+(the last never ready and outside phase and conditions), phase, the conditions
 PodReadyToStartContainers/Initialized/ContainersReady/Ready (PodScheduled and anything else kept),
 pod/host IPs and startTime. Transition times are carried over from the previous status when a
 condition's status did not change, so an unchanged pod computes an identical status and the worker
@@ -103,6 +104,16 @@ def _container_status(spec_c: Mapping[str, Any], obs: Observed, inp: StatusInput
     out["state"] = {"waiting": _waiting(reason, message)}
     if previous is not None and previous.state == EXITED:
         out["lastState"] = {"terminated": _terminated(previous)}
+    return out
+
+
+def _ephemeral_status(spec_c: Mapping[str, Any], obs: Observed, inp: StatusInput, default_wait: str) -> Obj:
+    """Like a container status, but an ephemeral container is never ready, never restarted and has
+    no probes (kubelet reports no `started` for it); it counts for neither phase nor readiness."""
+    out = _container_status(spec_c, obs, inp, default_wait, restarting=False)
+    out.pop("started", None)
+    out["ready"] = False
+    out["restartCount"] = 0
     return out
 
 
@@ -209,6 +220,12 @@ def compute_status(pod: Obj, obs: Observed, inp: StatusInput) -> Obj:
                                   restarting(c, False)) for c in reg_specs]
     inits = [_container_status(c, obs, inp, "PodInitializing", restarting(c, True)) for c in init_specs]
     status: Obj = copy.deepcopy(old)
+    ephemerals = [_ephemeral_status(c, obs, inp, "PodInitializing" if init_specs else "ContainerCreating")
+                  for c in spec.get("ephemeralContainers") or []]
+    if ephemerals:
+        status["ephemeralContainerStatuses"] = ephemerals
+    else:
+        status.pop("ephemeralContainerStatuses", None)
     phase = _phase(spec, inits, regulars, done)
     if old.get("phase") in ("Succeeded", "Failed"):
         phase = old["phase"]  # terminal phases never go back

@@ -110,7 +110,18 @@ def _find_container(pod: Obj, name: str) -> tuple[Obj | None, bool]:
     for c in spec.get("initContainers") or []:
         if c.get("name") == name:
             return c, True
+    for c in spec.get("ephemeralContainers") or []:
+        if c.get("name") == name:
+            return c, False
     return None, False
+
+
+def _container_ref(pod: Obj, name: str, init: bool, kind: str) -> Obj:
+    """The event's involvedObject; kubelet names ephemeral containers spec.ephemeralContainers{name}."""
+    ref = pod_ref(pod, name, init)
+    if kind == "ephemeral":
+        ref["fieldPath"] = f"spec.ephemeralContainers{{{name}}}"
+    return ref
 
 
 def _docker_auth(secret: Obj, host: str) -> pb.AuthConfig | None:
@@ -383,7 +394,19 @@ class PodWorker:
         sb = obs.sandbox
         if c is None or sb is None:
             raise _StartFailed()
-        ref = pod_ref(pod, a.name, init)
+        ref = _container_ref(pod, a.name, init, a.kind)
+        target_id = ""
+        target = str(c.get("targetContainerName") or "") if a.kind == "ephemeral" else ""
+        if target:
+            # Kubelet's getTargetID: the newest container of that name (its PID namespace is joined).
+            tgt = obs.current(target) or obs.latest(target)
+            if tgt is None:
+                msg = f"unable to find target container {target}"
+                self._set_waiting(a.name, "CreateContainerConfigError", msg)
+                self.ctx.events.warning(ref, "Failed", f"Error: {msg}")
+                self._schedule(self.ctx.now() + RETRY)
+                raise _StartFailed()
+            target_id = tgt.id
         image_ref, image = await self._ensure_image(pod, c, ref)
         pod_ip = self._pod_ip(pod, obs)
         try:
@@ -413,7 +436,7 @@ class PodWorker:
             self.ctx.events.warning(ref, "Failed", f"Error: {e}")
             self._schedule(self.ctx.now() + RETRY)
             raise _StartFailed() from None
-        cfg = container_config(pod, c, kind=a.kind, attempt=a.attempt, env=env, mounts=mounts)
+        cfg = container_config(pod, c, kind=a.kind, attempt=a.attempt, env=env, mounts=mounts, target_id=target_id)
         sb_cfg = sandbox_config(pod, sb.attempt, self.ctx.sandbox)
         prev = obs.latest(a.name)
         try:
@@ -424,7 +447,7 @@ class PodWorker:
             self._schedule(self.ctx.now() + RETRY)
             raise _StartFailed() from None
         self.ctx.events.normal(ref, "Created", f"Created container {a.name}")
-        if prev is not None:
+        if prev is not None and a.kind != "ephemeral":
             # Kubelet's crash-loop back-off: every restart lengthens the wait before the next.
             self.ctx.crash_backoff.next(self._crash_key(c), self.ctx.now())
         try:

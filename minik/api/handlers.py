@@ -296,6 +296,15 @@ class ApiHandlers:
             if m == "PATCH":
                 return await self._patch(request, t, "status")
             raise st.method_not_allowed()
+        if sub == "ephemeralcontainers" and t.rt.kind == "Pod" and not t.rt.group:
+            # kubectl debug: GET the pod, then PATCH (strategic merge) spec.ephemeralContainers here.
+            if m == "GET":
+                return self._get(request, t)
+            if m == "PUT":
+                return await self._update(request, t, "ephemeralcontainers")
+            if m == "PATCH":
+                return await self._patch(request, t, "ephemeralcontainers")
+            raise st.method_not_allowed()
         if sub == "scale":
             if m == "GET":
                 return json_response(await self.service.get_scale(t.rt, self._ns(t), t.name))

@@ -30,6 +30,8 @@ from minik.apis.registry import Registry, ResourceType
 from minik.apis.schema import Schemas
 from minik.apis.selectors import FieldSelector, LabelSelector, check_field_selector
 from minik.apis.validation import validate
+from minik.apis.validation.core import validate_pod_ephemeral_update
+from minik.apis.validation.meta import validate_object_meta_update
 from minik.store import errors as store_errors
 from minik.store.store import Store
 
@@ -43,6 +45,8 @@ GENERATION_GROUPS = {"apps", "batch", "networking.k8s.io", "policy", "autoscalin
 # Namespaces Kubernetes refuses to delete.
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
 MAX_CONFLICT_RETRIES = 8
+# pods/ephemeralcontainers: writes there change spec.ephemeralContainers and nothing else.
+EPHEMERAL = "ephemeralcontainers"
 
 
 class KindHooks(Protocol):
@@ -304,10 +308,10 @@ class ResourceService:
             if added:
                 raise st.forbidden(f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}", rt, om["name"])
         await self.hooks.before_update(rt, merged, old)
-        self._validate(rt, merged, old)
+        self._validate(rt, merged, old, opts.subresource)
         if "managedFields" not in m and "managedFields" in om:
             m["managedFields"] = copy.deepcopy(om["managedFields"])
-        if not opts.subresource or opts.subresource == "status":
+        if not opts.subresource or opts.subresource in ("status", EPHEMERAL):
             update_managed_fields(old, merged, self._manager(opts), "Update", rt.api_version,
                                   rfc3339(self.clock()), opts.subresource,
                                   schemas=self.schemas, schema_name=rt.schema_name or None)
@@ -347,6 +351,17 @@ class ResourceService:
                 merged.pop("status", None)
             # Kubernetes lets status writers touch labels/annotations? No: metadata changes are ignored,
             # except that managedFields bookkeeping follows.
+            return merged
+        if subresource == EPHEMERAL:
+            # Kubernetes' dropNonEphemeralContainerUpdates: the stored pod with only
+            # spec.ephemeralContainers taken from the body.
+            merged = copy.deepcopy(old)
+            eph = (new.get("spec") or {}).get("ephemeralContainers") if isinstance(new.get("spec"), dict) else None
+            spec = merged.setdefault("spec", {})
+            if eph is None:
+                spec.pop("ephemeralContainers", None)
+            else:
+                spec["ephemeralContainers"] = eph
             return merged
         merged = new
         if has_status and rt.kind not in ("Namespace",):
@@ -696,8 +711,11 @@ class ResourceService:
                 for k, v in sd.items():
                     data[k] = base64.b64encode(str(v).encode()).decode()
 
-    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
-        causes = validate(rt, obj, old)   # for custom resources: metadata rules only
+    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None, subresource: str = "") -> None:
+        if subresource == EPHEMERAL and old is not None:
+            causes = validate_object_meta_update(rt, obj, old) + validate_pod_ephemeral_update(obj, old)
+        else:
+            causes = validate(rt, obj, old)   # for custom resources: metadata rules only
         if rt.custom:
             schema = self.hooks.custom_schema(rt)
             if schema is not None:

@@ -421,6 +421,53 @@ def _init_containers(inits: Any, regular: Any, volumes: dict[str, Obj], path: st
     return causes
 
 
+# validateEphemeralContainers: what an ephemeral container may not set (an allow-list in kube, so
+# fields that matter for the pod's own services — ports, probes, lifecycle, resources — stay out).
+EPHEMERAL_FORBIDDEN_FIELDS = ("ports", "resources", "resizePolicy", "lifecycle", "livenessProbe",
+                              "readinessProbe", "startupProbe", "restartPolicy")
+EPHEMERAL_FORBIDDEN_DETAIL = "cannot be set for an Ephemeral Container"
+
+
+def _zero(v: Any) -> bool:
+    """Go's zero value as the allow-list check sees it (a defaulted `resources: {}` is zero)."""
+    if v is None or v == "":
+        return True
+    if isinstance(v, dict):
+        return semantic_equal(v, {})
+    if isinstance(v, list):
+        return not v
+    return False
+
+
+def _ephemeral_containers(ephemerals: Any, regular: Any, inits: Any, volumes: dict[str, Obj],
+                          path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    others = {str(c.get("name") or "") for c in dicts(regular) + dicts(inits)}
+    names = set(others)
+    for i, c in enumerate(dicts(ephemerals)):
+        p = index(path, i)
+        causes += _container_common(c, volumes, p)
+        img = str(c.get("image") or "")
+        if img != img.strip():
+            causes.append(invalid(child(p, "image"), img, "must not have leading or trailing whitespace"))
+        name = str(c.get("name") or "")
+        if name in names:
+            causes.append(duplicate(child(p, "name"), name))
+        elif name:
+            names.add(name)
+        target = c.get("targetContainerName")
+        if target and str(target) not in others:
+            causes.append(not_found(child(p, "targetContainerName"), target))
+        for k in EPHEMERAL_FORBIDDEN_FIELDS:
+            if not _zero(c.get(k)):
+                causes.append(forbidden(child(p, k), EPHEMERAL_FORBIDDEN_DETAIL))
+        for j, vm in enumerate(dicts(c.get("volumeMounts"))):
+            for k in ("subPath", "subPathExpr"):
+                if vm.get(k):
+                    causes.append(forbidden(child(index(child(p, "volumeMounts"), j), k), EPHEMERAL_FORBIDDEN_DETAIL))
+    return causes
+
+
 def _items(items: Any, path: str) -> list[Cause]:
     causes: list[Cause] = []
     for i, it in enumerate(dicts(items)):
@@ -574,6 +621,8 @@ def validate_pod_spec(spec: Obj, path: str, is_pod: bool) -> list[Cause]:
     causes += errs
     causes += _containers(spec.get("containers"), volumes, child(path, "containers"), is_pod)
     causes += _init_containers(spec.get("initContainers"), spec.get("containers"), volumes, child(path, "initContainers"))
+    causes += _ephemeral_containers(spec.get("ephemeralContainers"), spec.get("containers"), spec.get("initContainers"),
+                                    volumes, child(path, "ephemeralContainers"))
     rp = spec.get("restartPolicy")
     if not rp:
         causes.append(required(child(path, "restartPolicy")))
@@ -616,6 +665,8 @@ def validate_pod_template(tmpl: Any, path: str) -> list[Cause]:
     causes = validate_labels(m.get("labels"), child(path, "labels"))
     causes += validate_annotations(m.get("annotations"), child(path, "annotations"))
     causes += validate_pod_spec(as_dict(t.get("spec")), child(path, "spec"), False)
+    if dicts(as_dict(t.get("spec")).get("ephemeralContainers")):
+        causes.append(forbidden(child(path, "spec", "ephemeralContainers"), "ephemeral containers not allowed in pod template"))
     return causes
 
 
@@ -624,8 +675,29 @@ def validate_pod(obj: Obj, old: Obj | None) -> list[Cause]:
     spec = as_dict(obj.get("spec"))
     causes = validate_pod_spec(spec, "spec", True)
     if old is None:
+        # ValidatePodCreate: ephemeral containers only arrive through pods/ephemeralcontainers.
+        if dicts(spec.get("ephemeralContainers")):
+            causes.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
         return causes
     return causes + _pod_update(spec, as_dict(old.get("spec")))
+
+
+def validate_pod_ephemeral_update(obj: Obj, old: Obj) -> list[Cause]:
+    """ValidatePodEphemeralContainersUpdate (the pod half; ObjectMeta is checked by the caller):
+    the whole spec is valid, and existing ephemeral containers are neither removed nor changed —
+    they can only be added. Everything but spec.ephemeralContainers was already copied from `old`."""
+    spec = as_dict(obj.get("spec"))
+    causes = validate_pod_spec(spec, "spec", True)
+    path = "spec.ephemeralContainers"
+    new_by_name = {str(c.get("name") or ""): c for c in dicts(spec.get("ephemeralContainers"))}
+    for oc in dicts(as_dict(old.get("spec")).get("ephemeralContainers")):
+        name = str(oc.get("name") or "")
+        nc = new_by_name.get(name)
+        if nc is None:
+            causes.append(forbidden(path, f'existing ephemeral containers "{name}" may not be removed\n'))
+        elif not semantic_equal(oc, nc):
+            causes.append(forbidden(path, f'existing ephemeral containers "{name}" may not be changed\n'))
+    return causes
 
 
 def _tol_key(t: Obj) -> tuple[Any, ...]:
@@ -663,8 +735,8 @@ def _mutable_stripped(spec: Obj) -> Obj:
     for k in ("containers", "initContainers"):
         for c in dicts(s.get(k)):
             c.pop("image", None)
-    for k in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates",
-              "ephemeralContainers"):
+    # spec.ephemeralContainers is not among them: it changes only through pods/ephemeralcontainers.
+    for k in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates"):
         s.pop(k, None)
     # Binding (the scheduler) sets nodeName once; minik's binding goes through the same update path.
     if s.get("nodeName"):
