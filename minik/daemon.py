@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from minik.api import status as st
 from minik.api.app import ApiServer, server_ssl_context
 from minik.api.auth import Authenticator, User
+from minik.api.health import Check
 from minik.api.rbac import RBACAuthorizer, bootstrap_objects
 from minik.api.handlers import ApiHandlers
 from minik.api.kinds import KindHooksImpl
@@ -112,7 +113,8 @@ class Server:
         reviews = handlers.reviews = Reviews(authn, authz, self.tokens)
         with open(pki.ca_cert, "rb") as f:
             ca_pem = f.read()
-        self.api = ApiServer(handlers, openapi, authn, ca_pem, authz, ready=lambda: self._ready, metrics=self._metrics)
+        self.api = ApiServer(handlers, openapi, authn, ca_pem, authz, ready=lambda: self._ready, metrics=self._metrics,
+                             live_checks=(Check("etcd", lambda: self.store.healthy),))
         ssl_ctx = server_ssl_context(pki.serving_cert, pki.serving_key, pki.ca_cert)
         await self.api.start(cfg.bind_address, cfg.https_listen_port, ssl_ctx)
         log.info("API listening on https://%s:%d", cfg.bind_address, cfg.https_listen_port)

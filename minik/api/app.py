@@ -18,6 +18,7 @@ from minik import KUBE_VERSION, __version__
 from minik.api import status as st
 from minik.api.auth import ANONYMOUS, ANONYMOUS_PATHS, AllowAuthenticated, Authenticator, Authorizer, User
 from minik.api.handlers import ApiHandlers, json_response
+from minik.api.health import Check, evaluate
 from minik.api.openapi import OpenAPI
 from minik.api.openapiv2 import OpenAPIV2
 
@@ -49,9 +50,12 @@ def version_info() -> dict[str, str]:
 class ApiServer:
     def __init__(self, handlers: ApiHandlers, openapi: OpenAPI, authn: Authenticator, ca_pem: bytes,
                  authz: Authorizer | None = None, ready: Callable[[], bool] = lambda: True,
-                 metrics: Callable[[], str] = lambda: "") -> None:
+                 metrics: Callable[[], str] = lambda: "", live_checks: tuple[Check, ...] = ()) -> None:
         self.handlers, self.openapi, self.authn, self.authz = handlers, openapi, authn, authz or AllowAuthenticated()
-        self.ca_pem, self.ready, self.metrics = ca_pem, ready, metrics
+        self.ca_pem, self.metrics = ca_pem, metrics
+        # livez/healthz: the process and its store work; readyz also: startup finished.
+        self.live_checks = (Check("ping", lambda: True), Check("log", lambda: True)) + live_checks
+        self.ready_checks = self.live_checks + (Check("minik-startup", ready),)
         self.runner: web.AppRunner | None = None
         self.openapi_v2 = OpenAPIV2(openapi)   # Swagger 2.0, derived from the v3 documents
 
@@ -123,8 +127,11 @@ class ApiServer:
         return json_response(version_info())
 
     async def _health(self, request: web.Request) -> web.Response:
-        ok = self.ready() if request.path.startswith("/readyz") else True
-        return web.Response(text="ok" if ok else "not ready", status=200 if ok else 503, content_type="text/plain")
+        endpoint = request.path.strip("/").split("/")[0]
+        checks = self.ready_checks if endpoint == "readyz" else self.live_checks
+        report = evaluate(endpoint, checks, request.match_info.get("check", "").strip("/"), request.query,
+                          request.query.getall("exclude", []))
+        return web.Response(text=report.text, status=report.code, content_type="text/plain")
 
     async def _ping(self, request: web.Request) -> web.Response:
         return web.Response(text="pong", content_type="text/plain")

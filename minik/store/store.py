@@ -156,6 +156,11 @@ class Store:
     # ---- reads (memory only) ----------------------------------------------------------------
 
     @property
+    def healthy(self) -> bool:
+        """Open, and the writer that commits every write is still running."""
+        return self._open and bool(self._tasks) and not self._tasks[0].done()
+
+    @property
     def revision(self) -> int:
         return self._revision
 
