@@ -44,7 +44,8 @@ def dumps(obj: Any) -> bytes:
 
 
 def json_response(obj: Any, status: int = 200, content_type: str = JSON_CT, warnings: list[str] | None = None) -> web.Response:
-    resp = web.Response(body=dumps(obj), status=status, headers={"Content-Type": content_type})
+    # kube-apiserver's JSON serializer is a json.Encoder, which ends every document with "\n".
+    resp = web.Response(body=dumps(obj) + b"\n", status=status, headers={"Content-Type": content_type})
     for w in warnings or []:
         resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
     return resp

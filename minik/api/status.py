@@ -26,26 +26,30 @@ class StatusError(Exception):
 
 
 def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    # Keys in the order of the Go structs (metav1.Status, then StatusDetails): kube-apiserver's
+    # JSON follows field order, and clients do compare Status text byte for byte (the Python
+    # client's utils.FailToCreateError carries the raw body).
     out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                           "message": message, "reason": reason, "code": code}
+                           "message": message, "reason": reason}
     if details:
         out["details"] = details
+    out["code"] = code
     return out
 
 
 def success(rt: ResourceType, name: str, uid: str = "") -> dict[str, Any]:
-    details: dict[str, Any] = {"name": name, "kind": rt.plural}
-    if rt.group:
-        details["group"] = rt.group
+    details = _details(rt, name)
     if uid:
         details["uid"] = uid
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
 
 def _details(rt: ResourceType, name: str) -> dict[str, Any]:
-    d: dict[str, Any] = {"name": name, "kind": rt.plural}
+    # StatusDetails field order: name, group, kind, uid, causes.
+    d: dict[str, Any] = {"name": name}
     if rt.group:
         d["group"] = rt.group
+    d["kind"] = rt.plural
     return d
 
 
@@ -99,9 +103,8 @@ def from_exception(exc: BaseException, rt: ResourceType | None = None, name: str
         return from_invalid(rt, exc)
     if isinstance(exc, PatchConflict):
         causes = [{"reason": c.reason, "message": c.message, "field": c.field} for c in exc.causes]
-        d: dict[str, Any] = {"causes": causes}
-        if rt:
-            d.update(_details(rt, name))
+        d: dict[str, Any] = _details(rt, name) if rt else {}
+        d["causes"] = causes
         return StatusError(409, "Conflict", str(exc), d)
     if isinstance(exc, ApiError):
         return StatusError(exc.code, exc.reason, exc.message)
