@@ -273,7 +273,7 @@ class ApiHandlers:
         opts = await self._delete_options(request)
         res = await self.service.delete(t.rt, self._ns(t), t.name, opts)
         code = 200 if res.deleted else 202
-        if t.rt.kind == "Pod" or not res.deleted:
+        if t.rt.returns_deleted_object or not res.deleted:
             return json_response(res.object, code)
         return json_response(st.success(t.rt, t.name, res.object.get("metadata", {}).get("uid", "")), code)
 

@@ -224,7 +224,8 @@ class OpenAPI:
         if "patch" in verbs:
             item["patch"] = _op("patch", f"patch{ns_word}{op_id}", gvk, [*_WRITE_PARAMS, _FORCE], name, patch=True)
         if "delete" in verbs:
-            item["delete"] = _op("delete", f"delete{ns_word}{op_id}", gvk, _DELETE_PARAMS, STATUS)
+            item["delete"] = _op("delete", f"delete{ns_word}{op_id}", gvk, _DELETE_PARAMS,
+                                 name if t.returns_deleted_object else STATUS)
         if len(item) > 1:
             out[base + "/{name}"] = item
 

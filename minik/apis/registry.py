@@ -12,6 +12,17 @@ from dataclasses import dataclass, field
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
+# Resources whose kube-apiserver storage sets ReturnDeletedObject (kube 1.32 pkg/registry); the
+# published OpenAPI, and so the generated clients, type their DELETE response as the object itself
+# (e.g. the Python client's delete_namespaced_service() decodes a V1Service).
+_RETURNS_DELETED_OBJECT = frozenset({
+    ("", "pods"), ("", "podtemplates"), ("", "services"), ("", "serviceaccounts"),
+    ("", "persistentvolumes"), ("", "persistentvolumeclaims"), ("", "resourcequotas"),
+    ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "csidrivers"), ("storage.k8s.io", "csinodes"),
+    ("storage.k8s.io", "volumeattachments"), ("storage.k8s.io", "volumeattributesclasses"),
+})
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceType:
     group: str            # "" for core
@@ -25,6 +36,11 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     schema_name: str = ""                # OpenAPI definition name, e.g. io.k8s.api.apps.v1.Deployment
     custom: bool = False                 # served from a CRD
+
+    @property
+    def returns_deleted_object(self) -> bool:
+        """A DELETE that removes the object at once answers with the object, not a Success Status."""
+        return not self.custom and (self.group, self.plural) in _RETURNS_DELETED_OBJECT
 
     @property
     def virtual(self) -> bool:

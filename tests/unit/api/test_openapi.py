@@ -181,3 +181,23 @@ def test_hash_is_stable_across_instances(schemas: Schemas) -> None:
     a = make_openapi(schemas).index()
     b = make_openapi(schemas).index()
     assert a == b
+
+
+def _delete_ref(doc: dict[str, Any], path: str) -> str:
+    schema = doc["paths"][path]["delete"]["responses"]["200"]["content"]["application/json"]["schema"]
+    return str(schema["$ref"]).rsplit("/", 1)[-1]
+
+
+def test_delete_response_is_the_object_where_kube_returns_it(schemas: Schemas) -> None:
+    # Generated clients decode DELETE bodies by this type (ReturnDeletedObject in kube's storage).
+    core = load(make_openapi(schemas), "", "v1")
+    assert _delete_ref(core, "/api/v1/namespaces/{namespace}/services/{name}") == "io.k8s.api.core.v1.Service"
+    assert _delete_ref(core, "/api/v1/namespaces/{namespace}/pods/{name}") == "io.k8s.api.core.v1.Pod"
+    assert _delete_ref(core, "/api/v1/namespaces/{namespace}/configmaps/{name}") == "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
+    apps = load(make_openapi(schemas), "apps", "v1")
+    assert _delete_ref(apps, "/apis/apps/v1/namespaces/{namespace}/deployments/{name}") == "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
+
+
+def test_custom_resources_never_return_the_deleted_object() -> None:
+    assert not ResourceType("", "v1", "Service", "services", True, custom=True).returns_deleted_object
+    assert ResourceType("", "v1", "Service", "services", True).returns_deleted_object
