@@ -3,6 +3,8 @@ logs, and port-forward over the websocket channel protocol (not kubectl's SPDY).
 
 from __future__ import annotations
 
+import time
+
 from kubernetes import client
 from kubernetes.stream import portforward, stream
 
@@ -30,3 +32,23 @@ def test_python_client_exec_logs_portforward(node_minik: Minik) -> None:
         data += chunk
     assert data.startswith(b"HTTP/1.") and b"py-stream" in data
     pf.close()
+
+
+def test_python_client_exec_stdin_text_and_binary(node_minik: Minik) -> None:
+    """write_stdin(str) goes out as websocket TEXT frames, bytes as BINARY: both reach the process."""
+    ns = Ns.make(node_minik, "pystdin")
+    ns.create(pod("sh", [bb("sh", "exec sleep 3600")]))
+    ns.wait("sh")
+    v1 = client.CoreV1Api(node_minik.client())
+    for line in ("echo from-text\n", b"echo from-bytes\n"):
+        resp = stream(v1.connect_get_namespaced_pod_exec, "sh", ns.name, command=["sh"],
+                      stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+        resp.write_stdin(line)
+        resp.write_stdin("exit 3\n")
+        out, deadline = "", time.monotonic() + 20
+        while resp.is_open() and time.monotonic() < deadline:
+            resp.update(timeout=1)
+            out += resp.read_stdout(timeout=1)
+        assert out.strip() == ("from-text" if isinstance(line, str) else "from-bytes")
+        assert resp.returncode == 3
+        resp.close()

@@ -51,9 +51,14 @@ class ChannelWebSocket:
         """Read loop; ends when the client closes. Every input channel then reads EOF."""
         try:
             async for msg in self.ws:
-                if msg.type != WSMsgType.BINARY or not msg.data:
+                # Text frames carry the same channel byte + payload (the Python client sends
+                # str stdin that way); kube's wsstream accepts both.
+                if msg.type == WSMsgType.TEXT and msg.data:
+                    data = msg.data.encode()
+                elif msg.type == WSMsgType.BINARY and msg.data:
+                    data = bytes(msg.data)
+                else:
                     continue
-                data = bytes(msg.data)
                 channel, payload = data[0], data[1:]
                 if channel == CLOSE and self.protocol == V5:
                     if payload:
