@@ -81,8 +81,21 @@ def strip_hash(template: Obj) -> Obj:
     return t
 
 
+def _unset_dropped(value: Any) -> Any:
+    """The value with nulls, empty maps and empty lists removed at every depth.
+
+    Kubernetes compares templates as Go structs, where `creationTimestamp: null` (which kubectl's
+    `rollout undo` sends back), `{}` and `[]` all mean "unset"; as JSON they would not be equal."""
+    if isinstance(value, dict):
+        out = {k: _unset_dropped(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [_unset_dropped(v) for v in value]
+    return value
+
+
 def equal_ignore_hash(a: Obj, b: Obj) -> bool:
-    return strip_hash(a) == strip_hash(b)
+    return bool(_unset_dropped(strip_hash(a)) == _unset_dropped(strip_hash(b)))
 
 
 def revision_of(rs: Obj) -> int:

@@ -193,9 +193,11 @@ async def test_rolling_update_and_undo(cluster: Cluster) -> None:
     images = {p["spec"]["containers"][0]["image"] for p in await c.pods()}
     assert images == {"nginx:1.26"}
 
-    # kubectl rollout undo: PATCH the template from the old RS (hash label removed).
+    # kubectl rollout undo: PATCH the template from the old RS (hash label removed), which
+    # kubectl's Go types send back with `creationTimestamp: null`.
     tmpl = first["spec"]["template"]
     del tmpl["metadata"]["labels"]["pod-template-hash"]
+    tmpl["metadata"]["creationTimestamp"] = None
     await c.client.patch("apps/deployments", NS, "web", [{"op": "replace", "path": "/spec/template", "value": tmpl}],
                          patch_type="application/json-patch+json")
     d = await roll_to_completion(c)

@@ -168,3 +168,15 @@ def test_rollout_status_progress_then_complete_then_timeout() -> None:
     stuck = rollout_status({**d, "status": st}, [new], new, NOW + dt.timedelta(seconds=601))
     assert cond(stuck, "Progressing")["reason"] == "ProgressDeadlineExceeded"
     assert cond(stuck, "Progressing")["status"] == "False"
+
+
+def test_rollout_undo_template_with_null_creation_timestamp_matches_the_old_replicaset() -> None:
+    # kubectl rollout undo sends the old ReplicaSet's template back with `creationTimestamp: null`.
+    from minik.controllers.deployment import equal_ignore_hash
+    rs_tmpl = {"metadata": {"labels": {"app": "web", "pod-template-hash": "694cf56f85"}},
+               "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {}}]}}
+    undone = {"metadata": {"creationTimestamp": None, "labels": {"app": "web"}},
+              "spec": {"containers": [{"name": "c", "image": "busybox"}], "volumes": []}}
+    assert equal_ignore_hash(rs_tmpl, undone)
+    other = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}
+    assert not equal_ignore_hash(rs_tmpl, other)
