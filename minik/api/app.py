@@ -174,6 +174,7 @@ class ApiServer:
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
+        await self.handlers.proxy.close()
 
 
 def server_ssl_context(cert: str, key: str, ca: str) -> ssl.SSLContext:

@@ -41,6 +41,8 @@ def wants_aggregated(accept: str | None) -> str:
 
 
 def _sub_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
+    if sub == "proxy" and rt.kind != "Pod":
+        return ("", "v1", f"{rt.kind}ProxyOptions")
     k = _SUB_KIND.get(sub)
     return k if k else (rt.group, rt.version, rt.kind)
 

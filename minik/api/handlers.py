@@ -19,6 +19,7 @@ from minik.api import discovery
 from minik.api import status as st
 from minik.api.auth import AllowAuthenticated, Authorizer
 from minik.api.kinds import KindHooksImpl
+from minik.api.proxy import ProxyForwarder, parse_proxy_name, proxied_path, resolve_pod, resolve_service
 from minik.api.reviews import Reviews
 from minik.api.meta import Obj, utcnow
 from minik.api.request import (TABLE_CT, Target, bool_param, decode_body, int_param, parse_target,
@@ -58,6 +59,7 @@ class ApiHandlers:
         self.pod_streams: PodStreams | None = None
         self.reviews: Reviews | None = None
         self.authz: Authorizer = AllowAuthenticated()
+        self.proxy = ProxyForwarder()
 
     # ---- discovery ---------------------------------------------------------------------------
     async def api_root(self, request: web.Request) -> web.Response:
@@ -326,12 +328,26 @@ class ApiHandlers:
         if sub == "eviction" and m == "POST":
             res = await self.service.delete(t.rt, self._ns(t), t.name, DeleteOptions())
             return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201) if res else web.Response(status=201)
+        if sub == "proxy" and not t.rt.group and t.rt.kind in ("Pod", "Service"):
+            return await self._proxy(request, t)
         if sub in ("log", "exec", "attach", "portforward"):
             pod = self.service.get(t.rt, self._ns(t), t.name)
             if self.pod_streams is None:
                 raise st.bad_request(f"pod {t.name} has no running node agent to serve {sub}: start the server without --disable-agent")
             return await self.pod_streams.handle(request, pod, sub)
         raise st.method_not_allowed()
+
+    async def _proxy(self, request: web.Request, t: Target) -> web.StreamResponse:
+        want = parse_proxy_name(t.name)
+        ns = self._ns(t)
+        obj = self.service.get(t.rt, ns, want.name)
+        if t.rt.kind == "Pod":
+            upstream = resolve_pod(obj, want)
+        else:
+            ep_rt = self.registry.lookup("", "v1", "endpoints")
+            eps = self.service.store.get(ep_rt.store_key, ns, want.name) if ep_rt is not None else None
+            upstream = resolve_service(obj, eps, want)
+        return await self.proxy.forward(request, upstream, proxied_path(request.raw_path.split("?", 1)[0], t.name))
 
     async def _bind(self, request: web.Request, t: Target) -> web.Response:
         body, _ = await self._body(request)

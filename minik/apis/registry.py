@@ -84,14 +84,14 @@ _NOT_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch"
 
 BUILTIN: tuple[ResourceType, ...] = (
     _core("Namespace", "namespaces", False, ("ns",), sub=("status", "finalize"), verbs=_NOT_COLLECTION),
-    _core("Pod", "pods", short=("po",), cats=("all",), sub=("status", "log", "exec", "portforward", "attach", "binding", "eviction", "ephemeralcontainers")),
+    _core("Pod", "pods", short=("po",), cats=("all",), sub=("status", "log", "exec", "portforward", "attach", "binding", "eviction", "ephemeralcontainers", "proxy")),
     _core("Service", "services", short=("svc",), cats=("all",), sub=("status", "proxy"), verbs=_NOT_COLLECTION + ("deletecollection",)),
     _core("Endpoints", "endpoints", short=("ep",)),
     _core("ConfigMap", "configmaps", short=("cm",)),
     _core("Secret", "secrets"),
     _core("ServiceAccount", "serviceaccounts", short=("sa",), sub=("token",)),
     _core("Event", "events", short=("ev",)),
-    _core("Node", "nodes", False, ("no",), sub=("status", "proxy")),
+    _core("Node", "nodes", False, ("no",), sub=("status",)),
     _core("PersistentVolume", "persistentvolumes", False, ("pv",), sub=("status",)),
     _core("PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), sub=("status",)),
     _core("ResourceQuota", "resourcequotas", short=("quota",), sub=("status",)),
