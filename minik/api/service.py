@@ -17,7 +17,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from minik.api import status as st
 from minik.api.meta import Clock, Obj, meta, rfc3339, rv_of, utcnow
@@ -161,10 +161,14 @@ class ResourceService:
         return out
 
     def get(self, rt: ResourceType, namespace: str, name: str) -> Obj:
+        return self.with_type(rt, self._existing(rt, namespace, name))
+
+    def _existing(self, rt: ResourceType, namespace: str, name: str) -> Obj:
+        """The stored object as the store holds it (not to be mutated), or 404."""
         obj = self.store.get(rt.store_key, namespace if rt.namespaced else "", name)
         if obj is None:
             raise st.not_found(rt, name)
-        return self.with_type(rt, obj)
+        return obj
 
     def list(self, rt: ResourceType, namespace: str | None, labels: LabelSelector | None = None,
              fields: FieldSelector | None = None, limit: int = 0, continue_token: str = "") -> ListPage:
@@ -260,12 +264,8 @@ class ResourceService:
             raise st.bad_request("the namespace of the provided object does not match the namespace sent on the request")
         warnings = self._field_validation(rt, new, opts.field_validation) if not opts.subresource else []
         expected = m.get("resourceVersion") or ""
-        for attempt in range(MAX_CONFLICT_RETRIES):
-            if attempt:
-                await _settle(attempt)
-            old = self.store.get(rt.store_key, namespace if rt.namespaced else "", name)
-            if old is None:
-                raise st.not_found(rt, name)
+        async for _ in _conflict_retries():
+            old = self._existing(rt, namespace, name)
             if expected and str(expected) != old["metadata"].get("resourceVersion"):
                 raise st.conflict(rt, name)
             try:
@@ -386,9 +386,7 @@ class ResourceService:
             raise st.bad_request("PATCH requests must specify a fieldManager for server-side apply (fieldManager query parameter)")
         if patch_type != "application/json-patch+json" and not isinstance(body, dict):
             raise st.bad_request(f"the patch body must be a JSON object for {patch_type}")
-        for attempt in range(MAX_CONFLICT_RETRIES):
-            if attempt:
-                await _settle(attempt)
+        async for _ in _conflict_retries():
             old = self.store.get(rt.store_key, ns, name)
             if old is None:
                 if apply and not opts.subresource:
@@ -494,12 +492,8 @@ class ResourceService:
     async def update_scale(self, rt: ResourceType, namespace: str, name: str, body: Obj, opts: WriteOptions) -> Obj:
         ns = namespace if rt.namespaced else ""
         want_rv = (body.get("metadata") or {}).get("resourceVersion")
-        for attempt in range(MAX_CONFLICT_RETRIES):
-            if attempt:
-                await _settle(attempt)
-            old = self.store.get(rt.store_key, ns, name)
-            if old is None:
-                raise st.not_found(rt, name)
+        async for _ in _conflict_retries():
+            old = self._existing(rt, ns, name)
             if want_rv and str(want_rv) != old["metadata"].get("resourceVersion"):
                 raise st.conflict(rt, name)
             try:
@@ -525,12 +519,8 @@ class ResourceService:
 
     async def bind(self, rt: ResourceType, namespace: str, name: str, node: str) -> Obj:
         """pods/binding: set spec.nodeName once (the one spec change a pod allows, via its own subresource)."""
-        for attempt in range(MAX_CONFLICT_RETRIES):
-            if attempt:
-                await _settle(attempt)
-            old = self.store.get(rt.store_key, namespace, name)
-            if old is None:
-                raise st.not_found(rt, name)
+        async for _ in _conflict_retries():
+            old = self._existing(rt, namespace, name)
             if (old.get("spec") or {}).get("nodeName"):
                 raise st.conflict(rt, name, f'pod {name} is already assigned to node "{old["spec"]["nodeName"]}"')
             if old["metadata"].get("deletionTimestamp"):
@@ -551,12 +541,8 @@ class ResourceService:
     # ---- delete ----------------------------------------------------------------------------
     async def delete(self, rt: ResourceType, namespace: str, name: str, opts: DeleteOptions = DeleteOptions()) -> DeleteResult:
         ns = namespace if rt.namespaced else ""
-        for attempt in range(MAX_CONFLICT_RETRIES):
-            if attempt:
-                await _settle(attempt)
-            old = self.store.get(rt.store_key, ns, name)
-            if old is None:
-                raise st.not_found(rt, name)
+        async for _ in _conflict_retries():
+            old = self._existing(rt, ns, name)
             om = old["metadata"]
             if opts.precondition_uid and opts.precondition_uid != om.get("uid"):
                 raise st.conflict(rt, name, f"Precondition failed: UID in precondition: {opts.precondition_uid}, UID in object meta: {om.get('uid')}")
@@ -758,6 +744,15 @@ def scale_of(rt: ResourceType, obj: Obj, paths: tuple[str, str, str]) -> Obj:
 def _lost_race(e: st.StatusError) -> bool:
     """A CAS conflict with a concurrent writer (not a field-manager conflict, not a precondition)."""
     return e.code == 409 and e.reason == "Conflict" and not (e.details or {}).get("causes")
+
+
+async def _conflict_retries() -> AsyncIterator[int]:
+    """Attempts at a compare-and-swap write, settling between them; the caller returns on
+    success and falls out of the loop (to its 409) when every attempt lost a race."""
+    for attempt in range(MAX_CONFLICT_RETRIES):
+        if attempt:
+            await _settle(attempt)
+        yield attempt
 
 
 async def _settle(attempt: int) -> None:

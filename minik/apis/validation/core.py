@@ -371,6 +371,14 @@ def _container_common(c: Obj, volumes: dict[str, Obj], path: str) -> list[Cause]
     return causes
 
 
+def _image_trimmed(c: Obj, p: str) -> list[Cause]:
+    """Pods (not templates) reject an image name with surrounding whitespace."""
+    img = str(c.get("image") or "")
+    if img != img.strip():
+        return [invalid(child(p, "image"), img, "must not have leading or trailing whitespace")]
+    return []
+
+
 def _containers(containers: Any, volumes: dict[str, Obj], path: str, is_pod: bool) -> list[Cause]:
     cs = dicts(containers)
     if not cs:
@@ -381,9 +389,7 @@ def _containers(containers: Any, volumes: dict[str, Obj], path: str, is_pod: boo
         p = index(path, i)
         causes += _container_common(c, volumes, p)
         if is_pod:
-            img = str(c.get("image") or "")
-            if img != img.strip():
-                causes.append(invalid(child(p, "image"), img, "must not have leading or trailing whitespace"))
+            causes += _image_trimmed(c, p)
         name = str(c.get("name") or "")
         if name in names:
             causes.append(duplicate(child(p, "name"), name))
@@ -447,9 +453,7 @@ def _ephemeral_containers(ephemerals: Any, regular: Any, inits: Any, volumes: di
     for i, c in enumerate(dicts(ephemerals)):
         p = index(path, i)
         causes += _container_common(c, volumes, p)
-        img = str(c.get("image") or "")
-        if img != img.strip():
-            causes.append(invalid(child(p, "image"), img, "must not have leading or trailing whitespace"))
+        causes += _image_trimmed(c, p)
         name = str(c.get("name") or "")
         if name in names:
             causes.append(duplicate(child(p, "name"), name))
