@@ -156,10 +156,10 @@ class Server:
     async def _start_agent(self, handlers: ApiHandlers) -> None:
         """The local node: containerd, pod network, pod workers; pod streams served by the API."""
         from minik.agent.runtime import NodeRuntime
-        from minik.agent.streams import PodStreamsImpl
+        from minik.agent.streams import CriPodStreams
         self.runtime = NodeRuntime(agent_config(self.cfg, self.advertise), self.client)
         await self.runtime.start()
-        handlers.pod_streams = PodStreamsImpl(self.runtime.cri)
+        handlers.pod_streams = CriPodStreams(self.runtime.cri)
         self.supervisor.spawn("node-agent", self.runtime.run)
         log.info("node agent started for node %s", self.runtime.node_name)
 
