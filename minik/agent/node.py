@@ -270,8 +270,10 @@ class NodeReporter:
                 node = await self.client.patch("nodes", "", self.name, patch)
         return node
 
-    async def wait_pod_cidr(self, poll: float = 0.2) -> str:
+    async def wait_pod_cidr(self, poll: float = 0.2, warn_after: float = 10.0) -> str:
         """The Node's spec.podCIDR once the server's node IPAM has set it (the pod subnet)."""
+        loop = asyncio.get_running_loop()
+        warn_at = loop.time() + warn_after
         while True:
             node = await self.client.get("nodes", "", self.name)
             if node is None:
@@ -279,6 +281,9 @@ class NodeReporter:
             cidr = str((node.get("spec") or {}).get("podCIDR") or "")
             if cidr:
                 return cidr
+            if loop.time() >= warn_at:
+                log.warning("node %s: still waiting for spec.podCIDR from the server's node IPAM", self.name)
+                warn_at = loop.time() + 60.0
             await asyncio.sleep(poll)
 
     async def register(self) -> None:

@@ -8,7 +8,10 @@ machine) can implement `PodStreams` later and the API front stays as it is:
   resizes, and the final Status (exit code) from `wait()`;
 - `port_forward` → a `PortForwarder` that dials ports inside the pod's network namespace, each
   connection a `PortConnection` (bytes both ways, half-close, reset, the runtime's error text);
-- `logs` → an async iterator of the rendered log bytes.
+- `logs` → an async iterator of the rendered log bytes;
+- `PodDialer` opens TCP connections to addresses in the pod network (pods/proxy,
+  services/proxy), in asyncio's own terms so any HTTP client can run on them. `DirectDialer`
+  dials the address itself, which is right while the API server's host routes to the pod network.
 Requests are refused before any protocol upgrade by raising `StreamError`, which the front turns
 into a Kubernetes Status. Also here, because both sides need them: the exec and log options,
 container resolution from a Pod (`find_container`, worded like Kubernetes) and RFC3339 times.
@@ -17,13 +20,15 @@ Neighbours: `minik.api.streams.front` (uses it), `minik.agent.streams.cri` (impl
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-__all__ = ["ContainerRef", "ExecOptions", "ExecSession", "LogOptions", "PodStreams", "PortConnection",
+__all__ = ["ContainerRef", "DirectDialer", "ExecOptions", "PodDialer", "ExecSession", "LogOptions", "PodStreams", "PortConnection",
            "PortForwarder", "StreamError", "find_container", "parse_timestamp", "strip_scheme"]
 
 Obj = dict[str, Any]
@@ -131,6 +136,24 @@ class PodStreams(Protocol):
         """Checks first (raising StreamError), then returns the stream of log bytes; closing the
         iterator (`aclose`) stops a follow."""
         ...
+
+
+class PodDialer(Protocol):
+    async def create_connection(self, protocol_factory: Callable[[], asyncio.Protocol], host: str, port: int,
+                                *, ssl: ssl.SSLContext | None = None) -> asyncio.Protocol:
+        """Connect `protocol_factory()` to host:port in the pod network (as
+        `loop.create_connection`); raises OSError when the address cannot be reached."""
+        ...
+
+
+class DirectDialer:
+    """A `PodDialer` that dials the address from this host."""
+
+    async def create_connection(self, protocol_factory: Callable[[], asyncio.Protocol], host: str, port: int,
+                                *, ssl: ssl.SSLContext | None = None) -> asyncio.Protocol:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(protocol_factory, host, port, ssl=ssl)
+        return protocol
 
 
 # ---- shared vocabulary ---------------------------------------------------------------------------

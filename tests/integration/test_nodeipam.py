@@ -101,3 +101,27 @@ async def test_blocks_are_given_kept_across_restart_and_freed(ipam: Ipam) -> Non
     final = await ipam.wait_all(4)
     assert final["fifth"][0] == freed
     assert len({c for c, _ in final.values()}) == 4
+
+
+async def test_agent_registers_and_takes_its_subnet_from_the_node(ipam: Ipam) -> None:
+    from minik.agent.node import NodeReporter, gather_facts
+
+    async def ready() -> tuple[bool, str]:
+        return True, ""
+
+    facts = gather_facts("agent-node", "127.0.0.1", "/tmp", "containerd://test")
+    reporter = NodeReporter(ipam.client, facts, server=False, data_dir="/tmp", ready=ready)
+    await ipam.client.create("namespaces", "", {"metadata": {"name": "kube-node-lease"}})
+    node = await reporter.ensure_node()
+    # Created without status (not Ready, so nothing is scheduled before the pod network is up)
+    # and without a podCIDR (that is the server's to give).
+    assert not node.get("status", {}).get("conditions") and not (node.get("spec") or {}).get("podCIDR")
+    waiter = asyncio.create_task(reporter.wait_pod_cidr(poll=0.05))
+    await asyncio.sleep(0.3)
+    assert not waiter.done()  # no IPAM yet: the agent waits
+    ipam.start()
+    assert await asyncio.wait_for(waiter, 10) == "10.42.0.0/24"
+    await reporter.register()
+    n = await ipam.client.get("nodes", "", "agent-node")
+    assert n is not None and n["spec"]["podCIDR"] == "10.42.0.0/24"
+    assert {c["type"]: c["status"] for c in n["status"]["conditions"]}["Ready"] == "True"

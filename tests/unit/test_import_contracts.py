@@ -43,3 +43,12 @@ def test_a_broken_contract_fails(tmp_path: Path) -> None:
     res = _run("--config", str(cfg))
     assert res.returncode != 0
     assert "BROKEN" in res.stdout and "minik.daemon -> minik.api" in res.stdout
+
+
+def test_agent_never_names_the_api_service_or_store() -> None:
+    # Stricter than the import contract: not even a lazy import or a docstring pointing there.
+    import re
+    pattern = re.compile(r"minik\.(api|store)\b")
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "minik" / "agent").rglob("*.py"))
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert not hits, hits

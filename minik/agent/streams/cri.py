@@ -8,7 +8,7 @@ first use (it is single-use and short-lived) and opens an error + data stream pa
 connection on one session, so containerd dials localhost:<port> inside the pod's network
 namespace (a server bound to the pod's loopback is reachable, as on a kubelet); logs find the
 container's log path through CRI and follow it with `logs.stream_log`.
-Nothing here knows HTTP requests or kubectl's protocols: that is `minik.api.streams`.
+Nothing here knows HTTP requests or kubectl's protocols: that is the API server's `api/streams`.
 Neighbours: `minik.agent.cri.CriClient`, `dial` (the upgrade), `logs`, `minik.client.spdy`.
 """
 

@@ -8,7 +8,7 @@ before the live file, oldest first.
 Neighbours: `minik.agent.streams.cri` resolves the container and its log path through CRI and
 hands this module an async `write` and an `is_running` probe; nothing here touches HTTP or CRI,
 so everything except `stream_log`'s file I/O is pure and unit-tested. The query string is parsed
-into `LogOptions` by the API's front (`minik.api.streams.logquery`).
+into `LogOptions` by the API server's front (`api/streams/logquery.py`).
 """
 
 from __future__ import annotations
