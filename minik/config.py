@@ -1,11 +1,15 @@
-"""Frozen settings for `minik server` (and later `minik agent`), with k3s-like defaults.
+"""Frozen settings for `minik server` and the node agent, with k3s-like defaults.
 
+`ServerConfig` is what `minik server`'s flags build; `AgentConfig` is everything a node agent
+needs, built from the server's settings by `agent_config` today and from `minik agent`'s flags
+later, so `minik.agent` never sees server-only settings.
 Neighbours: built by `minik.cli`, read by `minik.daemon` and the parts it composes.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 
 
@@ -57,3 +61,51 @@ class ServerConfig:
     @property
     def tls_dir(self) -> str:
         return os.path.join(self.server_dir, "tls")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """What one node agent needs: its directories, its identity on the network, the cluster's
+    addressing (the pod subnet itself comes from the Node's spec.podCIDR) and the host names of
+    the pieces it drives (bridge, nft table, containerd)."""
+
+    node_name: str
+    data_dir: str = "/var/lib/minik"
+    run_dir: str = "/run/minik"
+    config_dir: str = "/etc/minik"
+    node_ip: str = ""                    # "" → the host's default address
+    cluster_cidr: str = "10.42.0.0/16"
+    service_cidr: str = "10.43.0.0/16"
+    cluster_dns: str = "10.43.0.10"
+    cluster_domain: str = "cluster.local"
+    bridge_name: str = "minik0"
+    nft_table: str = "minik"
+    container_runtime_endpoint: str = ""  # use an existing containerd instead of starting one
+    server: bool = True                  # the node also runs the control plane (node-role labels)
+
+    @property
+    def agent_dir(self) -> str:
+        return os.path.join(self.data_dir, "agent")
+
+    @property
+    def pods_dir(self) -> str:
+        return os.path.join(self.agent_dir, "pods")
+
+    @property
+    def registries_file(self) -> str:
+        return os.path.join(self.config_dir, "registries.yaml")
+
+
+def agent_config(cfg: ServerConfig, node_ip: str = "") -> AgentConfig:
+    """The settings of the server's own node agent. `node_ip` is the address the server
+    advertises when --node-ip is not given."""
+    return AgentConfig(
+        node_name=cfg.node_name or socket.gethostname().lower(),
+        data_dir=cfg.data_dir, run_dir=cfg.run_dir, config_dir=cfg.config_dir,
+        node_ip=cfg.node_ip or cfg.advertise_address or node_ip,
+        cluster_cidr=cfg.cluster_cidr, service_cidr=cfg.service_cidr,
+        cluster_dns=cfg.cluster_dns, cluster_domain=cfg.cluster_domain,
+        bridge_name=cfg.bridge_name, nft_table=cfg.nft_table,
+        container_runtime_endpoint=cfg.container_runtime_endpoint,
+        server=True,
+    )

@@ -28,12 +28,14 @@ from minik.api.service import ResourceService, WriteOptions
 from minik.apis.registry import Registry
 from minik.apis.schema import Schemas
 from minik.client.local import LocalClient
-from minik.config import ServerConfig
+from minik.config import ServerConfig, agent_config
 from minik.controllers.deployment import DeploymentController
 from minik.controllers.endpoints import EndpointsController
 from minik.controllers.garbagecollector import GarbageCollector
 from minik.controllers.replicaset import ReplicaSetController
 from minik.controllers.namespace import NamespaceController
+from minik.controllers.nodeipam import NodeIpamController
+from minik.machinery.informer import Informer
 from minik.machinery.tasks import Supervisor
 from minik.net.hostaddr import default_ip
 from minik.pki import certs, kubeconfig, satoken
@@ -127,6 +129,7 @@ class Server:
         self.supervisor.spawn("replicaset-controller", ReplicaSetController(self.client).run)
         self.supervisor.spawn("deployment-controller", DeploymentController(self.client).run)
         self.supervisor.spawn("endpoints-controller", EndpointsController(self.client).run)
+        self.supervisor.spawn("node-ipam-controller", NodeIpamController(self.client, Informer(self.client, "nodes"), cfg.cluster_cidr).run)
         if not cfg.disable_agent:
             await self._start_agent(handlers)
         self._ready = True
@@ -153,10 +156,10 @@ class Server:
     async def _start_agent(self, handlers: ApiHandlers) -> None:
         """The local node: containerd, pod network, pod workers; pod streams served by the API."""
         from minik.agent.runtime import NodeRuntime
-        from minik.agent.streams import PodStreamsImpl
-        self.runtime = NodeRuntime(self.cfg, self.client)
+        from minik.agent.streams import CriPodStreams
+        self.runtime = NodeRuntime(agent_config(self.cfg, self.advertise), self.client)
         await self.runtime.start()
-        handlers.pod_streams = PodStreamsImpl(self.runtime.cri)
+        handlers.pod_streams = CriPodStreams(self.runtime.cri)
         self.supervisor.spawn("node-agent", self.runtime.run)
         log.info("node agent started for node %s", self.runtime.node_name)
 

@@ -56,7 +56,6 @@ class NodeFacts:
     memory_bytes: int
     ephemeral_bytes: int
     runtime_version: str = ""
-    pod_cidr: str = ""
     system_uuid: str = ""
 
 
@@ -92,8 +91,7 @@ def _meminfo(key: str) -> int:
     return 0
 
 
-def gather_facts(name: str, internal_ip: str, data_dir: str, runtime_version: str,
-                 pod_cidr: str = "") -> NodeFacts:
+def gather_facts(name: str, internal_ip: str, data_dir: str, runtime_version: str) -> NodeFacts:
     """Blocking: reads /proc, /etc and statvfs."""
     os.makedirs(data_dir, exist_ok=True)
     st = os.statvfs(data_dir)
@@ -110,7 +108,6 @@ def gather_facts(name: str, internal_ip: str, data_dir: str, runtime_version: st
         memory_bytes=_meminfo("MemTotal"),
         ephemeral_bytes=st.f_blocks * st.f_frsize,
         runtime_version=runtime_version,
-        pod_cidr=pod_cidr,
         system_uuid=_read("/sys/class/dmi/id/product_uuid"),
     )
 
@@ -248,15 +245,14 @@ class NodeReporter:
         ok, why = await self.ready()
         return Pressure(p.memory, p.disk, p.pid, ok, why)
 
-    async def register(self) -> None:
-        """Create the Node or bring labels/addresses/podCIDR of an existing one up to date."""
+    async def ensure_node(self) -> Obj:
+        """Create the Node (labels only; spec.podCIDR is the server's node IPAM's to set) or bring
+        the labels of an existing one up to date. Returns the Node as stored."""
         labels = node_labels(self.facts, self.server)
         node = await self.client.get("nodes", "", self.name)
         if node is None:
             body: Obj = {"apiVersion": "v1", "kind": "Node",
                          "metadata": {"name": self.name, "labels": labels}, "spec": {}}
-            if self.facts.pod_cidr:
-                body["spec"] = {"podCIDR": self.facts.pod_cidr, "podCIDRs": [self.facts.pod_cidr]}
             try:
                 node = await self.client.create("nodes", "", body)
                 log.info("registered node %s", self.name)
@@ -270,10 +266,29 @@ class NodeReporter:
             patch: Obj = {}
             if any(cur.get(k) != v for k, v in labels.items()):
                 patch["metadata"] = {"labels": labels}
-            if self.facts.pod_cidr and not (node.get("spec") or {}).get("podCIDR"):
-                patch["spec"] = {"podCIDR": self.facts.pod_cidr, "podCIDRs": [self.facts.pod_cidr]}
             if patch:
                 node = await self.client.patch("nodes", "", self.name, patch)
+        return node
+
+    async def wait_pod_cidr(self, poll: float = 0.2, warn_after: float = 10.0) -> str:
+        """The Node's spec.podCIDR once the server's node IPAM has set it (the pod subnet)."""
+        loop = asyncio.get_running_loop()
+        warn_at = loop.time() + warn_after
+        while True:
+            node = await self.client.get("nodes", "", self.name)
+            if node is None:
+                node = await self.ensure_node()
+            cidr = str((node.get("spec") or {}).get("podCIDR") or "")
+            if cidr:
+                return cidr
+            if loop.time() >= warn_at:
+                log.warning("node %s: still waiting for spec.podCIDR from the server's node IPAM", self.name)
+                warn_at = loop.time() + 60.0
+            await asyncio.sleep(poll)
+
+    async def register(self) -> None:
+        """Create or update the Node (`ensure_node`), then write its status and Lease."""
+        node = await self.ensure_node()
         self._node_uid = str(node["metadata"].get("uid", ""))
         self._last = node.get("status") or {}
         await self.sync_status()

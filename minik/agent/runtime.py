@@ -2,22 +2,21 @@
 
 Order (each step needs the previous): host checks → containerd (started, adopted, or the
 existing --container-runtime-endpoint) → CRI client → pause image (built and imported when
-missing) → airgap images from <agent_dir>/images/ → registries.yaml rendered to certs.d → pod
-network (bridge, nft, IPAM, CNI server and conflist; the node subnet is the first /24 of the
-cluster CIDR for the first node) → `NodeAgent` (Node registration, adoption of running pods).
-`stop()` stops only minik's side: containerd, its shims and the pods keep running, so restarting
-minik restarts no container (the next start adopts them).
-Neighbours: `minik.daemon` (server) and later `minik agent` create it with a `ServerConfig` and a
+missing) → airgap images from <agent_dir>/images/ → registries.yaml rendered to certs.d → the
+Node object (created without status, so nothing is scheduled here yet) → the pod subnet: the
+Node's spec.podCIDR, set by the server's node IPAM (`minik.controllers.nodeipam`) → pod network
+(bridge, nft, IPAM, CNI server and conflist) → `NodeAgent` (status, Lease, adoption of running
+pods). `stop()` stops only minik's side: containerd, its shims and the pods keep running, so
+restarting minik restarts no container (the next start adopts them).
+Neighbours: `minik.daemon` (server) and later `minik agent` create it with an `AgentConfig` and a
 `Client`; it composes `containerd`, `images`, `registries`, `minik.net.podnet`, `agent`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,20 +35,13 @@ from minik.agent.sandbox import SandboxContext
 from minik.agent.volumes import VolumeManager
 from minik.agent.worker import WorkerContext
 from minik.client import Client, ClientError
-from minik.config import ServerConfig
+from minik.config import AgentConfig
 from minik.net.hostaddr import default_ip
 from minik.net.podnet import PodNetwork
 
-__all__ = ["NodeRuntime", "RuntimeOptions", "first_node_subnet"]
+__all__ = ["NodeRuntime", "RuntimeOptions"]
 
 log = logging.getLogger(__name__)
-
-
-def first_node_subnet(cluster_cidr: str) -> str:
-    net = ipaddress.IPv4Network(cluster_cidr, strict=False)
-    if net.prefixlen >= 24:
-        return str(net)
-    return str(next(net.subnets(new_prefix=24)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +52,16 @@ class RuntimeOptions:
     image_backoff: BackoffPolicy = BackoffPolicy()
     relist_period: float = 1.0
     heartbeat: float = 10.0
-    server: bool = True                  # control-plane node-role labels
-    node_subnet: str = ""                # default: first /24 of the cluster CIDR
     now: Callable[[], float] = time.time
     containerd_backoff: tuple[float, float] = (1.0, 30.0)
 
 
 class NodeRuntime:
-    def __init__(self, cfg: ServerConfig, client: Client, options: RuntimeOptions | None = None) -> None:
+    def __init__(self, cfg: AgentConfig, client: Client, options: RuntimeOptions | None = None) -> None:
         self.cfg = cfg
         self.client = client
         self.options = options or RuntimeOptions()
-        self._node_name = cfg.node_name or socket.gethostname().lower()
+        self._node_name = cfg.node_name
         self.containerd: Containerd | None = None
         self.network: PodNetwork | None = None
         self.agent: NodeAgent | None = None
@@ -89,7 +79,7 @@ class NodeRuntime:
 
     @property
     def pods_dir(self) -> str:
-        return os.path.join(self.cfg.agent_dir, "pods")
+        return self.cfg.pods_dir
 
     async def start(self) -> None:
         cfg, opts = self.cfg, self.options
@@ -114,7 +104,18 @@ class NodeRuntime:
         registries: Registries = await asyncio.to_thread(load_registries, cfg.registries_file)
         await asyncio.to_thread(write_certs_d, registries, paths.registry_config_path)
 
-        subnet = opts.node_subnet or first_node_subnet(cfg.cluster_cidr)
+        version = await cri.version()
+        node_ip = cfg.node_ip or default_ip()
+        node_facts = await asyncio.to_thread(
+            gather_facts, self._node_name, node_ip, cfg.data_dir,
+            f"{version.runtime_name}://{version.runtime_version}")
+        reporter = NodeReporter(self.client, node_facts, server=cfg.server, data_dir=cfg.data_dir,
+                                ready=self._runtime_ready, now=opts.now, heartbeat=opts.heartbeat)
+        # The Node first, without status (the scheduler binds only to Ready nodes), so the server's
+        # node IPAM can give it a pod subnet.
+        await reporter.ensure_node()
+        subnet = await reporter.wait_pod_cidr()
+        log.info("node %s: pod subnet %s", self._node_name, subnet)
         self.network = PodNetwork(
             data_dir=cfg.data_dir, run_dir=cfg.run_dir,
             cni_bin_dir=paths.cni_bin_dir, cni_conf_dir=paths.cni_conf_dir,
@@ -126,11 +127,6 @@ class NodeRuntime:
         live = [s.id for s in await cri.list_pod_sandbox()]
         await self.network.release_all_except(live)
 
-        version = await cri.version()
-        node_ip = cfg.node_ip or cfg.advertise_address or default_ip()
-        node_facts = await asyncio.to_thread(
-            gather_facts, self._node_name, node_ip, cfg.data_dir,
-            f"{version.runtime_name}://{version.runtime_version}", subnet)
         allocatable = {"cpu": str(node_facts.cpus), "memory": str(node_facts.memory_bytes),
                        "ephemeral-storage": str(node_facts.ephemeral_bytes)}
         host_resolv = await asyncio.to_thread(_read_text, "/etc/resolv.conf")
@@ -151,8 +147,6 @@ class NodeRuntime:
             service_env=await self._service_env(),
             now=opts.now,
         )
-        reporter = NodeReporter(self.client, node_facts, server=opts.server, data_dir=cfg.data_dir,
-                                ready=self._runtime_ready, now=opts.now, heartbeat=opts.heartbeat)
         self.agent = NodeAgent(ctx, reporter, relist_period=opts.relist_period)
         await self.agent.start()
 

@@ -3,15 +3,15 @@
 Neighbours: `minik.api.app` routes here; `minik.api.request` parses URLs and bodies;
 `minik.api.service` holds the Kubernetes semantics; `minik.api.watch` streams; `minik.api.tables`
 renders Table responses; `minik.api.discovery` answers the discovery documents;
-pod streaming subresources (log, exec, attach, portforward) go to a `PodStreams` provider (the
-node agent) when one is wired in.
+pod streaming subresources (log, exec, attach, portforward) go to `minik.api.streams.StreamFront`
+in front of the node's `minik.client.streams.PodStreams` when one is wired in.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
@@ -25,19 +25,15 @@ from minik.api.meta import Obj, utcnow
 from minik.api.request import (TABLE_CT, Target, bool_param, decode_body, int_param, parse_target,
                                wants_partial_metadata, wants_table)
 from minik.api.service import DeleteOptions, ResourceService, WriteOptions
+from minik.api.streams import StreamFront
 from minik.api.watch import WatchParams, serve_watch
 from minik.apis.registry import Registry, ResourceType
 from minik.apis.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
+from minik.client.streams import PodStreams
 
 log = logging.getLogger("minik.api")
 
 JSON_CT = "application/json"
-
-
-class PodStreams(Protocol):
-    """What the node agent offers the API for pod streaming subresources."""
-
-    async def handle(self, request: web.Request, pod: Obj, subresource: str) -> web.StreamResponse: ...
 
 
 def dumps(obj: Any) -> bytes:
@@ -334,7 +330,7 @@ class ApiHandlers:
             pod = self.service.get(t.rt, self._ns(t), t.name)
             if self.pod_streams is None:
                 raise st.bad_request(f"pod {t.name} has no running node agent to serve {sub}: start the server without --disable-agent")
-            return await self.pod_streams.handle(request, pod, sub)
+            return await StreamFront(self.pod_streams).handle(request, pod, sub)
         raise st.method_not_allowed()
 
     async def _proxy(self, request: web.Request, t: Target) -> web.StreamResponse:

@@ -5,6 +5,9 @@
 pod network lives on this host (the bridge), so the API server dials the pod IP itself. A
 service resolves to a ready address of its Endpoints, on the target port that matches the
 requested service port. Upstream failures are reported as Status 503 with what was tried.
+Connections are opened through a `minik.client.streams.PodDialer` (today `DirectDialer`: this
+host routes to the pod network), so a node reached another way can be dialed without changing
+the HTTP side.
 
 Resolution (`resolve_pod`, `resolve_service`) is pure; `ProxyForwarder` does the HTTP.
 Neighbours: `minik.api.handlers` routes the subresource here after authorization.
@@ -13,13 +16,20 @@ Neighbours: `minik.api.handlers` routes the subresource here after authorization
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import aiohttp
 from aiohttp import web
 
 from minik.api import status as st
+from minik.client.streams import DirectDialer, PodDialer
+
+if TYPE_CHECKING:
+    from aiohttp.client_proto import ResponseHandler
+    from aiohttp.client_reqrep import ClientRequest
+    from aiohttp.tracing import Trace
 
 Obj = dict[str, Any]
 
@@ -101,16 +111,48 @@ def proxied_path(raw_path: str, name_segment: str) -> str:
     return rest if rest.startswith("/") else "/" + rest
 
 
+def _insecure_context() -> ssl.SSLContext:
+    # kube-apiserver does not verify pod certificates on the proxy path either.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class _DialerConnector(aiohttp.BaseConnector):
+    """aiohttp's connection pool on top of a `PodDialer` (the way aiohttp's UnixConnector sits
+    on unix sockets)."""
+
+    def __init__(self, dialer: PodDialer) -> None:
+        super().__init__()
+        self._dialer = dialer
+        self._insecure: ssl.SSLContext | None = None
+
+    async def _create_connection(self, req: "ClientRequest", traces: list["Trace"],
+                                 timeout: aiohttp.ClientTimeout) -> "ResponseHandler":
+        ctx = None
+        if req.is_ssl():
+            ctx = self._insecure = self._insecure or _insecure_context()
+        try:
+            async with asyncio.timeout(timeout.sock_connect):
+                proto = await self._dialer.create_connection(self._factory, req.host, req.port or 80, ssl=ctx)
+        except OSError as e:
+            raise aiohttp.ClientConnectorError(req.connection_key, e) from e
+        return proto  # type: ignore[return-value]  # made by self._factory: a ResponseHandler
+
+
 class ProxyForwarder:
     """One HTTP exchange with an upstream, streamed back to the client."""
 
-    def __init__(self, timeout: float = 30.0) -> None:
+    def __init__(self, timeout: float = 30.0, dialer: PodDialer | None = None) -> None:
         self._timeout = timeout
+        self._dialer: PodDialer = dialer or DirectDialer()
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout),
+            self._session = aiohttp.ClientSession(connector=_DialerConnector(self._dialer),
+                                                  timeout=aiohttp.ClientTimeout(total=self._timeout),
                                                   auto_decompress=False)
         return self._session
 

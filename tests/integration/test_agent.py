@@ -28,7 +28,9 @@ from minik.agent.cri import pb
 from minik.agent.images import build_image, busybox_image_files
 from minik.agent.runtime import NodeRuntime, RuntimeOptions
 from minik.client import Client
-from minik.config import ServerConfig
+from minik.config import AgentConfig
+from minik.controllers.nodeipam import NodeIpamController
+from minik.machinery.informer import Informer
 
 Obj = dict[str, Any]
 
@@ -81,7 +83,7 @@ async def _make_client(db_path: str) -> tuple[Client, Any]:
 @dataclass
 class Node:
     base: str
-    cfg: ServerConfig
+    cfg: AgentConfig
     client: Client
     runtime: NodeRuntime
     options: RuntimeOptions
@@ -163,7 +165,7 @@ def busybox_archive() -> str:
 async def node(busybox_archive: str) -> AsyncIterator[Node]:
     base = tempfile.mkdtemp(prefix="mk-ag-", dir="/tmp")
     tag = secrets.token_hex(3)
-    cfg = ServerConfig(
+    cfg = AgentConfig(
         data_dir=os.path.join(base, "d"), run_dir=os.path.join(base, "r"), config_dir=os.path.join(base, "c"),
         node_name=f"node-{tag}", cluster_cidr=_free_subnet(), bridge_name=f"mkag{tag}",
         nft_table=f"mkag_{tag}", node_ip="",
@@ -176,6 +178,9 @@ async def node(busybox_archive: str) -> AsyncIterator[Node]:
                              image_backoff=BackoffPolicy(1.0, 4.0, 600.0),
                              relist_period=0.3, heartbeat=1.0, containerd_backoff=(0.2, 1.0))
     n = Node(base, cfg, client, NodeRuntime(cfg, client, options), options)
+    # The server's node IPAM gives the Node its pod subnet (the agent waits for spec.podCIDR).
+    ipam = asyncio.create_task(NodeIpamController(client, Informer(client, "nodes"), cfg.cluster_cidr).run(),
+                               name="node-ipam-controller")
     try:
         await n.start()
         yield n
@@ -195,6 +200,8 @@ async def node(busybox_archive: str) -> AsyncIterator[Node]:
         if rt.network is not None:
             with contextlib.suppress(Exception):
                 await rt.network.teardown()
+        ipam.cancel()
+        await asyncio.gather(ipam, return_exceptions=True)
         await store.close()
         with open("/proc/self/mountinfo", encoding="utf-8") as f:
             points = [line.split()[4] for line in f]

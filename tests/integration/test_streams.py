@@ -2,7 +2,7 @@
 
 A tiny HTTPS aiohttp server (self-signed certificate) answers /version, legacy discovery and
 GET pod with a fabricated Running pod dict, and routes pods/x/log|exec|attach|portforward to
-`PodStreamsImpl.handle`. Containers are created directly through CRI in a host-network sandbox
+`StreamFront.handle` (in front of `CriPodStreams`). Containers are created directly through CRI in a host-network sandbox
 (no node agent involved). This proves the wire protocols (websocket v5, SPDY/3.1 fallback, raw
 SPDY inside a websocket for port-forward) with the client users actually run.
 """
@@ -31,7 +31,8 @@ from cryptography.x509.oid import NameOID
 
 from minik.agent.cri import pb
 from minik.agent.images import build_image, busybox_image_files
-from minik.agent.streams import PodStreamsImpl
+from minik.agent.streams import CriPodStreams
+from minik.api.streams import StreamFront
 
 if TYPE_CHECKING:
     from conftest import RuntimeEnv
@@ -133,7 +134,7 @@ class Cluster:
         }
 
 
-def _app(cluster: Cluster, streams: PodStreamsImpl) -> web.Application:
+def _app(cluster: Cluster, streams: StreamFront) -> web.Application:
     async def version(_: web.Request) -> web.Response:
         return web.json_response({"major": "1", "minor": "32", "gitVersion": "v1.32.0",
                                   "platform": "linux/amd64"})
@@ -216,7 +217,7 @@ async def cluster(runtime: RuntimeEnv) -> AsyncIterator[Cluster]:
     c = Cluster(runtime, base, kubeconfig, sandbox_id, sandbox_config)
     ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ssl_ctx.load_cert_chain(cert, key)
-    runner = web.AppRunner(_app(c, PodStreamsImpl(runtime.cri)))
+    runner = web.AppRunner(_app(c, StreamFront(CriPodStreams(runtime.cri))))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_ctx)
     await site.start()

@@ -1,11 +1,11 @@
-"""Pod streaming for the node agent: logs, exec, attach and port-forward.
+"""The node's side of pod streaming: CRI exec/attach/port-forward sessions and container logs.
 
-Role: `PodStreamsImpl` (server.py) is what `minik.api.handlers` calls for the pods/{name}/log,
-exec, attach and portforward subresources. Inside: `logs` (CRI log files), `websocket` (the
-channel protocol), `spdy` (SPDY/3.1 framing and sessions), `transport` (byte transports under
-SPDY), `remotecommand` (exec/attach bridging to containerd's streaming server) and `portforward`.
+Role: `CriPodStreams` (cri.py) implements `minik.client.streams.PodStreams` on the local CRI
+runtime: `dial` upgrades to the runtime's streaming server, SPDY/3.1 framing is
+`minik.client.spdy`, `logs` reads the CRI log files. kubectl's protocols live in
+the API server's `api/streams` package; nothing here touches an HTTP request.
 """
 
-from minik.agent.streams.server import PodStreamsImpl
+from minik.agent.streams.cri import CriPodStreams
 
-__all__ = ["PodStreamsImpl"]
+__all__ = ["CriPodStreams"]

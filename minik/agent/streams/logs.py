@@ -5,9 +5,10 @@ Role: turn the files a runtime writes at a container's `log_path` (one record a 
 into the byte stream `kubectl logs` expects, honouring tailLines, sinceSeconds/sinceTime,
 timestamps, limitBytes and follow. Rotated siblings `<path>.<suffix>` (uncompressed) are read
 before the live file, oldest first.
-Neighbours: `minik.agent.streams.server` resolves the container and its log path through CRI and
+Neighbours: `minik.agent.streams.cri` resolves the container and its log path through CRI and
 hands this module an async `write` and an `is_running` probe; nothing here touches HTTP or CRI,
-so everything except `stream_log`'s file I/O is pure and unit-tested.
+so everything except `stream_log`'s file I/O is pure and unit-tested. The query string is parsed
+into `LogOptions` by the API server's front (`api/streams/logquery.py`).
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
-import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO
 
+from minik.client.streams import LogOptions, parse_timestamp
+
 __all__ = [
     "LogOptions",
-    "LogQueryError",
     "LogRecord",
     "LogRenderer",
     "format_timestamp",
     "log_files",
-    "parse_log_query",
     "parse_record",
     "parse_timestamp",
     "stream_log",
@@ -36,15 +36,7 @@ __all__ = [
 ]
 
 _NS = 1_000_000_000
-# RFC3339 with optional fraction (up to nanoseconds) and a Z or ±hh:mm offset.
-_TS = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
-)
 _READ_CHUNK = 64 * 1024
-
-
-class LogQueryError(ValueError):
-    """A log query parameter is malformed (the API answers 400 with this message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,34 +45,6 @@ class LogRecord:
     stream: str  # "stdout" or "stderr"
     partial: bool  # True: the line continues in the next record (no newline here)
     content: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class LogOptions:
-    """The PodLogOptions that change what is read (container/previous are resolved earlier)."""
-
-    follow: bool = False
-    tail_lines: int | None = None
-    since_ns: int | None = None
-    timestamps: bool = False
-    limit_bytes: int | None = None
-    previous: bool = False
-
-
-def parse_timestamp(text: str) -> int:
-    """RFC3339 / RFC3339Nano → nanoseconds since the epoch. Raises ValueError."""
-    m = _TS.match(text)
-    if m is None:
-        raise ValueError(f"invalid RFC3339 time {text!r}")
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    frac, zone = m.group(7) or "", m.group(8)
-    offset = 0
-    if zone not in ("Z", "z"):
-        sign = -1 if zone[0] == "-" else 1
-        offset = sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
-    base = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
-    seconds = int(base.timestamp()) - offset
-    return seconds * _NS + int(frac.ljust(9, "0") if frac else "0")
 
 
 def format_timestamp(ns: int) -> str:
@@ -106,57 +70,6 @@ def parse_record(line: bytes) -> LogRecord | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return LogRecord(ts, stream.decode(), tag == b"P", content)
-
-
-def _bool(query: Mapping[str, str], key: str) -> bool:
-    value = query.get(key, "")
-    if value in ("", "false", "False", "0"):
-        return False
-    if value in ("true", "True", "1"):
-        return True
-    raise LogQueryError(f"invalid value for {key}: {value!r}")
-
-
-def _int(query: Mapping[str, str], key: str) -> int | None:
-    value = query.get(key)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise LogQueryError(f"invalid value for {key}: {value!r}") from None
-
-
-def parse_log_query(query: Mapping[str, str], now_ns: int) -> LogOptions:
-    """PodLogOptions from the query string; validation follows the apiserver's messages."""
-    tail = _int(query, "tailLines")
-    if tail is not None and tail < 0:
-        raise LogQueryError("tailLines: Invalid value: must be greater than or equal to 0")
-    limit = _int(query, "limitBytes")
-    if limit is not None and limit < 1:
-        raise LogQueryError("limitBytes: Invalid value: must be greater than 0")
-    since_seconds = _int(query, "sinceSeconds")
-    since_time = query.get("sinceTime") or None
-    if since_seconds is not None and since_time is not None:
-        raise LogQueryError("at most one of `sinceTime` or `sinceSeconds` may be specified")
-    since_ns: int | None = None
-    if since_seconds is not None:
-        if since_seconds < 1:
-            raise LogQueryError("sinceSeconds: Invalid value: must be greater than 0")
-        since_ns = now_ns - since_seconds * _NS
-    elif since_time is not None:
-        try:
-            since_ns = parse_timestamp(since_time)
-        except ValueError as err:
-            raise LogQueryError(f"sinceTime: {err}") from None
-    return LogOptions(
-        follow=_bool(query, "follow"),
-        tail_lines=tail,
-        since_ns=since_ns,
-        timestamps=_bool(query, "timestamps"),
-        limit_bytes=limit,
-        previous=_bool(query, "previous"),
-    )
 
 
 class LogRenderer:

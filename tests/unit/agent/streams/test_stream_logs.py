@@ -10,17 +10,16 @@ import pytest
 
 from minik.agent.streams.logs import (
     LogOptions,
-    LogQueryError,
     LogRecord,
     LogRenderer,
     format_timestamp,
     log_files,
-    parse_log_query,
     parse_record,
     parse_timestamp,
     stream_log,
     tail_start,
 )
+from minik.api.streams.logquery import LogQueryError, parse_log_query
 
 T0 = "2025-03-01T10:00:00.000000001Z"
 T0_NS = parse_timestamp(T0)

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from minik.agent.streams.spdy import (
+from minik.client.spdy import (
     FLAG_FIN,
     HEADER_DICTIONARY,
     PING,

@@ -1,6 +1,6 @@
-"""PodStreamsImpl without containerd: container resolution and errors, protocol negotiation,
-and exec over websocket v5 and SPDY bridged to a fake CRI streaming server built from our own
-SPDY server side (so the whole remotecommand path runs in-process)."""
+"""StreamFront in front of CriPodStreams, without containerd: container resolution and errors,
+protocol negotiation, and exec over websocket v5 and SPDY bridged to a fake CRI streaming server
+built from our own SPDY server side (so the whole remotecommand path runs in-process)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from minik.agent.streams.server import (
-    PodStreamsImpl,
-    StreamRequestError,
-    find_container,
-    negotiate,
-)
-from minik.agent.streams.spdy import SpdySession
-from minik.agent.streams.transport import accept_upgrade, dial_upgrade
+from minik.agent.streams import CriPodStreams
+from minik.agent.streams.dial import dial_upgrade
+from minik.api.streams import StreamFront
+from minik.api.streams.front import negotiate
+from minik.api.streams.transport import accept_upgrade
+from minik.client.spdy import SpdySession
+from minik.client.streams import StreamError, find_container
 
 
 def make_pod(containers: dict[str, str], *, phase: str = "Running",
@@ -40,11 +39,11 @@ def make_pod(containers: dict[str, str], *, phase: str = "Running",
 def test_find_container() -> None:
     ref = find_container(make_pod({"app": "abc"}), "")
     assert (ref.name, ref.container_id, ref.running) == ("app", "abc", True)
-    with pytest.raises(StreamRequestError,
+    with pytest.raises(StreamError,
                        match=r"a container name must be specified for pod p, choose one of: "
                              r"\[a b\] or one of the init containers: \[i\]"):
         find_container(make_pod({"a": "1", "b": "2"}, inits=("i",)), "")
-    with pytest.raises(StreamRequestError, match="container x is not valid for pod p"):
+    with pytest.raises(StreamError, match="container x is not valid for pod p"):
         find_container(make_pod({"a": "1"}), "x")
     waiting = find_container(make_pod({"a": ""}), "a")
     assert waiting.container_id == "" and waiting.waiting_reason == "ContainerCreating"
@@ -100,7 +99,7 @@ class FakeRuntime:
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[TestServer, FakeRuntime]]:
     fake = FakeRuntime()
-    streams = PodStreamsImpl(fake)  # type: ignore[arg-type]
+    streams = StreamFront(CriPodStreams(fake))  # type: ignore[arg-type]
     pods = {"p": make_pod({"app": "cid1"}), "pending": make_pod({"app": ""}, phase="Pending")}
 
     async def sub(request: web.Request) -> web.StreamResponse:

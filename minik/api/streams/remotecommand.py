@@ -1,16 +1,16 @@
-"""exec/attach sessions: kubectl's streams on one side, the runtime's streaming server on the other.
+"""exec/attach sessions: kubectl's streams on one side, the node's `ExecSession` on the other.
 
 Role: the remotecommand protocol (Kubernetes' stdin/stdout/stderr/error/resize streams). The
 front is what kubectl opened: a websocket (`websocket.ChannelWebSocket`, v5/v4) or a SPDY
-session (`SpdyFront`, one stream per `streamtype`). The back is always a SPDY/3.1 client session
-to containerd's CRI streaming URL speaking v4.channel.k8s.io, because SPDY can half-close stdin
-(FIN) while containerd's websocket dialect (v4) cannot, and `kubectl exec -i` / `kubectl cp`
-need stdin EOF to reach the process.
+session (`SpdyFront`, one stream per `streamtype`). The back is a
+`minik.client.streams.ExecSession` from the node (today `minik.agent.streams.cri`, which speaks
+SPDY to containerd's streaming server).
 
-The error stream of the back carries the runtime's final Status (Success, or Failure with
-reason NonZeroExitCode and an ExitCode cause); it is passed through unchanged after the
-stdout/stderr pumps have drained, so kubectl sees all output before it exits with that code.
-Neighbours: `server` builds the front and asks CRI for the URL; `spdy` and `transport` below.
+The session's final Status (Success, or Failure with reason NonZeroExitCode and an ExitCode
+cause) is passed through unchanged after the stdout/stderr pumps have drained, so kubectl sees
+all output before it exits with that code.
+Neighbours: `front` builds the kubectl side and asks the node for the session; `transport` and
+`minik.client.spdy` below.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
-from minik.agent.streams import websocket as wsch
-from minik.agent.streams.spdy import SpdyError, SpdySession, SpdyStream
-from minik.agent.streams.transport import StreamingServerError, dial_upgrade
+from minik.api.streams import websocket as wsch
+from minik.client.spdy import SpdyError, SpdySession, SpdyStream
+from minik.client.streams import ExecOptions, ExecSession
 
 __all__ = [
     "ExecOptions",
@@ -38,7 +37,7 @@ __all__ = [
     "parse_exec_query",
 ]
 
-log = logging.getLogger("minik.agent.streams.remotecommand")
+log = logging.getLogger("minik.api.streams.remotecommand")
 
 V4 = "v4.channel.k8s.io"
 # What our SPDY front accepts, in preference order (the client's order decides among them).
@@ -46,21 +45,6 @@ SPDY_PROTOCOLS = (V4,)
 SUCCESS = b'{"metadata":{},"status":"Success"}'
 _STREAM_WAIT = 30.0
 _DRAIN_WAIT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class ExecOptions:
-    command: tuple[str, ...]
-    container: str
-    stdin: bool
-    stdout: bool
-    stderr: bool
-    tty: bool
-
-    @property
-    def wants_stderr(self) -> bool:
-        # With a TTY the runtime merges stderr into stdout; no stderr stream exists.
-        return self.stderr and not self.tty
 
 
 def _truthy(value: str | None) -> bool:
@@ -223,44 +207,30 @@ async def _pump(read: Callable[[], Awaitable[bytes]],
             await done()
 
 
-async def bridge(front: Front, url: str, opts: ExecOptions) -> None:
-    """Connect `front` to the runtime's streaming `url` until the command ends or kubectl goes.
+async def bridge(front: Front, session: ExecSession, opts: ExecOptions) -> None:
+    """Connect `front` to the node's `session` until the command ends or kubectl goes.
 
     Always ends by calling `front.finish(status)`.
     """
-    try:
-        _, conn = await dial_upgrade(url, (V4,))
-    except (StreamingServerError, OSError, asyncio.TimeoutError) as err:
-        await front.finish(failure_status(f"unable to reach the container runtime: {err}"))
-        return
-    back = SpdySession(conn, client=True)
-    reader = asyncio.create_task(back.run(), name="exec-backend-reader")
     tasks: list[asyncio.Task[None]] = []
     status = SUCCESS
     try:
-        # Kubernetes clients open the error stream first; the runtime expects that order.
-        err_s = await back.open_stream({"streamtype": "error"})
-        stdin_s = await back.open_stream({"streamtype": "stdin"}) if opts.stdin else None
-        stdout_s = await back.open_stream({"streamtype": "stdout"}) if opts.stdout else None
-        stderr_s = await back.open_stream({"streamtype": "stderr"}) if opts.wants_stderr else None
-        resize_s = await back.open_stream({"streamtype": "resize"}) if opts.tty else None
         outputs: list[asyncio.Task[None]] = []
-        if stdout_s is not None:
-            outputs.append(asyncio.create_task(_pump(stdout_s.read, front.write_stdout)))
-        if stderr_s is not None:
-            outputs.append(asyncio.create_task(_pump(stderr_s.read, front.write_stderr)))
-        if stdin_s is not None:
-            tasks.append(asyncio.create_task(
-                _pump(front.read_stdin, stdin_s.write, stdin_s.close_write)))
-        if resize_s is not None:
-            tasks.append(asyncio.create_task(_pump(front.read_resize, resize_s.write)))
+        if opts.stdout:
+            outputs.append(asyncio.create_task(_pump(session.read_stdout, front.write_stdout)))
+        if opts.wants_stderr:
+            outputs.append(asyncio.create_task(_pump(session.read_stderr, front.write_stderr)))
+        if opts.stdin:
+            tasks.append(asyncio.create_task(_pump(front.read_stdin, session.write_stdin, session.close_stdin)))
+        if opts.tty:
+            tasks.append(asyncio.create_task(_pump(front.read_resize, session.resize)))
         tasks.extend(outputs)
-        status_task = asyncio.create_task(err_s.read_all())
+        status_task = asyncio.create_task(session.wait())
         gone_task = asyncio.create_task(front.wait_gone())
         tasks += [gone_task]
         await asyncio.wait({status_task, gone_task}, return_when=asyncio.FIRST_COMPLETED)
         if not status_task.done():
-            # kubectl went away: drop the backend, which ends the runtime's session.
+            # kubectl went away: drop the session, which ends the runtime's side.
             status_task.cancel()
             return
         status = status_task.result() or SUCCESS
@@ -272,8 +242,7 @@ async def bridge(front: Front, url: str, opts: ExecOptions) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        await back.close()
-        reader.cancel()
+        await session.close()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.gather(reader, *tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         await front.finish(status)

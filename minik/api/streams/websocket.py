@@ -4,8 +4,8 @@ Role: the first transport `kubectl exec/attach` tries. Every binary message is o
 byte plus payload: 0 stdin, 1 stdout, 2 stderr, 3 error (a Status JSON at the end), 4 resize
 (`{"Width":W,"Height":H}`), and in v5 only 255 close, whose payload byte names the channel the
 client will not write any more (stdin EOF). v4 has no close signal: stdin ends with the socket.
-Neighbours: `server` does the handshake check; `remotecommand` bridges the channels to the
-runtime.
+Neighbours: `front` does the handshake check; `remotecommand` bridges the channels to the
+node's exec session.
 """
 
 from __future__ import annotations

@@ -12,8 +12,11 @@ are neither enforced nor advertised, WINDOW_UPDATE and SETTINGS are read and ign
 Back-pressure comes from the transport: the read loop stops reading while a stream's unread
 buffer is over `_STREAM_BUFFER`.
 
-Neighbours: `minik.agent.streams.transport` provides the byte transports (HTTP upgrade, websocket,
-TCP client); `remotecommand` and `portforward` use `SpdySession` streams.
+Both ends of pod streaming speak it, so it lives beside the `minik.client.streams` interface:
+the API's front with kubectl (`minik.api.streams`), the node's back with containerd's streaming
+server (`minik.agent.streams.cri`).
+Neighbours: `minik.api.streams.transport` and `minik.agent.streams.dial` provide the byte
+transports (HTTP upgrade, websocket, TCP client).
 """
 
 from __future__ import annotations
