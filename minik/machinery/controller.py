@@ -1,7 +1,10 @@
 """The controller loop: informers feed a work queue; N workers call `sync(key)`.
 
-`Controller.run()` starts its informers (tasks named `<controller>-informer-<resource>`), waits
-until every cache has synced, then runs workers (`<controller>-worker-<i>`). A sync returns
+`Controller.run()` waits until every informer's cache has synced, then runs workers
+(`<controller>-worker-<i>`). Informers normally come shared from
+`minik.machinery.informers.InformerFactory`, which runs them; with `run_informers=True` (a
+controller built without a factory, as in small tests) it starts them itself as tasks named
+`<controller>-informer-<resource>`. A sync returns
 `None` when done, or a delay in seconds to look at the key again (minReadySeconds, progress
 deadlines); an exception requeues the key with the queue's exponential back-off (conflicts from
 stale caches are expected and logged quietly). A failed informer task fails `run()`, which the
@@ -30,13 +33,15 @@ Sync = Callable[[str], Awaitable[float | None]]
 
 
 class Controller:
-    def __init__(self, name: str, queue: WorkQueue, sync: Sync, informers: Sequence[Informer], workers: int = 2) -> None:
+    def __init__(self, name: str, queue: WorkQueue, sync: Sync, informers: Sequence[Informer], workers: int = 2,
+                 run_informers: bool = True) -> None:
         self.name, self.queue, self.sync = name, queue, sync
         self.informers, self.workers = list(informers), workers
+        self.run_informers = run_informers
 
     async def run(self) -> None:
         tasks: list[asyncio.Future[Any]] = [asyncio.create_task(inf.run(), name=f"{self.name}-informer-{inf.resource}")
-                                            for inf in self.informers]
+                                            for inf in self.informers] if self.run_informers else []
         try:
             synced: asyncio.Future[Any] = asyncio.gather(*(inf.wait_synced() for inf in self.informers))
             done, _ = await asyncio.wait([synced, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -132,8 +137,10 @@ class Expectations:
 
 
 def controller_ref(obj: Obj) -> Obj | None:
-    """The ownerReference with `controller: true`, if any."""
-    for r in (obj.get("metadata") or {}).get("ownerReferences") or []:
+    """The ownerReference with `controller: true`, if any (malformed stored references read as none)."""
+    m = obj.get("metadata")
+    refs = m.get("ownerReferences") if isinstance(m, dict) else None
+    for r in refs if isinstance(refs, list) else []:
         if isinstance(r, dict) and r.get("controller"):
             return r
     return None

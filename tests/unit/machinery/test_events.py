@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from minik.client import ClientError, Obj
-from minik.controllers.events import EventRecorder
+from minik.machinery.events import EventRecorder
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 
