@@ -507,10 +507,15 @@ class DeploymentController:
         self.rs.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
         self.controller = Controller(COMPONENT, self.queue, self.sync, [self.deployments, self.rs, self.pods], workers,
-                                     run_informers=informers is None)
+                                     run_informers=informers is None, failed=self._failed)
 
     async def run(self) -> None:
         await self.controller.run()
+
+    async def _failed(self, key: str, e: Exception) -> None:
+        obj = self.deployments.get_by_key(key)
+        if obj is not None:
+            await self.recorder.event(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
 
     # ---- handlers ------------------------------------------------------------------------------
     def _owner_key(self, rs: Obj) -> str | None:

@@ -25,6 +25,7 @@ from typing import Any
 from minik.apis.selectors import LabelSelector, SelectorError
 from minik.client import Client, ClientError, Obj
 from minik.machinery.controller import Controller, owner_reference
+from minik.machinery.events import EventRecorder
 from minik.machinery.informer import object_key, split_key
 from minik.machinery.informers import InformerFactory
 from minik.machinery.pods import pod_ready
@@ -205,8 +206,10 @@ def manages_endpoints(svc: Obj) -> bool:
 
 # ---- the controller ------------------------------------------------------------------------------
 class EndpointsController:
-    def __init__(self, client: Client, workers: int = 2, informers: InformerFactory | None = None) -> None:
+    def __init__(self, client: Client, workers: int = 2, informers: InformerFactory | None = None,
+                 recorder: EventRecorder | None = None) -> None:
         self.client = client
+        self.recorder = recorder or EventRecorder(client, COMPONENT)
         # Without a factory from the daemon the controller owns private informers and runs them.
         factory = informers or InformerFactory(client)
         self.services = factory.informer("services")
@@ -222,10 +225,15 @@ class EndpointsController:
         self.slices.add_handler(self._on_slice)
         self.controller = Controller(COMPONENT, self.queue, self.sync,
                                      [self.services, self.pods, self.endpoints, self.slices], workers,
-                                     run_informers=informers is None)
+                                     run_informers=informers is None, failed=self._failed)
 
     async def run(self) -> None:
         await self.controller.run()
+
+    async def _failed(self, key: str, e: Exception) -> None:
+        svc = self.services.get_by_key(key)
+        if svc is not None:
+            await self.recorder.event(svc, "Warning", "FailedToUpdateEndpoint", f"{type(e).__name__}: {e}")
 
     def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
         pod = new if new is not None else old

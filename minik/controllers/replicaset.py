@@ -148,10 +148,15 @@ class ReplicaSetController:
         self.rs.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
         self.controller = Controller(COMPONENT, self.queue, self.sync, [self.rs, self.pods], workers,
-                                     run_informers=informers is None)
+                                     run_informers=informers is None, failed=self._failed)
 
     async def run(self) -> None:
         await self.controller.run()
+
+    async def _failed(self, key: str, e: Exception) -> None:
+        obj = self.rs.get_by_key(key)
+        if obj is not None:
+            await self.recorder.event(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
 
     # ---- handlers: compute keys, enqueue --------------------------------------------------------
     def _on_rs(self, old: Obj | None, new: Obj | None) -> None:

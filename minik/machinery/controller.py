@@ -30,14 +30,17 @@ from minik.machinery.workqueue import ShutDown, WorkQueue
 log = logging.getLogger("minik.controller")
 
 Sync = Callable[[str], Awaitable[float | None]]
+# Told about a sync that raised something other than a ClientError (a bug, or a malformed stored
+# object): typically records a Warning Event on the object; it must not raise.
+Failed = Callable[[str, Exception], Awaitable[None]]
 
 
 class Controller:
     def __init__(self, name: str, queue: WorkQueue, sync: Sync, informers: Sequence[Informer], workers: int = 2,
-                 run_informers: bool = True) -> None:
+                 run_informers: bool = True, failed: Failed | None = None) -> None:
         self.name, self.queue, self.sync = name, queue, sync
         self.informers, self.workers = list(informers), workers
-        self.run_informers = run_informers
+        self.run_informers, self.failed = run_informers, failed
 
     async def run(self) -> None:
         tasks: list[asyncio.Future[Any]] = [asyncio.create_task(inf.run(), name=f"{self.name}-informer-{inf.resource}")
@@ -77,9 +80,15 @@ class Controller:
                 level = logging.DEBUG if e.code in (404, 409) and self.queue.failures(key) < 5 else logging.WARNING
                 log.log(level, "%s: sync %s: %s (retrying in %.2fs)", self.name, key, e.message, self.queue.backoff(key))
                 self.queue.add_rate_limited(key)
-            except Exception:
+            except Exception as e:
+                # One object that cannot be reconciled is retried with back-off; the others go on.
                 log.exception("%s: sync %s failed (retrying in %.2fs)", self.name, key, self.queue.backoff(key))
                 self.queue.add_rate_limited(key)
+                if self.failed is not None:
+                    try:
+                        await self.failed(key, e)
+                    except Exception:
+                        log.exception("%s: reporting the failure of %s", self.name, key)
             else:
                 self.queue.forget(key)
                 if again is not None:

@@ -15,7 +15,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,7 +22,7 @@ from minik.client import Obj
 from minik.config import ServerConfig
 from minik.daemon import Server
 from minik.machinery.informer import Informer
-from tests.support.builders import make_configmap, make_node, make_pod, owner_ref
+from tests.support.builders import make_configmap, make_deployment, make_node, make_pod, make_replicaset, owner_ref
 
 NS = "default"
 
@@ -197,5 +196,41 @@ async def test_namespace_deletion_completes_next_to_poison(server: Server) -> No
     await eventually(after_gone, what="namespace after deleted")
 
 
-def _unused(*_: Any) -> None:
-    pass
+async def test_replicaset_controller_survives_a_poison_replicaset(server: Server) -> None:
+    srv = server
+    await write_raw(srv, "apps/replicasets", {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                              "metadata": {"name": "bad", "namespace": NS},
+                                              "spec": {"replicas": "many", "selector": {"matchLabels": {"app": "bad"}},
+                                                       "template": {"metadata": {"labels": {"app": "bad"}},
+                                                                    "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    await srv.client.create("apps/replicasets", NS, make_replicaset("good", replicas=2))
+
+    async def two_pods() -> bool:
+        items, _ = await srv.client.list("pods", NS, label_selector="app=good")
+        return len(items) == 2
+    await eventually(two_pods, what="2 pods of the good ReplicaSet")
+
+    async def warned() -> bool:
+        events, _ = await srv.client.list("events", NS)
+        return any(e["involvedObject"]["name"] == "bad" and e["type"] == "Warning" and e["reason"] == "ReconcileError"
+                   for e in events)
+    await eventually(warned, what="a Warning event on the malformed ReplicaSet")
+
+
+async def test_deployment_releases_replicasets_that_stop_matching(server: Server) -> None:
+    srv = server
+    d = await srv.client.create("apps/deployments", NS, make_deployment("web", replicas=0))
+
+    async def owned_rs() -> bool:
+        items, _ = await srv.client.list("apps/replicasets", NS)
+        return any(ref.get("uid") == d["metadata"]["uid"] for rs in items for ref in rs["metadata"].get("ownerReferences") or [])
+    await eventually(owned_rs, what="the Deployment's ReplicaSet")
+    items, _ = await srv.client.list("apps/replicasets", NS)
+    rs = items[0]
+    await srv.client.patch("apps/replicasets", NS, rs["metadata"]["name"], {"metadata": {"labels": {"app": "moved"}}})
+
+    async def released() -> bool:
+        cur = await srv.client.get("apps/replicasets", NS, rs["metadata"]["name"])
+        return cur is not None and not any(ref.get("uid") == d["metadata"]["uid"]
+                                           for ref in cur["metadata"].get("ownerReferences") or [])
+    await eventually(released, what="the ReplicaSet released")
