@@ -92,6 +92,29 @@ async def test_one_pod_cache_with_100_pods(server: Server) -> None:
     assert len(pods.by_index("nodeName", "")) == 100
 
 
+async def test_consumers_do_not_mutate_the_shared_cache(server: Server) -> None:
+    srv = server
+    await add_ready_node(srv)
+    await srv.client.create("apps/deployments", NS, make_deployment("web", replicas=3))
+    await srv.client.create("services", NS, {"metadata": {"name": "web"},
+                                             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    pods = srv.informers.informer("pods")
+
+    async def placed() -> bool:
+        ps = pods.list(NS)
+        return len(ps) == 3 and all(p["spec"].get("nodeName") for p in ps)
+    await eventually(placed, what="3 pods bound")
+    await asyncio.sleep(0.3)
+    # Every cached object equals what the API serves at the same resourceVersion: nobody
+    # (scheduler, ReplicaSet, Deployment, Endpoints controllers) edited a shared object in place.
+    for inf in srv.informers.informers().values():
+        for cached in inf.list():
+            m = cached["metadata"]
+            fresh = await srv.client.get(inf.resource, m.get("namespace", ""), m["name"])
+            if fresh is not None and fresh["metadata"].get("resourceVersion") == m.get("resourceVersion"):
+                assert cached == fresh, (inf.resource, m["name"])
+
+
 async def _true(v: bool) -> bool:
     return v
 
