@@ -35,7 +35,7 @@ from minik.controllers.garbagecollector import GarbageCollector
 from minik.controllers.replicaset import ReplicaSetController
 from minik.controllers.namespace import NamespaceController
 from minik.controllers.nodeipam import NodeIpamController
-from minik.machinery.informer import Informer
+from minik.machinery.informers import InformerFactory
 from minik.machinery.tasks import Supervisor
 from minik.net.hostaddr import default_ip
 from minik.pki import certs, kubeconfig, satoken
@@ -122,14 +122,18 @@ class Server:
         log.info("API listening on https://%s:%d", cfg.bind_address, cfg.https_listen_port)
         await self._bootstrap(first_ip)
         await self._write_kubeconfig(pki)
-        self.supervisor.spawn("namespace-controller", NamespaceController(self.service, self.registry, ca_pem.decode()).run)
-        self.supervisor.spawn("garbage-collector", GarbageCollector(self.service, self.registry).run)
         self.client = LocalClient(self.service, token_issuer=reviews.token_request)
-        self.supervisor.spawn("scheduler", Scheduler(self.client).run)
-        self.supervisor.spawn("replicaset-controller", ReplicaSetController(self.client).run)
-        self.supervisor.spawn("deployment-controller", DeploymentController(self.client).run)
-        self.supervisor.spawn("endpoints-controller", EndpointsController(self.client).run)
-        self.supervisor.spawn("node-ipam-controller", NodeIpamController(self.client, Informer(self.client, "nodes"), cfg.cluster_cidr).run)
+        # One shared cache per resource for every controller and the scheduler (informer-<resource> tasks).
+        self.informers = InformerFactory(self.client, self.supervisor)
+        self.supervisor.spawn("namespace-controller", NamespaceController(self.client, ca_pem.decode(), informers=self.informers).run)
+        self.supervisor.spawn("garbage-collector", GarbageCollector(self.client).run)
+        self.supervisor.spawn("scheduler", Scheduler(self.client, informers=self.informers).run)
+        self.supervisor.spawn("replicaset-controller", ReplicaSetController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("deployment-controller", DeploymentController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("endpoints-controller", EndpointsController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("node-ipam-controller", NodeIpamController(self.client, self.informers.informer("nodes"), cfg.cluster_cidr,
+                                                                         run_informers=False).run)
+        self.informers.start()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
         self._ready = True

@@ -15,7 +15,6 @@ work; `minik.agent.node.NodeReporter` the Node and Lease.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -25,6 +24,7 @@ from minik.agent.sandbox import LABEL_POD_UID
 from minik.agent.volumes import referenced_objects
 from minik.agent.worker import PodWorker, WorkerContext
 from minik.client import ClientError
+from minik.machinery.tasks import Supervisor
 
 __all__ = ["NodeAgent"]
 
@@ -42,7 +42,7 @@ class NodeAgent:
         self._pods: dict[str, Obj] = {}
         self._runtime_sig: dict[str, frozenset[tuple[str, int]]] = {}
         self._resource_version = ""
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = Supervisor(max_backoff=10.0)
 
     @property
     def node_name(self) -> str:
@@ -75,36 +75,19 @@ class NodeAgent:
             "agent-heartbeat": self.reporter.run,
             "agent-events": self.ctx.events.run,
         }
-        self._tasks = [asyncio.create_task(self._guard(name, fn), name=name) for name, fn in loops.items()]
+        # The shared task guard: each loop named, its failure logged and restarted with back-off.
+        for name, fn in loops.items():
+            self._tasks.spawn(name, fn, quiet_return=True)
         try:
-            await asyncio.gather(*self._tasks)
+            await self._tasks.join()
         finally:
-            for t in self._tasks:
-                t.cancel()
+            await self._tasks.stop()
 
     async def stop(self) -> None:
         """Stop watching and working; containers keep running (a restart adopts them)."""
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks = []
+        await self._tasks.stop()
         await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
         self.workers.clear()
-
-    async def _guard(self, name: str, fn: Any) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await fn()
-                delay = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - loops must outlive one failure, and it logs
-                log.exception("%s failed; restarting in %.1fs", name, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
     # ---- routing -------------------------------------------------------------------------------
 

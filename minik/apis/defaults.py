@@ -479,7 +479,9 @@ def namespace_defaults(obj: Obj) -> None:
     if m.get("name"):
         _d(m, "labels")["kubernetes.io/metadata.name"] = m["name"]
     spec = _d(obj, "spec")
-    if not spec.get("finalizers"):
+    # Added while the namespace lives (kube's PrepareForCreate); a Terminating namespace whose
+    # controller removed it through `finalize` must not get it back, or it is never removed.
+    if not spec.get("finalizers") and not m.get("deletionTimestamp"):
         spec["finalizers"] = ["kubernetes"]
     _set(_d(obj, "status"), "phase", "Active")
 

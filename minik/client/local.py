@@ -7,6 +7,8 @@ Neighbours: built by `minik.daemon` for controllers and the local node agent.
 
 from __future__ import annotations
 
+import builtins
+
 import copy
 from typing import Any, AsyncIterator, Callable
 
@@ -14,7 +16,7 @@ from minik.api import status as st
 from minik.api.service import DeleteOptions, ResourceService, WriteOptions
 from minik.apis.registry import ResourceType
 from minik.apis.selectors import parse_field_selector, parse_label_selector
-from minik.client import ClientError, Obj, WatchEvent
+from minik.client import ClientError, Obj, ResourceEvent, ResourceInfo, WatchEvent
 from minik.store import errors as store_errors
 
 
@@ -121,15 +123,49 @@ class LocalClient:
         return res.object  # type: ignore[no-any-return]
 
     async def delete(self, resource: str, namespace: str, name: str, grace_period_seconds: int | None = None,
-                     precondition_uid: str = "") -> Obj | None:
+                     precondition_uid: str = "", propagation_policy: str = "Background") -> Obj | None:
         try:
             res = await self.service.delete(self._rt(resource), namespace, name,
-                                            DeleteOptions("Background", grace_period_seconds, precondition_uid))
+                                            DeleteOptions(propagation_policy, grace_period_seconds, precondition_uid))
         except st.StatusError as e:
             if e.code == 404:
                 return None
             raise ClientError(e.code, e.reason, e.message) from None
         return res.object
+
+    async def resources(self) -> builtins.list[ResourceInfo]:
+        out: dict[str, ResourceInfo] = {}
+        for t in self.service.registry.types:
+            if t.virtual or t.store_key in out:
+                continue
+            if t.group and t.version != self.service.registry.preferred_version(t.group):
+                continue
+            out[t.store_key] = ResourceInfo(t.store_key, t.group, t.version, t.kind, t.namespaced, tuple(t.verbs))
+        return list(out.values())
+
+    async def watch_all(self, resource_version: str) -> AsyncIterator[ResourceEvent]:
+        types: dict[str, ResourceType] = {}
+        try:
+            w = self.service.store.watch(None, None, int(resource_version) if resource_version else None)
+        except store_errors.Expired as e:
+            raise ClientError(410, "Expired", str(e)) from None
+        try:
+            async for ev in w:
+                rt = types.get(ev.resource)
+                if rt is None:
+                    try:
+                        rt = types[ev.resource] = self._rt(ev.resource)
+                    except ClientError:
+                        rt = None
+                m = ev.object.get("metadata")
+                yield ResourceEvent(ev.resource, ev.type,
+                                    {"apiVersion": rt.api_version if rt else ev.object.get("apiVersion", ""),
+                                     "kind": rt.kind if rt else ev.object.get("kind", ""),
+                                     "metadata": copy.deepcopy(m) if isinstance(m, dict) else {}})
+        except store_errors.Expired as e:
+            raise ClientError(410, "Expired", str(e)) from None
+        finally:
+            w.close()
 
     async def create_token(self, namespace: str, service_account: str, spec: Obj) -> Obj:
         if self.token_issuer is None:

@@ -2,7 +2,7 @@
 rollout status (Kubernetes 1.32).
 
 One sync (`DeploymentController.sync`) per Deployment key, following kube's deployment controller:
-claim ReplicaSets (controllerRef, adopt matching orphans) → paused/scaling events are handled by
+claim ReplicaSets (controllerRef: adopt matching orphans, release owned ones that stopped matching) → paused/scaling events are handled by
 proportional scaling only → otherwise one step of the strategy (RollingUpdate: scale the new RS up
 within maxSurge, else scale old ones down within maxUnavailable; Recreate: old to zero, wait for
 their pods to go, then the new one up) → revisionHistoryLimit cleanup once complete → status with
@@ -11,7 +11,7 @@ The new ReplicaSet is `<deploy>-<pod-template-hash>`: the hash of the template (
 collisionCount) is added to its selector, template labels and name; templates are compared
 ignoring that label, so `kubectl rollout undo` (a PATCH of the template from an old RS) makes the
 old RS current again with the next revision number. Decisions are pure functions, table-tested.
-Neighbours: `minik.machinery` (informers on deployments, replicasets, pods), the ReplicaSet
+Neighbours: `minik.machinery` (shared informers on deployments, replicasets, pods; ownership), the ReplicaSet
 controller (creates the pods), the garbage collector (cascading delete through ownerReferences).
 """
 
@@ -27,9 +27,11 @@ from typing import Any
 
 from minik.apis.selectors import LabelSelector, SelectorError
 from minik.client import Client, ClientError, Obj
-from minik.controllers.events import Clock, EventRecorder, timestamp, utcnow
+from minik.machinery import ownership
 from minik.machinery.controller import Controller, controller_ref, owner_reference
-from minik.machinery.informer import Informer, object_key, split_key
+from minik.machinery.events import Clock, EventRecorder, timestamp, utcnow
+from minik.machinery.informer import object_key, split_key
+from minik.machinery.informers import CONTROLLER_INDEX, InformerFactory
 from minik.machinery.timestamps import parse_time
 from minik.machinery.workqueue import WorkQueue
 
@@ -492,20 +494,28 @@ def build_new_rs(d: Obj, hash_: str, replicas: int, revision: int) -> Obj:
 # ---- the controller ------------------------------------------------------------------------------
 class DeploymentController:
     def __init__(self, client: Client, workers: int = 2, recorder: EventRecorder | None = None,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, informers: InformerFactory | None = None) -> None:
         self.client, self.clock = client, clock
-        self.recorder = recorder or EventRecorder(client, COMPONENT, clock)
-        self.deployments = Informer(client, "apps/deployments")
-        self.rs = Informer(client, "apps/replicasets")
-        self.pods = Informer(client, "pods")
+        self.recorder = recorder or EventRecorder(client, COMPONENT, clock=clock)
+        # Without a factory from the daemon the controller owns private informers and runs them.
+        factory = informers or InformerFactory(client)
+        self.deployments = factory.informer("apps/deployments")
+        self.rs = factory.informer("apps/replicasets")
+        self.pods = factory.informer("pods")
         self.queue = WorkQueue()
         self.deployments.add_handler(lambda old, new: self.queue.add(object_key(new if new is not None else old or {})))
         self.rs.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
-        self.controller = Controller(COMPONENT, self.queue, self.sync, [self.deployments, self.rs, self.pods], workers)
+        self.controller = Controller(COMPONENT, self.queue, self.sync, [self.deployments, self.rs, self.pods], workers,
+                                     run_informers=informers is None, failed=self._failed)
 
     async def run(self) -> None:
         await self.controller.run()
+
+    async def _failed(self, key: str, e: Exception) -> None:
+        obj = self.deployments.get_by_key(key)
+        if obj is not None:
+            await self.recorder.event(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
 
     # ---- handlers ------------------------------------------------------------------------------
     def _owner_key(self, rs: Obj) -> str | None:
@@ -578,27 +588,13 @@ class DeploymentController:
         return min(matches, key=lambda r: (r["metadata"].get("creationTimestamp") or "", r["metadata"]["name"]))
 
     async def _claim(self, d: Obj, selector: LabelSelector) -> list[Obj]:
-        uid = d["metadata"].get("uid")
-        out: list[Obj] = []
-        for rs in self.rs.list(d["metadata"].get("namespace", "")):
-            ref = controller_ref(rs)
-            if ref is not None:
-                if ref.get("uid") == uid:
-                    out.append(rs)
-                continue
-            if d["metadata"].get("deletionTimestamp") or rs["metadata"].get("deletionTimestamp"):
-                continue
-            if selector.matches(rs["metadata"].get("labels") or {}):
-                m = rs["metadata"]
-                refs = list(m.get("ownerReferences") or []) + [owner_reference(d, "apps/v1", "Deployment")]
-                try:
-                    out.append(await self.client.patch("apps/replicasets", m["namespace"], m["name"],
-                                                       {"metadata": {"ownerReferences": refs, "resourceVersion": m.get("resourceVersion")}},
-                                                       field_manager=COMPONENT))
-                except ClientError as e:
-                    if not e.not_found:
-                        raise
-        return out
+        """ReplicaSets of this Deployment: its own, adopted orphans; owned ones that no longer match
+        the selector are released (ControllerRefManager.ClaimReplicaSets)."""
+        ns = d["metadata"].get("namespace", "")
+        own = self.rs.by_index(CONTROLLER_INDEX, d["metadata"].get("uid", ""))
+        orphans = [rs for rs in self.rs.list(ns) if controller_ref(rs) is None]
+        return await ownership.claim_and_write(self.client, "apps/replicasets", d, "apps/v1", "Deployment", selector,
+                                               own + orphans, COMPONENT)
 
     async def _paused_conditions(self, d: Obj) -> Obj:
         """checkPausedConditions: Progressing=Unknown while paused, DeploymentResumed after."""
@@ -745,9 +741,8 @@ class DeploymentController:
             return await self._sync_rollout_status(d, rss, new_rs)
         old_uids = {o["metadata"].get("uid") for o in olds}
         running = any(status_int(o, "replicas") > 0 for o in olds) or any(
-            (ref := controller_ref(p)) is not None and ref.get("uid") in old_uids
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-            for p in self.pods.list(d["metadata"].get("namespace", "")))
+            (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            for uid in old_uids for p in self.pods.by_index(CONTROLLER_INDEX, str(uid or "")))
         if running:
             return await self._sync_rollout_status(d, rss, new_rs)
         d, new_rs = await self._new_rs(d, rss, create=True)

@@ -10,7 +10,8 @@ One sync per Service key (Kubernetes 1.32's endpoints and endpointslice controll
   (the garbage collector removes them with it); terminating pods stay listed with
   `ready: false, terminating: true` as kube does.
 Objects are written only when their content changed. `default/kubernetes` is the API server's.
-Neighbours: `minik.machinery` (informers on services, pods, endpoints, endpointslices); the
+Neighbours: `minik.machinery` (shared informers on services, pods, endpoints, endpointslices;
+`pods.pod_ready`); the
 Service rules (net/nft), DNS and ingress read what this writes.
 """
 
@@ -24,7 +25,10 @@ from typing import Any
 from minik.apis.selectors import LabelSelector, SelectorError
 from minik.client import Client, ClientError, Obj
 from minik.machinery.controller import Controller, owner_reference
-from minik.machinery.informer import Informer, object_key, split_key
+from minik.machinery.events import EventRecorder
+from minik.machinery.informer import object_key, split_key
+from minik.machinery.informers import InformerFactory
+from minik.machinery.pods import pod_ready
 from minik.machinery.workqueue import WorkQueue
 
 log = logging.getLogger("minik.controllers.endpoints")
@@ -51,11 +55,6 @@ class EndpointPort:
         if self.app_protocol:
             out["appProtocol"] = self.app_protocol
         return out
-
-
-def pod_ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def pod_ip(pod: Obj) -> str:
@@ -207,12 +206,16 @@ def manages_endpoints(svc: Obj) -> bool:
 
 # ---- the controller ------------------------------------------------------------------------------
 class EndpointsController:
-    def __init__(self, client: Client, workers: int = 2) -> None:
+    def __init__(self, client: Client, workers: int = 2, informers: InformerFactory | None = None,
+                 recorder: EventRecorder | None = None) -> None:
         self.client = client
-        self.services = Informer(client, "services")
-        self.pods = Informer(client, "pods")
-        self.endpoints = Informer(client, "endpoints")
-        self.slices = Informer(client, "discovery.k8s.io/endpointslices")
+        self.recorder = recorder or EventRecorder(client, COMPONENT)
+        # Without a factory from the daemon the controller owns private informers and runs them.
+        factory = informers or InformerFactory(client)
+        self.services = factory.informer("services")
+        self.pods = factory.informer("pods")
+        self.endpoints = factory.informer("endpoints")
+        self.slices = factory.informer("discovery.k8s.io/endpointslices")
         self.queue = WorkQueue()
         # Slices we created that the informer has not shown yet, so a quick resync cannot duplicate them.
         self._created: dict[str, dict[str, Obj]] = {}
@@ -221,10 +224,16 @@ class EndpointsController:
         self.endpoints.add_handler(lambda old, new: self.queue.add(object_key(new if new is not None else old or {})))
         self.slices.add_handler(self._on_slice)
         self.controller = Controller(COMPONENT, self.queue, self.sync,
-                                     [self.services, self.pods, self.endpoints, self.slices], workers)
+                                     [self.services, self.pods, self.endpoints, self.slices], workers,
+                                     run_informers=informers is None, failed=self._failed)
 
     async def run(self) -> None:
         await self.controller.run()
+
+    async def _failed(self, key: str, e: Exception) -> None:
+        svc = self.services.get_by_key(key)
+        if svc is not None:
+            await self.recorder.event(svc, "Warning", "FailedToUpdateEndpoint", f"{type(e).__name__}: {e}")
 
     def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
         pod = new if new is not None else old

@@ -1,130 +1,129 @@
-"""Namespace lifecycle: a default ServiceAccount in every namespace, and Terminating namespaces
-emptied and then removed (Kubernetes's namespace and serviceaccount controllers, in small).
+"""Namespace lifecycle: a default ServiceAccount and the cluster CA ConfigMap in every namespace, and
+Terminating namespaces emptied and then removed (Kubernetes's namespace, serviceaccount and
+root-ca-cert-publisher controllers, in small).
 
-Neighbours: reads and writes through `minik.api.service.ResourceService` (the in-process client);
-woken by store watch events on namespaces; `minik.daemon` runs `run()` under the supervisor.
+One sync per namespace name on a `machinery.Controller`, woken by the shared informers on
+namespaces and serviceaccounts and a ConfigMap informer filtered to `kube-root-ca.crt` (`kubectl
+delete cm --all` takes it away: it comes back, as on Kubernetes). A Terminating namespace is
+emptied through `Client`: every namespaced resource type from discovery is listed and its objects
+deleted (a NotFound counts as done: another deleter won the race); while objects remain the key
+is looked at again after `RETRY` seconds; once empty, the `kubernetes` finalizer is removed
+through the `finalize` subresource, which lets the API server remove the namespace. An object
+that cannot be deleted (a malformed stored object) is logged and keeps only its own namespace
+waiting, never the controller.
+Neighbours: `minik.client.Client` (discovery, list, delete, finalize), `minik.machinery`
+(informers, controller loop); `minik.daemon` runs `run()` under the supervisor.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import copy
 import logging
 
-from minik.api import status as st
-from minik.api.service import DeleteOptions, ResourceService, WriteOptions
-from minik.apis.registry import Registry, ResourceType
+from minik.client import Client, ClientError, Obj
+from minik.machinery.controller import Controller
+from minik.machinery.informers import InformerFactory
+from minik.machinery.workqueue import WorkQueue
 
 log = logging.getLogger("minik.controllers.namespace")
 
+COMPONENT = "namespace-controller"
 RETRY = 1.0
+ROOT_CA = "kube-root-ca.crt"
+ROOT_CA_DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints "
+                       "such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across "
+                       "distributions of Kubernetes clusters.")
 
 
 class NamespaceController:
-    def __init__(self, service: ResourceService, registry: Registry, ca_pem: str = "") -> None:
-        self.service, self.registry, self.ca_pem = service, registry, ca_pem
-        self.ns_rt = self._rt("", "namespaces")
-        self.sa_rt = self._rt("", "serviceaccounts")
-        self.cm_rt = self._rt("", "configmaps")
-
-    def _rt(self, group: str, plural: str) -> ResourceType:
-        for t in self.registry.types:
-            if t.group == group and t.plural == plural:
-                return t
-        raise LookupError(plural)
+    def __init__(self, client: Client, ca_pem: str = "", workers: int = 2,
+                 informers: InformerFactory | None = None) -> None:
+        self.client, self.ca_pem = client, ca_pem
+        factory = informers or InformerFactory(client)
+        self.namespaces = factory.informer("namespaces")
+        self.serviceaccounts = factory.informer("serviceaccounts", field_selector="metadata.name=default")
+        self.root_ca = factory.informer("configmaps", field_selector=f"metadata.name={ROOT_CA}")
+        self.queue = WorkQueue(base_delay=0.05)
+        self.namespaces.add_handler(self._on_namespace)
+        self.serviceaccounts.add_handler(self._on_published)
+        self.root_ca.add_handler(self._on_published)
+        self.controller = Controller(COMPONENT, self.queue, self.sync,
+                                     [self.namespaces, self.serviceaccounts, self.root_ca], workers,
+                                     run_informers=informers is None)
 
     async def run(self) -> None:
-        wake = asyncio.Event()
-        # Namespace changes, and the deletion of what this controller publishes in each namespace
-        # (`kubectl delete cm --all` takes kube-root-ca.crt with it: it comes back, as on Kubernetes).
-        watched = {"namespaces": None, "serviceaccounts": "default", "configmaps": "kube-root-ca.crt"}
-        pumps = [asyncio.create_task(self._pump(res, name, wake), name=f"namespace-controller-watch-{res}")
-                 for res, name in watched.items()]
-        try:
-            await self.sync_all()
-            while True:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wake.wait(), RETRY if self._terminating() else None)
-                wake.clear()
-                for p in pumps:
-                    if p.done():
-                        p.result()   # a failed watch fails the controller (the supervisor restarts it)
-                await self.sync_all()
-        finally:
-            for p in pumps:
-                p.cancel()
+        await self.controller.run()
 
-    async def _pump(self, resource: str, name: str | None, wake: asyncio.Event) -> None:
-        store = self.service.store
-        watch = store.watch(resource, None, store.revision)
-        try:
-            async for ev in watch:
-                if name is None or (ev.type == "DELETED" and ev.name == name):
-                    wake.set()
-        finally:
-            watch.close()
+    def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        self.queue.add(str(((obj or {}).get("metadata") or {}).get("name", "")))
 
-    def _terminating(self) -> bool:
-        return any(ns["metadata"].get("deletionTimestamp") for ns in self.service.store.list("namespaces").items)
+    def _on_published(self, old: Obj | None, new: Obj | None) -> None:
+        if new is None and old is not None:
+            self.queue.add(str((old.get("metadata") or {}).get("namespace", "")))
 
-    async def sync_all(self) -> None:
-        for ns in self.service.store.list("namespaces").items:
-            try:
-                await self.sync(ns["metadata"]["name"])
-            except st.StatusError as e:
-                log.debug("namespace %s: %s", ns["metadata"]["name"], e.message)
-
-    async def sync(self, name: str) -> None:
-        ns = self.service.store.get("namespaces", "", name)
+    async def sync(self, name: str) -> float | None:
+        ns = self.namespaces.get("", name)
         if ns is None:
-            return
+            return None
         if not ns["metadata"].get("deletionTimestamp"):
-            await self._ensure(self.sa_rt, name, {"metadata": {"name": "default"}}, "serviceaccount-controller")
-            if self.ca_pem:
-                # Every namespace carries the cluster CA, as kube-controller-manager's root-ca-cert-publisher does.
-                await self._ensure(self.cm_rt, name, {"metadata": {"name": "kube-root-ca.crt",
-                                                                   "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-                                                      "data": {"ca.crt": self.ca_pem}}, "root-ca-cert-publisher")
-            return
-        remaining = await self._empty(name)
-        if remaining:
-            return
-        fin = [f for f in (ns.get("spec") or {}).get("finalizers") or [] if f != "kubernetes"]
-        spec = dict(ns.get("spec") or {})
-        spec["finalizers"] = fin
-        upd = dict(ns)
-        upd["spec"] = spec
-        if not fin and not ns["metadata"].get("finalizers"):
-            await self.service.store.delete("namespaces", "", name)
-            log.info("namespace %s deleted", name)
-        else:
-            await self.service.store.update("namespaces", upd)
+            await self._publish(name)
+            return None
+        if await self._empty(name):
+            return RETRY
+        await self._finalize(ns)
+        return None
 
-    async def _ensure(self, rt: ResourceType, ns: str, obj: dict[str, object], manager: str) -> None:
-        name = str(obj["metadata"]["name"])  # type: ignore[index]
-        if self.service.store.get(rt.store_key, ns, name) is not None:
-            return
+    async def _publish(self, ns: str) -> None:
+        if self.serviceaccounts.get(ns, "default") is None:
+            await self._ensure("serviceaccounts", ns, {"metadata": {"name": "default"}}, "serviceaccount-controller")
+        if self.ca_pem and self.root_ca.get(ns, ROOT_CA) is None:
+            # Every namespace carries the cluster CA, as kube-controller-manager's root-ca-cert-publisher does.
+            await self._ensure("configmaps", ns, {"metadata": {"name": ROOT_CA,
+                                                               "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
+                                                  "data": {"ca.crt": self.ca_pem}}, "root-ca-cert-publisher")
+
+    async def _ensure(self, resource: str, ns: str, obj: Obj, manager: str) -> None:
         try:
-            await self.service.create(rt, ns, obj, WriteOptions(manager, "Ignore"))
-        except st.StatusError as e:
-            if e.code not in (409, 403, 404):
+            await self.client.create(resource, ns, obj, field_manager=manager)
+        except ClientError as e:
+            if e.code not in (409, 403, 404):   # exists, namespace terminating, namespace gone
                 raise
 
     async def _empty(self, ns: str) -> int:
-        """Delete everything in namespace `ns`; return how many objects are still there."""
+        """Delete everything in namespace `ns`; return how many objects were still there."""
         remaining = 0
-        seen: set[str] = set()
-        for rt in list(self.registry.types):
-            if not rt.namespaced or rt.store_key in seen:
+        for info in await self.client.resources():
+            if not info.namespaced or not info.deletable:
                 continue
-            seen.add(rt.store_key)
-            for obj in self.service.store.list(rt.store_key, ns).items:
+            try:
+                items, _ = await self.client.list(info.resource, ns)
+            except ClientError as e:
+                log.warning("namespace %s: listing %s: %s", ns, info.resource, e.message)
                 remaining += 1
-                if obj["metadata"].get("deletionTimestamp"):
+                continue
+            for obj in items:
+                remaining += 1
+                m = obj.get("metadata") or {}
+                if m.get("deletionTimestamp"):
                     continue
                 try:
-                    await self.service.delete(rt, ns, obj["metadata"]["name"], DeleteOptions("Background"))
-                except st.StatusError as e:
-                    if e.code != 404:
-                        log.warning("namespace %s: deleting %s %s: %s", ns, rt.plural, obj["metadata"]["name"], e.message)
+                    await self.client.delete(info.resource, ns, str(m.get("name", "")))
+                except ClientError as e:
+                    log.warning("namespace %s: deleting %s %s: %s", ns, info.resource, m.get("name"), e.message)
+                except Exception:   # a malformed stored object: keep waiting on it, keep the rest going
+                    log.exception("namespace %s: deleting %s %s failed", ns, info.resource, m.get("name"))
         return remaining
+
+    async def _finalize(self, ns: Obj) -> None:
+        name = ns["metadata"]["name"]
+        upd = copy.deepcopy(ns)
+        spec = upd.setdefault("spec", {})
+        spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != "kubernetes"]
+        try:
+            await self.client.update("namespaces", "", name, upd, subresource="finalize", field_manager=COMPONENT)
+        except ClientError as e:
+            if not e.not_found:
+                raise
+            return
+        log.info("namespace %s finalized", name)

@@ -101,14 +101,15 @@ def plan(cluster_cidr: str, nodes: Sequence[Obj], reserved: Mapping[str, str] | 
 
 
 class NodeIpamController:
-    def __init__(self, client: Client, nodes: Informer, cluster_cidr: str) -> None:
+    def __init__(self, client: Client, nodes: Informer, cluster_cidr: str, run_informers: bool = True) -> None:
         ipaddress.ip_network(cluster_cidr, strict=False)  # a bad flag fails at construction
         self.client, self.nodes, self.cluster_cidr = client, nodes, cluster_cidr
         self.queue = WorkQueue()
         # uid → block: patched but not yet in the cache.
         self._reserved: dict[str, str] = {}
         nodes.add_handler(self._on_node)
-        self.controller = Controller(COMPONENT, self.queue, self.sync, [nodes], workers=1)
+        # run_informers=False when `nodes` is the shared informer the daemon's factory runs.
+        self.controller = Controller(COMPONENT, self.queue, self.sync, [nodes], workers=1, run_informers=run_informers)
 
     def _on_node(self, old: Obj | None, new: Obj | None) -> None:
         if new is not None and not _pod_cidr(new):

@@ -8,8 +8,8 @@ then writes `status` (replicas, fullyLabeledReplicas, readyReplicas, availableRe
 minReadySeconds, observedGeneration) only when it changed. Terminating pods (deletionTimestamp)
 and finished pods don't count. `Expectations` keep a sync on a stale cache from acting twice.
 Everything that decides is a pure function below the controller, unit-tested with tables.
-Neighbours: `minik.machinery` (informer, queue, controller loop); events via
-`minik.controllers.events`; the garbage collector deletes pods once their ReplicaSet is gone.
+Neighbours: `minik.machinery` (shared informers, queue, controller loop, ownership, pod helpers,
+events); the garbage collector deletes pods once their ReplicaSet is gone.
 """
 
 from __future__ import annotations
@@ -18,16 +18,23 @@ import asyncio
 import copy
 import datetime as dt
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from minik.apis.selectors import LabelSelector, SelectorError
 from minik.client import Client, ClientError, Obj
-from minik.controllers.events import Clock, EventRecorder, utcnow
-from minik.machinery.controller import Controller, Expectations, controller_ref, owner_reference
-from minik.machinery.informer import Informer, object_key, split_key
-from minik.machinery.timestamps import parse_time
+from minik.machinery import ownership
+from minik.machinery import pods as podutil
+from minik.machinery.controller import Controller, Expectations, controller_ref
+from minik.machinery.events import Clock, EventRecorder, utcnow
+from minik.machinery.informer import object_key, split_key
+from minik.machinery.informers import CONTROLLER_INDEX, InformerFactory
+from minik.machinery.ownership import Claim
+from minik.machinery.pods import available_in, is_active, pod_ready, ready_condition
 from minik.machinery.workqueue import WorkQueue
+
+__all__ = ["Claim", "ReplicaSetController", "available_in", "claim_pods", "compute_status", "is_active",
+           "next_available_check", "pod_from_template", "pod_ready", "pods_to_delete", "ready_condition",
+           "slow_start_batches"]
 
 log = logging.getLogger("minik.controllers.replicaset")
 
@@ -39,64 +46,9 @@ PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
 # ---- pure helpers --------------------------------------------------------------------------------
-def is_active(pod: Obj) -> bool:
-    """Counts towards replicas: not terminating and not finished (controller.IsPodActive)."""
-    return (not pod["metadata"].get("deletionTimestamp")
-            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
-
-
-def ready_condition(pod: Obj) -> Obj | None:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c  # type: ignore[no-any-return]
-    return None
-
-
-def pod_ready(pod: Obj) -> bool:
-    c = ready_condition(pod)
-    return c is not None and c.get("status") == "True"
-
-
-def available_in(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> float | None:
-    """Seconds until a ready pod counts as available (0: available now); None when not ready."""
-    c = ready_condition(pod)
-    if c is None or c.get("status") != "True":
-        return None
-    if min_ready_seconds <= 0:
-        return 0.0
-    since = parse_time(c.get("lastTransitionTime"))
-    if since is None:
-        return 0.0
-    return max(0.0, (since + dt.timedelta(seconds=min_ready_seconds) - now).total_seconds())
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    owned: tuple[Obj, ...]     # ours and still matching
-    adopt: tuple[Obj, ...]     # orphans matching the selector
-    release: tuple[Obj, ...]   # ours but no longer matching
-
-
 def claim_pods(owner: Obj, selector: LabelSelector, pods: list[Obj]) -> Claim:
     """ControllerRefManager.ClaimPods: a deleting owner adopts nothing; deleting pods are not adopted."""
-    uid = owner["metadata"].get("uid")
-    deleting = bool(owner["metadata"].get("deletionTimestamp"))
-    owned: list[Obj] = []
-    adopt: list[Obj] = []
-    release: list[Obj] = []
-    for pod in pods:
-        ref = controller_ref(pod)
-        matches = selector.matches((pod["metadata"].get("labels") or {}))
-        if ref is not None:
-            if ref.get("uid") != uid:
-                continue
-            if matches or deleting:
-                owned.append(pod)
-            else:
-                release.append(pod)
-        elif matches and not deleting and not pod["metadata"].get("deletionTimestamp"):
-            adopt.append(pod)
-    return Claim(tuple(owned), tuple(adopt), tuple(release))
+    return ownership.claim(owner, selector, pods)
 
 
 def deletion_order(pods: list[Obj]) -> list[Obj]:
@@ -133,17 +85,7 @@ def pods_to_delete(pods: list[Obj], count: int) -> list[Obj]:
 
 
 def pod_from_template(rs: Obj) -> Obj:
-    m = rs["metadata"]
-    tmpl = (rs.get("spec") or {}).get("template") or {}
-    tm = tmpl.get("metadata") or {}
-    meta: Obj = {"generateName": f"{m['name']}-", "namespace": m.get("namespace", ""),
-                 "labels": dict(tm.get("labels") or {}),
-                 "ownerReferences": [owner_reference(rs, RS_API_VERSION, RS_KIND)]}
-    if tm.get("annotations"):
-        meta["annotations"] = dict(tm["annotations"])
-    if tm.get("finalizers"):
-        meta["finalizers"] = list(tm["finalizers"])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": copy.deepcopy(tmpl.get("spec") or {})}
+    return podutil.pod_from_template(rs, RS_API_VERSION, RS_KIND)
 
 
 def compute_status(rs: Obj, pods: list[Obj], now: dt.datetime) -> Obj:
@@ -194,19 +136,27 @@ def slow_start_batches(total: int, initial: int = 1) -> list[int]:
 # ---- the controller ------------------------------------------------------------------------------
 class ReplicaSetController:
     def __init__(self, client: Client, workers: int = 2, recorder: EventRecorder | None = None,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, informers: InformerFactory | None = None) -> None:
         self.client, self.clock = client, clock
-        self.recorder = recorder or EventRecorder(client, COMPONENT, clock)
-        self.rs = Informer(client, "apps/replicasets")
-        self.pods = Informer(client, "pods")
+        self.recorder = recorder or EventRecorder(client, COMPONENT, clock=clock)
+        # Without a factory from the daemon the controller owns private informers and runs them.
+        factory = informers or InformerFactory(client)
+        self.rs = factory.informer("apps/replicasets")
+        self.pods = factory.informer("pods")
         self.queue = WorkQueue()
         self.expectations = Expectations()
         self.rs.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
-        self.controller = Controller(COMPONENT, self.queue, self.sync, [self.rs, self.pods], workers)
+        self.controller = Controller(COMPONENT, self.queue, self.sync, [self.rs, self.pods], workers,
+                                     run_informers=informers is None, failed=self._failed)
 
     async def run(self) -> None:
         await self.controller.run()
+
+    async def _failed(self, key: str, e: Exception) -> None:
+        obj = self.rs.get_by_key(key)
+        if obj is not None:
+            await self.recorder.event(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
 
     # ---- handlers: compute keys, enqueue --------------------------------------------------------
     def _on_rs(self, old: Obj | None, new: Obj | None) -> None:
@@ -273,10 +223,8 @@ class ReplicaSetController:
         except SelectorError as e:
             log.warning("replicaset %s: invalid selector: %s", key, e)
             return None
-        claim = claim_pods(rs, selector, self.pods.list(ns))
-        owned = list(claim.owned)
-        owned += await self._adopt(rs, claim.adopt)
-        await self._release(rs, claim.release)
+        owned = await ownership.claim_and_write(self.client, "pods", rs, RS_API_VERSION, RS_KIND, selector,
+                                                self._candidates(rs, ns), COMPONENT)
         active = [p for p in owned if is_active(p)]
         if self.expectations.satisfied(key) and not rs["metadata"].get("deletionTimestamp"):
             await self._manage(rs, key, active)
@@ -288,35 +236,12 @@ class ReplicaSetController:
             await self.client.update("apps/replicasets", ns, name, new, subresource="status", field_manager=COMPONENT)
         return next_available_check(active, int((rs.get("spec") or {}).get("minReadySeconds") or 0), now)
 
-    async def _adopt(self, rs: Obj, pods: tuple[Obj, ...]) -> list[Obj]:
-        adopted: list[Obj] = []
-        ref = owner_reference(rs, RS_API_VERSION, RS_KIND)
-        for pod in pods:
-            m = pod["metadata"]
-            refs = [r for r in m.get("ownerReferences") or [] if r.get("uid") != ref["uid"]] + [ref]
-            try:
-                adopted.append(await self.client.patch(
-                    "pods", m["namespace"], m["name"],
-                    {"metadata": {"ownerReferences": refs, "resourceVersion": m.get("resourceVersion")}},
-                    field_manager=COMPONENT))
-            except ClientError as e:
-                if not e.not_found:
-                    raise
-        return adopted
-
-    async def _release(self, rs: Obj, pods: tuple[Obj, ...]) -> None:
-        uid = rs["metadata"].get("uid")
-        for pod in pods:
-            m = pod["metadata"]
-            refs = [r for r in m.get("ownerReferences") or [] if r.get("uid") != uid]
-            try:
-                await self.client.patch("pods", m["namespace"], m["name"],
-                                         {"metadata": {"ownerReferences": refs or None,
-                                                       "resourceVersion": m.get("resourceVersion")}},
-                                         field_manager=COMPONENT)
-            except ClientError as e:
-                if not e.not_found:
-                    raise
+    def _candidates(self, rs: Obj, ns: str) -> list[Obj]:
+        """Pods this ReplicaSet may own: its own (by the controller index) and the namespace's
+        orphans; pods of other controllers are never looked at."""
+        own = self.pods.by_index(CONTROLLER_INDEX, rs["metadata"].get("uid", ""))
+        orphans = [p for p in self.pods.list(ns) if controller_ref(p) is None]
+        return own + orphans
 
     async def _manage(self, rs: Obj, key: str, active: list[Obj]) -> None:
         desired = int((rs.get("spec") or {}).get("replicas") or 0)

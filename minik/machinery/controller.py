@@ -1,7 +1,10 @@
 """The controller loop: informers feed a work queue; N workers call `sync(key)`.
 
-`Controller.run()` starts its informers (tasks named `<controller>-informer-<resource>`), waits
-until every cache has synced, then runs workers (`<controller>-worker-<i>`). A sync returns
+`Controller.run()` waits until every informer's cache has synced, then runs workers
+(`<controller>-worker-<i>`). Informers normally come shared from
+`minik.machinery.informers.InformerFactory`, which runs them; with `run_informers=True` (a
+controller built without a factory, as in small tests) it starts them itself as tasks named
+`<controller>-informer-<resource>`. A sync returns
 `None` when done, or a delay in seconds to look at the key again (minReadySeconds, progress
 deadlines); an exception requeues the key with the queue's exponential back-off (conflicts from
 stale caches are expected and logged quietly). A failed informer task fails `run()`, which the
@@ -27,16 +30,21 @@ from minik.machinery.workqueue import ShutDown, WorkQueue
 log = logging.getLogger("minik.controller")
 
 Sync = Callable[[str], Awaitable[float | None]]
+# Told about a sync that raised something other than a ClientError (a bug, or a malformed stored
+# object): typically records a Warning Event on the object; it must not raise.
+Failed = Callable[[str, Exception], Awaitable[None]]
 
 
 class Controller:
-    def __init__(self, name: str, queue: WorkQueue, sync: Sync, informers: Sequence[Informer], workers: int = 2) -> None:
+    def __init__(self, name: str, queue: WorkQueue, sync: Sync, informers: Sequence[Informer], workers: int = 2,
+                 run_informers: bool = True, failed: Failed | None = None) -> None:
         self.name, self.queue, self.sync = name, queue, sync
         self.informers, self.workers = list(informers), workers
+        self.run_informers, self.failed = run_informers, failed
 
     async def run(self) -> None:
         tasks: list[asyncio.Future[Any]] = [asyncio.create_task(inf.run(), name=f"{self.name}-informer-{inf.resource}")
-                                            for inf in self.informers]
+                                            for inf in self.informers] if self.run_informers else []
         try:
             synced: asyncio.Future[Any] = asyncio.gather(*(inf.wait_synced() for inf in self.informers))
             done, _ = await asyncio.wait([synced, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -72,9 +80,15 @@ class Controller:
                 level = logging.DEBUG if e.code in (404, 409) and self.queue.failures(key) < 5 else logging.WARNING
                 log.log(level, "%s: sync %s: %s (retrying in %.2fs)", self.name, key, e.message, self.queue.backoff(key))
                 self.queue.add_rate_limited(key)
-            except Exception:
+            except Exception as e:
+                # One object that cannot be reconciled is retried with back-off; the others go on.
                 log.exception("%s: sync %s failed (retrying in %.2fs)", self.name, key, self.queue.backoff(key))
                 self.queue.add_rate_limited(key)
+                if self.failed is not None:
+                    try:
+                        await self.failed(key, e)
+                    except Exception:
+                        log.exception("%s: reporting the failure of %s", self.name, key)
             else:
                 self.queue.forget(key)
                 if again is not None:
@@ -132,8 +146,10 @@ class Expectations:
 
 
 def controller_ref(obj: Obj) -> Obj | None:
-    """The ownerReference with `controller: true`, if any."""
-    for r in (obj.get("metadata") or {}).get("ownerReferences") or []:
+    """The ownerReference with `controller: true`, if any (malformed stored references read as none)."""
+    m = obj.get("metadata")
+    refs = m.get("ownerReferences") if isinstance(m, dict) else None
+    for r in refs if isinstance(refs, list) else []:
         if isinstance(r, dict) and r.get("controller"):
             return r
     return None

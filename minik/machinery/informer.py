@@ -5,13 +5,21 @@ with event handlers called on every change.
 dropped watch still tells controllers what changed), then watches from the list's
 resourceVersion. A watch that ends is resumed from the last seen resourceVersion; 410 Expired
 means the history is gone and forces a relist; other errors relist after a capped back-off.
-Handlers are synchronous and must only enqueue keys (STYLE: handlers compute a key, workers sync).
+Handlers are synchronous and must only enqueue keys (STYLE: handlers compute a key, workers sync);
+any number of consumers may register handlers on one informer.
+Indexers (`add_indexer(name, fn)`, client-go's Indexer) keep `index value → keys` up to date on
+every change, so `by_index("nodeName", node)` costs the size of the answer, not of the cache; an
+index function that raises on a malformed object files it under no value (it is logged once per
+change, never stops the informer). "namespace" is built in (the cache is bucketed by namespace).
 Cached objects are shared between handlers and syncs: treat them as read-only.
-Neighbours: `minik.machinery.controller.Controller` runs informers before its workers;
-controllers in `minik.controllers` read `get`/`list` during `sync(key)`.
+Neighbours: `minik.machinery.informers.InformerFactory` builds and runs one informer per resource;
+`minik.machinery.controller.Controller` waits for their caches; controllers in `minik.controllers`
+read `get`/`list`/`by_index` during `sync(key)`.
 """
 
 from __future__ import annotations
+
+import builtins
 
 import asyncio
 import logging
@@ -23,6 +31,9 @@ log = logging.getLogger("minik.informer")
 
 # (old, new): old is None for an add, new is None for a delete.
 Handler = Callable[[Obj | None, Obj | None], None]
+# An object's values under one index (e.g. the node a pod is bound to); [] files it nowhere.
+IndexFunc = Callable[[Obj], "list[str]"]
+NAMESPACE_INDEX = "namespace"
 
 
 def object_key(obj: Obj) -> str:
@@ -39,12 +50,14 @@ def split_key(key: str) -> tuple[str, str]:
 
 class Informer:
     def __init__(self, client: Client, resource: str, namespace: str | None = None, label_selector: str = "",
-                 max_backoff: float = 10.0) -> None:
+                 max_backoff: float = 10.0, field_selector: str = "") -> None:
         self.client, self.resource = client, resource
-        self.namespace, self.label_selector = namespace, label_selector
+        self.namespace, self.label_selector, self.field_selector = namespace, label_selector, field_selector
         self.max_backoff = max_backoff
         self._items: dict[str, dict[str, Obj]] = {}   # namespace → name → object
         self._handlers: list[Handler] = []
+        self._indexers: dict[str, IndexFunc] = {}
+        self._indices: dict[str, dict[str, set[str]]] = {}   # index → value → object keys
         self._synced = asyncio.Event()
         self.resource_version = ""
 
@@ -70,6 +83,62 @@ class Informer:
     def add_handler(self, handler: Handler) -> None:
         self._handlers.append(handler)
 
+    def __len__(self) -> int:
+        return sum(len(objs) for objs in self._items.values())
+
+    # ---- indexers ------------------------------------------------------------------------------
+    def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        """Register an index (idempotent per name: consumers sharing the informer may all ask)."""
+        if name == NAMESPACE_INDEX or name in self._indexers:
+            return
+        self._indexers[name] = fn
+        index: dict[str, set[str]] = {}
+        self._indices[name] = index
+        for obj in self.list():
+            for v in self._values(name, fn, obj):
+                index.setdefault(v, set()).add(object_key(obj))
+
+    def by_index(self, name: str, value: str) -> builtins.list[Obj]:
+        """Objects whose index `name` has `value` (KeyError for an index never added)."""
+        if name == NAMESPACE_INDEX:
+            return self.list(value)
+        out = []
+        for key in self._indices[name].get(value, ()):
+            obj = self.get_by_key(key)
+            if obj is not None:
+                out.append(obj)
+        return out
+
+    def index_values(self, name: str) -> builtins.list[str]:
+        if name == NAMESPACE_INDEX:
+            return list(self._items)
+        return list(self._indices[name])
+
+    def _values(self, name: str, fn: IndexFunc, obj: Obj) -> builtins.list[str]:
+        try:
+            return [v for v in fn(obj) if isinstance(v, str)]
+        except Exception:  # a malformed stored object must not stop the informer
+            log.warning("informer %s: index %s of %s failed; not indexed", self.resource, name, object_key(obj), exc_info=True)
+            return []
+
+    def _reindex(self, old: Obj | None, new: Obj | None) -> None:
+        if not self._indexers:
+            return
+        for name, fn in self._indexers.items():
+            index = self._indices[name]
+            if old is not None:
+                key = object_key(old)
+                for v in self._values(name, fn, old):
+                    keys = index.get(v)
+                    if keys is not None:
+                        keys.discard(key)
+                        if not keys:
+                            del index[v]
+            if new is not None:
+                key = object_key(new)
+                for v in self._values(name, fn, new):
+                    index.setdefault(v, set()).add(key)
+
     # ---- list + watch --------------------------------------------------------------------------
     async def run(self) -> None:
         delay = 0.2
@@ -90,12 +159,19 @@ class Informer:
                     log.info("informer %s: watch expired, relisting", self.resource)
 
     async def _relist(self) -> None:
-        items, rv = await self.client.list(self.resource, self.namespace, label_selector=self.label_selector)
+        items, rv = await self.client.list(self.resource, self.namespace, label_selector=self.label_selector,
+                                           field_selector=self.field_selector)
         fresh: dict[str, dict[str, Obj]] = {}
         for obj in items:
             m = obj.get("metadata") or {}
             fresh.setdefault(m.get("namespace") or "", {})[m.get("name", "")] = obj
         old_items, self._items = self._items, fresh
+        if self._indexers:
+            for name in self._indices:
+                self._indices[name] = {}
+            for objs in fresh.values():
+                for obj in objs.values():
+                    self._reindex(None, obj)
         for ns, objs in fresh.items():
             for name, obj in objs.items():
                 before = old_items.get(ns, {}).get(name)
@@ -111,7 +187,7 @@ class Informer:
     async def _watch(self) -> bool:
         """Apply watch events until the stream ends (True: resume) ; raises ClientError on failure."""
         stream = self.client.watch(self.resource, self.namespace, resource_version=self.resource_version,
-                                   label_selector=self.label_selector)
+                                   label_selector=self.label_selector, field_selector=self.field_selector)
         async for ev in stream:
             obj = ev.object
             m = obj.get("metadata") or {}
@@ -125,9 +201,11 @@ class Informer:
                 bucket.pop(name, None)
                 if not bucket:
                     del self._items[ns]
+                self._reindex(before, None)
                 self._dispatch(before if before is not None else obj, None)
             else:
                 bucket[name] = obj
+                self._reindex(before, obj)
                 self._dispatch(before, obj)
         return True
 

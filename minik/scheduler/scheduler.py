@@ -1,10 +1,12 @@
 """The scheduler loop: pending pods (no spec.nodeName, our schedulerName) → filter nodes → bind.
 
-Planning is pure (`choose_node`); the loop only watches, binds and records events/conditions.
+Planning is pure (`choose_node`); the loop reads the shared pod and node caches, binds and records
+events (through the shared recorder, so repeats aggregate) and conditions.
 Unschedulable pods get PodScheduled=False with kube-scheduler's summary message
 ("0/1 nodes are available: 1 Insufficient cpu.") and a FailedScheduling event; they are retried
 whenever pods or nodes change, and every few seconds.
-Neighbours: talks to the API through `minik.client.Client`; plugins in `minik.scheduler.plugins`.
+Neighbours: `minik.machinery.informers` (shared pods/nodes caches), `minik.machinery.events`;
+writes through `minik.client.Client`; plugins in `minik.scheduler.plugins`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable
 
 from minik.client import Client, ClientError, Obj
+from minik.machinery.events import EventRecorder
+from minik.machinery.informers import NODE_INDEX, InformerFactory
 from minik.scheduler.plugins import FILTERS
 from minik.scheduler.state import ClusterState
 
@@ -66,59 +72,132 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def priority(pod: Obj) -> int:
+    """spec.priority as a number; a malformed stored value counts as 0 rather than stopping the loop."""
+    v = (pod.get("spec") or {}).get("priority")
+    try:
+        return int(v or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def is_pending(pod: Obj) -> bool:
+    """Ours to place: unbound, for this scheduler, not terminating, not finished."""
+    spec = pod.get("spec")
+    if not isinstance(spec, dict) or spec.get("nodeName"):
+        return False
+    status = pod.get("status")
+    phase = status.get("phase") if isinstance(status, dict) else None
+    return (spec.get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
+            and not (pod.get("metadata") or {}).get("deletionTimestamp") and phase in (None, "Pending"))
+
+
+def pod_ref(pod: Obj) -> Obj:
+    m = pod["metadata"]
+    return {"kind": "Pod", "namespace": m.get("namespace", ""), "name": m.get("name", ""), "uid": m.get("uid", ""),
+            "apiVersion": "v1", "resourceVersion": m.get("resourceVersion", "")}
+
+
+@dataclass(frozen=True, slots=True)
+class _Assumed:
+    node: str
+    pod: Obj
+
+
 class Scheduler:
-    def __init__(self, client: Client) -> None:
-        self.client = client
+    """Reads pods and nodes from the shared informers (pods by node through the node index, the
+    pending ones under the "" node), so a wake-up costs the pending pods, not a list of every pod.
+    A pod just bound is "assumed" on its node until the cache shows the binding (kube-scheduler's
+    assume cache), so the next round neither binds it twice nor forgets its resources. A pod whose
+    scheduling fails with an unexpected error (a malformed stored object) gets a Warning event and
+    is retried with exponential back-off; the other pods go on."""
+
+    def __init__(self, client: Client, informers: InformerFactory | None = None,
+                 recorder: EventRecorder | None = None, retry_seconds: float = RETRY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client, self.retry_seconds, self.clock = client, retry_seconds, clock
+        self._own_factory = informers is None
+        self.factory = informers or InformerFactory(client)
+        self.pods = self.factory.informer("pods")
+        self.nodes = self.factory.informer("nodes")
+        self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME)
         self._wake = asyncio.Event()
+        self._assumed: dict[str, _Assumed] = {}
+        self._backoff: dict[str, tuple[int, float]] = {}   # pod uid → (failures, retry not before)
+        self.pods.add_handler(self._on_pod)
+        self.nodes.add_handler(lambda old, new: self._wake.set())
+
+    def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        uid = str(((obj or {}).get("metadata") or {}).get("uid", ""))
+        if new is None or ((new.get("spec") or {}).get("nodeName") if isinstance(new.get("spec"), dict) else True):
+            self._assumed.pop(uid, None)
+        if new is None or (old is not None and old.get("spec") != new.get("spec")):
+            self._backoff.pop(uid, None)
+        self._wake.set()
 
     async def run(self) -> None:
-        watchers = [asyncio.create_task(self._watch("pods"), name="scheduler-watch-pods"),
-                    asyncio.create_task(self._watch("nodes"), name="scheduler-watch-nodes")]
+        if self._own_factory:
+            self.factory.start()
         try:
+            await self.factory.wait_synced("pods", "nodes")
             while True:
+                self._wake.clear()
                 await self.schedule_pending()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), RETRY_SECONDS)
-                self._wake.clear()
-                for w in watchers:
-                    if w.done() and w.exception():
-                        raise w.exception()  # type: ignore[misc]
+                    await asyncio.wait_for(self._wake.wait(), self.retry_seconds)
         finally:
-            for w in watchers:
-                w.cancel()
-
-    async def _watch(self, resource: str) -> None:
-        async for _ in self.client.watch(resource):
-            self._wake.set()
+            if self._own_factory:
+                await self.factory.stop()
 
     async def schedule_pending(self) -> None:
-        pods, _ = await self.client.list("pods")
-        pending = [p for p in pods if not (p.get("spec") or {}).get("nodeName")
-                   and (p.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
-                   and not p["metadata"].get("deletionTimestamp")
-                   and (p.get("status") or {}).get("phase") in (None, "Pending")]
+        now = self.clock()
+        pending = [p for p in self.pods.by_index(NODE_INDEX, "") if is_pending(p)
+                   and str(p["metadata"].get("uid", "")) not in self._assumed
+                   and self._backoff.get(str(p["metadata"].get("uid", "")), (0, 0.0))[1] <= now]
         if not pending:
             return
-        nodes, _ = await self.client.list("nodes")
+        nodes = self.nodes.list()
         state = ClusterState()
-        for p in pods:
-            n = (p.get("spec") or {}).get("nodeName")
-            if n:
-                state.pods_by_node.setdefault(n, []).append(p)
-        for pod in sorted(pending, key=lambda p: (-int((p.get("spec") or {}).get("priority") or 0), p["metadata"].get("creationTimestamp", ""))):
-            d = choose_node(pod, nodes, state)
-            m = pod["metadata"]
-            if d.node:
-                try:
-                    await self.client.patch("pods", m["namespace"], m["name"], {"target": {"name": d.node}}, subresource="binding",
-                                            field_manager="default-scheduler")
-                except ClientError as e:
-                    log.debug("binding %s/%s: %s", m["namespace"], m["name"], e.message)
-                    continue
-                state.pods_by_node.setdefault(d.node, []).append(pod)
-                await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {m['namespace']}/{m['name']} to {d.node}")
-            else:
-                await self._unschedulable(pod, d.message)
+        for n in nodes:
+            name = (n.get("metadata") or {}).get("name", "")
+            state.pods_by_node[name] = self.pods.by_index(NODE_INDEX, name)
+        for a in self._assumed.values():
+            state.pods_by_node.setdefault(a.node, []).append(a.pod)
+        for pod in sorted(pending, key=lambda p: (-priority(p), str(p["metadata"].get("creationTimestamp", "")))):
+            try:
+                await self._schedule_one(pod, nodes, state)
+            except Exception as e:  # one malformed pod must not stop the others
+                self._failed(pod, e)
+                await self.recorder.write(pod_ref(pod), "Warning", "FailedScheduling",
+                                          f"Error scheduling pod: {type(e).__name__}: {e}")
+
+    def _failed(self, pod: Obj, e: Exception) -> None:
+        m = pod["metadata"]
+        uid = str(m.get("uid", ""))
+        n = self._backoff.get(uid, (0, 0.0))[0] + 1
+        delay = min(0.5 * 2 ** min(n - 1, 10), 60.0)
+        self._backoff[uid] = (n, self.clock() + delay)
+        log.warning("scheduling %s/%s failed (retrying in %.1fs): %s: %s", m.get("namespace"), m.get("name"),
+                    delay, type(e).__name__, e)
+
+    async def _schedule_one(self, pod: Obj, nodes: list[Obj], state: ClusterState) -> None:
+        d = choose_node(pod, nodes, state)
+        m = pod["metadata"]
+        if d.node:
+            try:
+                await self.client.patch("pods", m["namespace"], m["name"], {"target": {"name": d.node}}, subresource="binding",
+                                        field_manager="default-scheduler")
+            except ClientError as e:
+                log.debug("binding %s/%s: %s", m["namespace"], m["name"], e.message)
+                return
+            self._assumed[str(m.get("uid", ""))] = _Assumed(d.node, pod)
+            self._backoff.pop(str(m.get("uid", "")), None)
+            state.pods_by_node.setdefault(d.node, []).append(pod)
+            await self.recorder.write(pod_ref(pod), "Normal", "Scheduled",
+                                      f"Successfully assigned {m['namespace']}/{m['name']} to {d.node}")
+        else:
+            await self._unschedulable(pod, d.message)
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
         m = pod["metadata"]
@@ -133,19 +212,4 @@ class Scheduler:
                                     field_manager="default-scheduler")
         except ClientError as e:
             log.debug("status of %s/%s: %s", m["namespace"], m["name"], e.message)
-        await self._event(pod, "Warning", "FailedScheduling", message)
-
-    async def _event(self, pod: Obj, etype: str, reason: str, message: str) -> None:
-        m = pod["metadata"]
-        now = _now()
-        ev = {"apiVersion": "v1", "kind": "Event",
-              "metadata": {"generateName": f"{m['name']}.", "namespace": m["namespace"]},
-              "involvedObject": {"kind": "Pod", "namespace": m["namespace"], "name": m["name"], "uid": m.get("uid", ""),
-                                 "apiVersion": "v1", "resourceVersion": m.get("resourceVersion", "")},
-              "reason": reason, "message": message, "type": etype, "count": 1,
-              "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "default-scheduler"},
-              "reportingComponent": "default-scheduler", "reportingInstance": "default-scheduler"}
-        try:
-            await self.client.create("events", m["namespace"], ev, field_manager="default-scheduler")
-        except ClientError as e:
-            log.debug("event for %s/%s: %s", m["namespace"], m["name"], e.message)
+        await self.recorder.write(pod_ref(pod), "Warning", "FailedScheduling", message)

@@ -78,7 +78,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     service = ResourceService(store, registry, Schemas(), KindHooksImpl(store, registry, "10.43.0.0/16"))
     client = LocalClient(service)
     await client.create("namespaces", "", {"metadata": {"name": NS}})
-    parts: list[Any] = [GarbageCollector(service, registry), ReplicaSetController(client), DeploymentController(client),
+    parts: list[Any] = [GarbageCollector(client), ReplicaSetController(client), DeploymentController(client),
                         EndpointsController(client)]
     tasks = [asyncio.create_task(p.run(), name=type(p).__name__) for p in parts]
     try:

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from minik.client import ClientError, Obj
-from minik.controllers.events import EventRecorder
+from minik.machinery.events import EventRecorder
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -62,3 +62,32 @@ async def test_repeats_are_aggregated_and_recreated_when_gone() -> None:
     await r.event(DEPLOY, "Warning", "FailedCreate", "quota")
     (ev,) = c.events.values()
     assert ev["count"] == 1
+
+
+async def test_queued_records_aggregate_per_source_and_field_path() -> None:
+    from minik.agent.events import EventRecorder as AgentRecorder, pod_ref
+    c = FakeClient()
+    clock = [1_735_689_600.0]
+    r = AgentRecorder(c, "node1", now=lambda: clock[0], aggregate_window=600.0)  # type: ignore[arg-type]
+    pod = {"metadata": {"name": "web-1", "namespace": "ns", "uid": "p1"}}
+    r.warning(pod_ref(pod, "app"), "BackOff", "Back-off restarting failed container")
+    r.warning(pod_ref(pod, "app"), "BackOff", "Back-off restarting failed container")
+    r.warning(pod_ref(pod, "sidecar"), "BackOff", "Back-off restarting failed container")
+    await r.flush()
+    assert len(c.events) == 2
+    app = next(e for e in c.events.values() if e["involvedObject"].get("fieldPath") == "spec.containers{app}")
+    assert app["count"] == 2 and app["source"] == {"component": "kubelet", "host": "node1"}
+    assert app["reportingInstance"] == "node1"
+    # Past the aggregation window a repeat starts a new Event.
+    clock[0] += 601
+    r.warning(pod_ref(pod, "app"), "BackOff", "Back-off restarting failed container")
+    await r.flush()
+    assert len(c.events) == 3
+
+
+async def test_memory_is_bounded() -> None:
+    c = FakeClient()
+    r = EventRecorder(c, "x", clock=lambda: T0, cache_size=10)  # type: ignore[arg-type]
+    for i in range(50):
+        await r.event(DEPLOY, "Normal", "R", f"m{i}")
+    assert len(r) == 10 and len(c.events) == 50

@@ -1,0 +1,259 @@
+"""The daemon's controller set in process (a real `minik.daemon.Server` with `disable_agent`, a
+real store and API on a loopback port, no containerd): one shared pod cache however many
+controllers read pods, and controllers that survive malformed objects written straight into the
+store (bypassing validation, as an old or damaged database could hold them): the scheduler still
+binds the other pods, the garbage collector still deletes other dependents, namespace deletion
+still completes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import socket
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from minik.client import Obj
+from minik.config import ServerConfig
+from minik.daemon import Server
+from minik.machinery.informer import Informer
+from tests.support.builders import make_configmap, make_deployment, make_node, make_pod, make_replicaset, owner_ref
+
+NS = "default"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    cfg = ServerConfig(data_dir=str(tmp_path / "data"), config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"),
+                       bind_address="127.0.0.1", https_listen_port=_free_port(), advertise_address="127.0.0.1",
+                       disable_agent=True, node_name="house-test")
+    srv = Server(cfg)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+async def eventually(fn: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = "") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await fn():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or fn}")
+        await asyncio.sleep(0.05)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def write_raw(srv: Server, resource: str, obj: Obj) -> Obj:
+    """Store an object as-is: no defaults, no validation (what a poisoned database holds)."""
+    m = obj["metadata"]
+    m.setdefault("uid", str(uuid.uuid4()))
+    m.setdefault("creationTimestamp", _now())
+    return await srv.store.create(resource, obj)
+
+
+async def add_ready_node(srv: Server, name: str = "n1") -> None:
+    node = make_node(name)
+    created = await srv.client.create("nodes", "", node)
+    created["status"] = node["status"]
+    await srv.client.update("nodes", "", name, created, subresource="status")
+
+
+def informer_counts() -> Counter[str]:
+    return Counter(o.resource for o in gc.get_objects() if isinstance(o, Informer))
+
+
+async def test_one_pod_cache_with_100_pods(server: Server) -> None:
+    srv = server
+    for i in range(100):
+        await srv.client.create("pods", NS, make_pod(f"p{i:03d}", labels={"app": "many"}))
+    pods = srv.informers.informer("pods")
+    await eventually(lambda: _true(len(pods) == 100), what="100 pods in the shared cache")
+    # Every consumer (ReplicaSet, Deployment, Endpoints controllers, scheduler) reads this one cache.
+    assert srv.informers.count("pods") == 1
+    assert informer_counts()["pods"] == 1, informer_counts()
+    assert all(n == 1 for n in informer_counts().values()), informer_counts()
+    assert "informer-pods" in srv.supervisor.names()
+    # The scheduler reads unbound pods through the node index ("" = not scheduled yet).
+    assert len(pods.by_index("nodeName", "")) == 100
+
+
+async def test_consumers_do_not_mutate_the_shared_cache(server: Server) -> None:
+    srv = server
+    await add_ready_node(srv)
+    await srv.client.create("apps/deployments", NS, make_deployment("web", replicas=3))
+    await srv.client.create("services", NS, {"metadata": {"name": "web"},
+                                             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    pods = srv.informers.informer("pods")
+
+    async def placed() -> bool:
+        ps = pods.list(NS)
+        return len(ps) == 3 and all(p["spec"].get("nodeName") for p in ps)
+    await eventually(placed, what="3 pods bound")
+    await asyncio.sleep(0.3)
+    # Every cached object equals what the API serves at the same resourceVersion: nobody
+    # (scheduler, ReplicaSet, Deployment, Endpoints controllers) edited a shared object in place.
+    for inf in srv.informers.informers().values():
+        for cached in inf.list():
+            m = cached["metadata"]
+            fresh = await srv.client.get(inf.resource, m.get("namespace", ""), m["name"])
+            if fresh is not None and fresh["metadata"].get("resourceVersion") == m.get("resourceVersion"):
+                assert cached == fresh, (inf.resource, m["name"])
+
+
+async def _true(v: bool) -> bool:
+    return v
+
+
+async def test_scheduler_binds_other_pods_next_to_poison(server: Server) -> None:
+    srv = server
+    await add_ready_node(srv)
+    # spec.priority "s" once crash-looped the scheduler's sort; spec.containers 1 breaks the filters.
+    await write_raw(srv, "pods", {"apiVersion": "v1", "kind": "Pod",
+                                  "metadata": {"name": "bad-priority", "namespace": NS},
+                                  "spec": {"priority": "s", "containers": [{"name": "c", "image": "busybox"}]}})
+    await write_raw(srv, "pods", {"apiVersion": "v1", "kind": "Pod",
+                                  "metadata": {"name": "bad-containers", "namespace": NS},
+                                  "spec": {"containers": 1}})
+    await write_raw(srv, "pods", {"apiVersion": "v1", "kind": "Pod",
+                                  "metadata": {"name": "bad-owners", "namespace": NS, "ownerReferences": 1,
+                                               "finalizers": 1},
+                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    for i in range(3):
+        await srv.client.create("pods", NS, make_pod(f"good{i}"))
+
+    async def bound() -> bool:
+        for i in range(3):
+            p = await srv.client.get("pods", NS, f"good{i}")
+            if not p or p["spec"].get("nodeName") != "n1":
+                return False
+        return True
+    await eventually(bound, what="good pods bound")
+
+    async def warned() -> bool:
+        events, _ = await srv.client.list("events", NS)
+        return any(e["involvedObject"]["name"] == "bad-containers" and e["reason"] == "FailedScheduling"
+                   and e["type"] == "Warning" for e in events)
+    await eventually(warned, what="a Warning event for the malformed pod")
+    # The scheduler keeps working afterwards: a pod created later is bound too.
+    await srv.client.create("pods", NS, make_pod("later"))
+
+    async def later_bound() -> bool:
+        p = await srv.client.get("pods", NS, "later")
+        return bool(p and p["spec"].get("nodeName") == "n1")
+    await eventually(later_bound, what="later pod bound")
+
+
+async def test_gc_collects_other_dependents_next_to_poison(server: Server) -> None:
+    srv = server
+    owner = await srv.client.create("configmaps", NS, make_configmap("owner"))
+    for i in range(3):
+        await srv.client.create("configmaps", NS, make_configmap(f"dep{i}", owners=[owner_ref(owner, controller=False)]))
+    await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "bad-refs", "namespace": NS, "ownerReferences": 1}})
+    await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "bad-ref-items", "namespace": NS,
+                                                     "ownerReferences": [1, "x", {"uid": owner["metadata"]["uid"]}]}})
+    await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "bad-fins", "namespace": NS, "finalizers": 1,
+                                                     "deletionTimestamp": _now()}})
+    await srv.client.delete("configmaps", NS, "owner")
+
+    async def collected() -> bool:
+        left = [await srv.client.get("configmaps", NS, f"dep{i}") for i in range(3)]
+        return all(x is None for x in left)
+    await eventually(collected, what="dependents collected")
+    # A dependent created afterwards with a dead owner is collected too: the collector still runs.
+    await srv.client.create("configmaps", NS, make_configmap("late", owners=[owner_ref(owner, controller=False)]))
+
+    async def late_gone() -> bool:
+        return await srv.client.get("configmaps", NS, "late") is None
+    await eventually(late_gone, what="late dependent collected")
+
+
+async def test_namespace_deletion_completes_next_to_poison(server: Server) -> None:
+    srv = server
+    for ns in ("doomed", "stuck"):
+        await srv.client.create("namespaces", "", {"metadata": {"name": ns}})
+    await srv.client.create("configmaps", "doomed", make_configmap("plain", namespace="doomed"))
+    await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "bad-refs", "namespace": "doomed", "ownerReferences": 1}})
+    await write_raw(srv, "pods", {"apiVersion": "v1", "kind": "Pod",
+                                  "metadata": {"name": "bad-priority", "namespace": "doomed"},
+                                  "spec": {"priority": "s", "schedulerName": "none",
+                                           "containers": [{"name": "c", "image": "busybox"}]}})
+    # An object whose DELETE fails (finalizers: 1 breaks the API's delete path) keeps its own
+    # namespace Terminating but must not hold up any other namespace.
+    await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "bad-fins", "namespace": "stuck", "finalizers": 1}})
+    await srv.client.delete("namespaces", "", "stuck")
+    await srv.client.delete("namespaces", "", "doomed")
+
+    async def doomed_gone() -> bool:
+        return await srv.client.get("namespaces", "", "doomed") is None
+    await eventually(doomed_gone, what="namespace doomed deleted")
+    # And a namespace created and deleted afterwards goes too.
+    await srv.client.create("namespaces", "", {"metadata": {"name": "after"}})
+
+    async def published() -> bool:
+        return await srv.client.get("serviceaccounts", "after", "default") is not None
+    await eventually(published, what="default ServiceAccount in a new namespace")
+    await srv.client.delete("namespaces", "", "after")
+
+    async def after_gone() -> bool:
+        return await srv.client.get("namespaces", "", "after") is None
+    await eventually(after_gone, what="namespace after deleted")
+
+
+async def test_replicaset_controller_survives_a_poison_replicaset(server: Server) -> None:
+    srv = server
+    await write_raw(srv, "apps/replicasets", {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                              "metadata": {"name": "bad", "namespace": NS},
+                                              "spec": {"replicas": "many", "selector": {"matchLabels": {"app": "bad"}},
+                                                       "template": {"metadata": {"labels": {"app": "bad"}},
+                                                                    "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    await srv.client.create("apps/replicasets", NS, make_replicaset("good", replicas=2))
+
+    async def two_pods() -> bool:
+        items, _ = await srv.client.list("pods", NS, label_selector="app=good")
+        return len(items) == 2
+    await eventually(two_pods, what="2 pods of the good ReplicaSet")
+
+    async def warned() -> bool:
+        events, _ = await srv.client.list("events", NS)
+        return any(e["involvedObject"]["name"] == "bad" and e["type"] == "Warning" and e["reason"] == "ReconcileError"
+                   for e in events)
+    await eventually(warned, what="a Warning event on the malformed ReplicaSet")
+
+
+async def test_deployment_releases_replicasets_that_stop_matching(server: Server) -> None:
+    srv = server
+    d = await srv.client.create("apps/deployments", NS, make_deployment("web", replicas=0))
+
+    async def owned_rs() -> bool:
+        items, _ = await srv.client.list("apps/replicasets", NS)
+        return any(ref.get("uid") == d["metadata"]["uid"] for rs in items for ref in rs["metadata"].get("ownerReferences") or [])
+    await eventually(owned_rs, what="the Deployment's ReplicaSet")
+    items, _ = await srv.client.list("apps/replicasets", NS)
+    rs = items[0]
+    await srv.client.patch("apps/replicasets", NS, rs["metadata"]["name"], {"metadata": {"labels": {"app": "moved"}}})
+
+    async def released() -> bool:
+        cur = await srv.client.get("apps/replicasets", NS, rs["metadata"]["name"])
+        return cur is not None and not any(ref.get("uid") == d["metadata"]["uid"]
+                                           for ref in cur["metadata"].get("ownerReferences") or [])
+    await eventually(released, what="the ReplicaSet released")
