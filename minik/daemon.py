@@ -79,6 +79,7 @@ class Server:
         self.advertise = cfg.advertise_address or default_ip()
         self._ready = False
         self.runtime: NodeRuntime | None = None
+        self.informers: InformerFactory | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -215,6 +216,9 @@ class Server:
         stats = self.store.stats()
         lines = [f"minik_store_{k} {v}" for k, v in stats.items()]
         lines.append(f"minik_store_revision {self.store.revision}")
+        if self.informers is not None:
+            for key, inf in self.informers.informers().items():
+                lines.append(f'minik_informer_objects{{resource="{key.resource}"}} {len(inf.list())}')
         return "\n".join(lines) + "\n"
 
     async def stop(self) -> None:
