@@ -20,6 +20,8 @@ from minik.api.app import ApiServer, server_ssl_context
 from minik.api.auth import Authenticator, User
 from minik.api.health import Check
 from minik.api.rbac import RBACAuthorizer, bootstrap_objects
+from minik.api.rbac_aggregation import CLUSTERROLES, ClusterRoleAggregator
+from minik.api.rbac_bootstrap import reconcile_rbac_defaults
 from minik.api.handlers import ApiHandlers
 from minik.api.kinds import KindHooksImpl
 from minik.api.reviews import Reviews
@@ -34,6 +36,7 @@ from minik.controllers.endpoints import EndpointsController
 from minik.controllers.garbagecollector import GarbageCollector
 from minik.controllers.replicaset import ReplicaSetController
 from minik.controllers.namespace import NamespaceController
+from minik.machinery.informer import Informer
 from minik.machinery.tasks import Supervisor
 from minik.net.hostaddr import default_ip
 from minik.pki import certs, kubeconfig, satoken
@@ -127,6 +130,8 @@ class Server:
         self.supervisor.spawn("replicaset-controller", ReplicaSetController(self.client).run)
         self.supervisor.spawn("deployment-controller", DeploymentController(self.client).run)
         self.supervisor.spawn("endpoints-controller", EndpointsController(self.client).run)
+        self.supervisor.spawn("clusterrole-aggregation-controller",
+                              ClusterRoleAggregator(Informer(self.client, CLUSTERROLES), self.client).run)
         if not cfg.disable_agent:
             await self._start_agent(handlers)
         self._ready = True
@@ -171,10 +176,7 @@ class Server:
         for ns in SYSTEM_NAMESPACES:
             if self.store.get("namespaces", "", ns) is None:
                 await svc.create(ns_rt, "", {"metadata": {"name": ns}}, opts)
-        for key, obj in bootstrap_objects():
-            rt = next(t for t in self.registry.types if t.store_key == key)
-            if self.store.get(key, "", obj["metadata"]["name"]) is None:
-                await svc.create(rt, "", obj, opts)
+        await reconcile_rbac_defaults(svc, self.registry, bootstrap_objects(), opts)
         if self.store.get("services", "default", "kubernetes") is None:
             await svc.create(svc_rt, "default", {"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                                                  "spec": {"clusterIP": first_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP",
