@@ -166,3 +166,51 @@ def test_can_i_list_and_as(minik: Minik) -> None:
     assert minik.kubectl("auth", "can-i", "create", "pods", "-n", "default", f"--as={boss}", check=False).stdout.strip() == "no"
     listed = minik.kubectl("auth", "can-i", "--list", "-n", "list-t", f"--as={boss}").stdout
     assert "rolebindings.rbac.authorization.k8s.io" in listed and "secrets" in listed and "*.*" not in listed
+
+
+def _rules(minik: Minik, role: str) -> list[dict[str, object]]:
+    import json
+    rules = json.loads(minik.kubectl("get", "clusterrole", role, "-o", "json").stdout).get("rules") or []
+    return list(rules)
+
+
+def test_clusterrole_aggregation(minik: Minik) -> None:
+    import time
+    want = {"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get", "list", "watch"]}
+    assert want not in _rules(minik, "view")
+    # A CRD's chart ships such a role (kubectl cannot name an unserved resource on the command line).
+    minik.kubectl("apply", "-f", "-", input="""
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: widget-viewer
+  labels: {rbac.authorization.k8s.io/aggregate-to-view: "true"}
+rules:
+- {apiGroups: [example.com], resources: [widgets], verbs: [get, list, watch]}
+""")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(want in _rules(minik, r) for r in ("view", "edit", "admin")):
+        time.sleep(0.2)
+    assert all(want in _rules(minik, r) for r in ("view", "edit", "admin"))
+    # A role of the user's own that aggregates from a label of theirs.
+    minik.kubectl("create", "clusterrole", "mine", "--aggregation-rule=team=blue")
+    minik.kubectl("create", "clusterrole", "blue-pods", "--verb=get", "--resource=pods")
+    minik.kubectl("label", "clusterrole", "blue-pods", "team=blue")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not _rules(minik, "mine"):
+        time.sleep(0.2)
+    assert _rules(minik, "mine") == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+    # Deleting the labelled role takes its rules away again (view keeps its defaults).
+    minik.kubectl("delete", "clusterrole", "widget-viewer")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and want in _rules(minik, "admin"):
+        time.sleep(0.2)
+    assert all(want not in _rules(minik, r) for r in ("view", "edit", "admin"))
+    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]} in _rules(minik, "view")
+    # Only a cluster admin may create an aggregated role: an aggregationRule gathers anything.
+    minik.kubectl("create", "namespace", "agg-t")
+    minik.kubectl("create", "clusterrolebinding", "agg-t-rbac", "--clusterrole=rbac-writer", "--serviceaccount=agg-t:writer")
+    minik.kubectl("create", "clusterrole", "rbac-writer", "--verb=create,get,list", "--resource=clusterroles.rbac.authorization.k8s.io")
+    as_writer = _sa_kubectl(minik, "agg-t", "writer")
+    r = minik.kubectl(*as_writer, "create", "clusterrole", "sneaky", "--aggregation-rule=team=blue", check=False)
+    assert r.returncode == 1 and "must have cluster-admin privileges to use the aggregationRule" in r.stderr
