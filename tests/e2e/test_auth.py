@@ -99,6 +99,11 @@ def test_admin_cannot_escalate(minik: Minik) -> None:
     minik.kubectl(*as_admin, "create", "role", "pod-reader", "--verb=get,list", "--resource=pods")
     minik.kubectl(*as_admin, "create", "rolebinding", "readers", "--role=pod-reader", "--serviceaccount=adm-t:boss")
     minik.kubectl(*as_admin, "create", "rolebinding", "viewers", "--clusterrole=view", "--serviceaccount=adm-t:boss")
+    # Updates are checked on the resulting object: a patch cannot widen a Role either.
+    p = minik.kubectl(*as_admin, "patch", "role", "pod-reader", "--type=json",
+                      "-p", '[{"op":"add","path":"/rules/0/verbs/-","value":"escalate"}]', check=False)
+    assert p.returncode == 1 and '{APIGroups:[""], Resources:["pods"], Verbs:["escalate"]}' in p.stderr
+    minik.kubectl(*as_admin, "label", "role", "pod-reader", "team=a")
     # Not even a single verb beyond the admin's: nodes are cluster-scoped, admin has none of them.
     n = minik.kubectl(*as_admin, "create", "role", "nodes", "--verb=get", "--resource=nodes", check=False)
     assert n.returncode == 1 and '{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}' in n.stderr
@@ -214,3 +219,31 @@ rules:
     as_writer = _sa_kubectl(minik, "agg-t", "writer")
     r = minik.kubectl(*as_writer, "create", "clusterrole", "sneaky", "--aggregation-rule=team=blue", check=False)
     assert r.returncode == 1 and "must have cluster-admin privileges to use the aggregationRule" in r.stderr
+
+
+def test_subject_access_review(minik: Minik) -> None:
+    import json
+    minik.kubectl("create", "namespace", "sar-t")
+    minik.kubectl("create", "rolebinding", "v", "--clusterrole=view", "--serviceaccount=sar-t:bot", "-n", "sar-t")
+
+    def review(spec: str, kind: str = "SubjectAccessReview", ns: str = "") -> dict[str, object]:
+        meta = f"metadata: {{namespace: {ns}}}\n" if ns else ""
+        doc = f"apiVersion: authorization.k8s.io/v1\nkind: {kind}\n{meta}spec:\n{spec}"
+        out = minik.kubectl("create", "-f", "-", "-o", "json", input=doc).stdout
+        return dict(json.loads(out)["status"])
+
+    bot = "  user: system:serviceaccount:sar-t:bot\n  groups: [system:serviceaccounts, system:authenticated]\n"
+    st = review(bot + "  resourceAttributes: {verb: list, resource: pods, namespace: sar-t}\n")
+    assert st == {"allowed": True,
+                  "reason": 'RBAC: allowed by RoleBinding "v/sar-t" of ClusterRole "view" to ServiceAccount "bot/sar-t"'}
+    assert review(bot + "  resourceAttributes: {verb: get, resource: secrets, namespace: sar-t}\n") == {"allowed": False}
+    assert review(bot + "  resourceAttributes: {verb: get, resource: pods, subresource: log, namespace: sar-t}\n")["allowed"] is True
+    assert review(bot + "  resourceAttributes: {verb: get, resource: pods, subresource: proxy, namespace: sar-t}\n") == {"allowed": False}
+    assert review(bot + "  resourceAttributes: {verb: list, resource: pods, namespace: default}\n") == {"allowed": False}
+    st = review(bot + "  nonResourceAttributes: {verb: get, path: /apis/apps}\n")
+    assert st["allowed"] is True and 'ClusterRoleBinding "system:discovery"' in str(st["reason"])
+    assert review(bot + "  nonResourceAttributes: {verb: get, path: /metrics}\n") == {"allowed": False}
+    assert review("  user: x\n  groups: [system:masters]\n  nonResourceAttributes: {verb: get, path: /metrics}\n")["allowed"] is True
+    local = review(bot + "  resourceAttributes: {verb: watch, group: apps, resource: deployments}\n",
+                   kind="LocalSubjectAccessReview", ns="sar-t")
+    assert local["allowed"] is True
