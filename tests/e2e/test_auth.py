@@ -247,3 +247,42 @@ def test_subject_access_review(minik: Minik) -> None:
     local = review(bot + "  resourceAttributes: {verb: watch, group: apps, resource: deployments}\n",
                    kind="LocalSubjectAccessReview", ns="sar-t")
     assert local["allowed"] is True
+
+
+def test_defaults_reconciled_at_start(fresh_minik: Minik) -> None:
+    import json
+    import time
+    m = fresh_minik
+
+    def versions() -> dict[str, str]:
+        items = json.loads(m.kubectl("get", "clusterroles,clusterrolebindings", "-o", "json").stdout)["items"]
+        return {f'{o["kind"]}/{o["metadata"]["name"]}': o["metadata"]["resourceVersion"] for o in items}
+
+    # Damage two defaults; freeze a third with autoupdate "false".
+    m.kubectl("patch", "clusterrole", "system:aggregate-to-view", "--type=json", "-p", '[{"op":"remove","path":"/rules/0"}]')
+    m.kubectl("patch", "clusterrolebinding", "system:discovery", "--type=json", "-p", '[{"op":"remove","path":"/subjects"}]')
+    m.kubectl("annotate", "--overwrite", "clusterrole", "system:auth-delegator", "rbac.authorization.kubernetes.io/autoupdate=false")
+    m.kubectl("patch", "clusterrole", "system:auth-delegator", "--type=json", "-p", '[{"op":"remove","path":"/rules/1"}]')
+    m.kubectl("delete", "clusterrole", "system:basic-user")
+    assert "configmaps" not in json.dumps(_rules(m, "system:aggregate-to-view"))
+    before = versions()
+    m.stop()
+    m.start()
+    assert "configmaps" in json.dumps(_rules(m, "system:aggregate-to-view"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _rules(m, "view") != _rules(m, "system:aggregate-to-view"):
+        time.sleep(0.2)
+    assert _rules(m, "view") == _rules(m, "system:aggregate-to-view")
+    after = versions()
+    assert "system:authenticated" in m.kubectl("get", "clusterrolebinding", "system:discovery", "-o", "json").stdout
+    assert len(_rules(m, "system:auth-delegator")) == 1
+    assert "ClusterRole/system:basic-user" in after
+    changed = {k for k in before if before[k] != after.get(k)}
+    # view's rules follow system:aggregate-to-view through the aggregation controller.
+    assert changed <= {"ClusterRole/system:aggregate-to-view", "ClusterRoleBinding/system:discovery",
+                       "ClusterRole/view", "ClusterRole/edit", "ClusterRole/admin"}
+    assert {"ClusterRole/system:aggregate-to-view", "ClusterRoleBinding/system:discovery"} <= changed
+    # A second restart with nothing damaged writes nothing.
+    m.stop()
+    m.start()
+    assert versions() == after
