@@ -155,8 +155,11 @@ def impersonation_requests(headers: Mapping[str, str] | Any) -> tuple[list[Imper
     if not user_name and not groups and not uid and not extra:
         return [], None
     if not user_name:
-        what = [f"{{Group  {g}  }}" for g in groups] + [f"{{UID  {uid}  }}"] * bool(uid) + \
-               [f"{{Extra {k} {v}  }}" for k, vs in extra.items() for v in vs]
+        # kube prints the requests as Go's %v of []v1.ObjectReference (7 fields, blanks included).
+        def ref(kind: str, name: str, field_path: str = "") -> str:
+            return "{" + " ".join([kind, "", name, "", "", "", field_path]) + "}"
+        what = [ref("Group", g) for g in groups] + [ref("UserExtra", v, k) for k, vs in extra.items() for v in vs] + \
+               ([ref("UID", uid)] if uid else [])
         raise ImpersonationError(400, f"requested [{' '.join(what)}] without impersonating a user")
     reqs: list[ImpersonationRequest] = []
     if user_name.startswith(SA_PREFIX) and user_name.count(":") == 3:
