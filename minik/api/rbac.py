@@ -14,7 +14,8 @@ Neighbours: `minik.api.handlers` and `minik.api.app` ask `allowed`/`allowed_path
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from functools import partial
+from typing import Any, Callable, Iterator
 
 from minik.api.auth import Decision, User
 from minik.api.rbac_bootstrap import cluster_role_bindings, cluster_roles
@@ -45,6 +46,10 @@ def subject_matches(subject: Obj, user: User, namespace: str) -> bool:
     return False
 
 
+def _describe(kind: str, name: str, ref: Obj, subject: Obj, namespace: str) -> str:
+    return f'{kind} "{name}" of {ref.get("kind")} "{ref.get("name")}" to {describe_subject(subject, namespace)}'
+
+
 def describe_subject(subject: Obj, namespace: str) -> str:
     if subject.get("kind") == "ServiceAccount":
         return f'ServiceAccount "{subject.get("name")}/{subject.get("namespace") or namespace}"'
@@ -55,26 +60,27 @@ class RBACAuthorizer:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _bound(self, user: User, namespace: str) -> Iterator[tuple[str, list[Obj]]]:
-        """(description of the binding, rules of its role) for every binding naming the user."""
+    def _bound(self, user: User, namespace: str) -> Iterator[tuple[Callable[[], str], list[Obj]]]:
+        """(description of the binding, rules of its role) for every binding naming the user; the
+        description is built only when a decision needs it."""
         for b in self.store.list(f"{RBAC}/clusterrolebindings").items:
             s = next((s for s in b.get("subjects") or [] if subject_matches(s, user, "")), None)
             if s is not None:
                 ref = b.get("roleRef") or {}
-                yield (f'ClusterRoleBinding "{b["metadata"]["name"]}" of {ref.get("kind")} "{ref.get("name")}" to '
-                       f'{describe_subject(s, "")}', self.role_rules(ref, ""))
+                yield (partial(_describe, "ClusterRoleBinding", b["metadata"]["name"], ref, s, ""), self.role_rules(ref, ""))
         if namespace:
             for b in self.store.list(f"{RBAC}/rolebindings", namespace).items:
                 s = next((s for s in b.get("subjects") or [] if subject_matches(s, user, namespace)), None)
                 if s is not None:
                     ref = b.get("roleRef") or {}
-                    yield (f'RoleBinding "{b["metadata"]["name"]}/{namespace}" of {ref.get("kind")} "{ref.get("name")}" to '
-                           f'{describe_subject(s, namespace)}', self.role_rules(ref, namespace))
+                    yield (partial(_describe, "RoleBinding", f'{b["metadata"]["name"]}/{namespace}', ref, s, namespace),
+                           self.role_rules(ref, namespace))
 
     def role_rules(self, ref: Obj, namespace: str) -> list[Obj]:
         """The rules of a roleRef (a ClusterRole, or a Role in `namespace`); [] when it is missing."""
         role = self.role(ref, namespace)
-        return [r for r in (role or {}).get("rules") or [] if isinstance(r, dict)]
+        rules = (role or {}).get("rules")
+        return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
 
     def role(self, ref: Obj, namespace: str) -> Obj | None:
         if ref.get("kind") == "ClusterRole":
@@ -95,7 +101,7 @@ class RBACAuthorizer:
             return Decision(True)
         for source, rules in self._bound(user, namespace):
             if any(rule_allows(r, verb, group, resource, name) for r in rules):
-                return Decision(True, f"RBAC: allowed by {source}")
+                return Decision(True, f"RBAC: allowed by {source()}")
         return Decision(False)
 
     def decide_path(self, user: User, verb: str, path: str) -> Decision:
@@ -103,7 +109,7 @@ class RBACAuthorizer:
             return Decision(True)
         for source, rules in self._bound(user, ""):
             if any(url_allows(r, verb, path) for r in rules):
-                return Decision(True, f"RBAC: allowed by {source}")
+                return Decision(True, f"RBAC: allowed by {source()}")
         return Decision(False)
 
     def allowed(self, user: User, verb: str, group: str, resource: str, namespace: str, name: str) -> bool:

@@ -31,30 +31,28 @@ def _strs(rule: Mapping[str, Any], key: str) -> list[str]:
     return [str(x) for x in v] if isinstance(v, list) else []
 
 
-def _has(values: Sequence[str], want: str) -> bool:
-    return "*" in values or want in values
-
-
 # ---- matching a request ---------------------------------------------------------------------
-def resource_matches(resources: Sequence[str], resource: str) -> bool:
+def resource_matches(resources: Sequence[Any], resource: str) -> bool:
     """`resource` is "pods" or "pods/log"; `*/log` in the rule matches any resource's log."""
+    if "*" in resources or resource in resources:
+        return True
     _, _, sub = resource.partition("/")
-    for r in resources:
-        if r == "*" or r == resource:
-            return True
-        if sub and r == "*/" + sub:
-            return True
-    return False
+    return bool(sub) and "*/" + sub in resources
+
+
+def _seq(rule: Mapping[str, Any], key: str) -> Sequence[Any]:
+    """The list at `key` without copying (authorization runs on every request); () otherwise."""
+    v = rule.get(key)
+    return v if isinstance(v, list) else ()
 
 
 def rule_allows(rule: Mapping[str, Any], verb: str, group: str, resource: str, name: str) -> bool:
-    if rule.get("nonResourceURLs") and not rule.get("resources"):
+    verbs, groups = _seq(rule, "verbs"), _seq(rule, "apiGroups")
+    if not ("*" in verbs or verb in verbs) or not ("*" in groups or group in groups):
         return False
-    if not _has(_strs(rule, "verbs"), verb) or not _has(_strs(rule, "apiGroups"), group):
+    if not resource_matches(_seq(rule, "resources"), resource):
         return False
-    if not resource_matches(_strs(rule, "resources"), resource):
-        return False
-    names = _strs(rule, "resourceNames")
+    names = _seq(rule, "resourceNames")
     return not names or name in names
 
 
@@ -63,9 +61,10 @@ def url_matches(pattern: str, path: str) -> bool:
 
 
 def url_allows(rule: Mapping[str, Any], verb: str, path: str) -> bool:
-    if not _has(_strs(rule, "verbs"), verb):
+    verbs = _seq(rule, "verbs")
+    if not ("*" in verbs or verb in verbs):
         return False
-    return any(url_matches(u, path) for u in _strs(rule, "nonResourceURLs"))
+    return any(isinstance(u, str) and url_matches(u, path) for u in _seq(rule, "nonResourceURLs"))
 
 
 # ---- coverage (escalation prevention) -------------------------------------------------------
