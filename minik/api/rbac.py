@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, Callable, Iterator
 
 from minik.api.auth import Decision, User
-from minik.api.rbac_bootstrap import cluster_role_bindings, cluster_roles
+from minik.api.rbac_bootstrap import cluster_role_bindings, cluster_roles, namespaced_defaults
 from minik.api.rbac_rules import FULL_AUTHORITY, rule_allows, url_allows
 from minik.store.store import Store
 
@@ -28,10 +28,12 @@ MASTERS = "system:masters"
 
 
 def bootstrap_objects() -> list[tuple[str, Obj]]:
-    """(store key, object) pairs for the bootstrap ClusterRoles and ClusterRoleBindings
-    (`minik.api.rbac_bootstrap`, Kubernetes 1.32's default policy)."""
+    """(store key, object) pairs for the bootstrap ClusterRoles and ClusterRoleBindings, then the
+    Roles and RoleBindings of kube-system/kube-public (`minik.api.rbac_bootstrap`, Kubernetes
+    1.32's default policy)."""
     return ([(f"{RBAC}/clusterroles", o) for o in cluster_roles()]
-            + [(f"{RBAC}/clusterrolebindings", o) for o in cluster_role_bindings()])
+            + [(f"{RBAC}/clusterrolebindings", o) for o in cluster_role_bindings()]
+            + [(f"{RBAC}/{o['kind'].lower()}s", o) for o in namespaced_defaults()])
 
 
 def subject_matches(subject: Obj, user: User, namespace: str) -> bool:

@@ -6,7 +6,8 @@ left out). `admin`, `edit` and `view` are aggregated: their rules are the rules 
 labelled `rbac.authorization.k8s.io/aggregate-to-{admin,edit,view}`, filled by
 `minik.api.rbac_aggregation` (and precomputed here, so a fresh cluster is right before the
 controller runs). Every object carries `kubernetes.io/bootstrapping: rbac-defaults` and
-`rbac.authorization.kubernetes.io/autoupdate: "true"`.
+`rbac.authorization.kubernetes.io/autoupdate: "true"`. kube-system and kube-public also get
+their default Roles and RoleBindings (`namespaced_defaults`).
 `reconcile(current, desired)` is kube's start-up reconciliation: objects with autoupdate "true"
 get missing rules/subjects/labels/annotations added (extra ones are kept), aggregated roles only
 get their selectors; `autoupdate: "false"` leaves an object alone.
@@ -286,8 +287,53 @@ CLUSTER_ROLE_BINDINGS: dict[str, list[Obj]] = {
 }
 
 
-def _meta(name: str, labels: dict[str, str] | None = None) -> Obj:
-    return {"name": name, "labels": {**BOOTSTRAP_LABEL, **(labels or {})}, "annotations": {AUTOUPDATE: "true"}}
+# Namespaced defaults: (namespace, Role name) → rules, and (namespace, RoleBinding name) → (Role, subjects).
+_LEADER_LOCKING = [r("coordination.k8s.io", "leases", "create get list update watch")]
+ROLES: dict[tuple[str, str], list[Obj]] = {
+    ("kube-public", "system:controller:bootstrap-signer"): [r(CORE, "configmaps", READ),
+                                                           r(CORE, "configmaps", "update", "cluster-info"), events()],
+    ("kube-system", "extension-apiserver-authentication-reader"): [
+        r(CORE, "configmaps", READ, "extension-apiserver-authentication")],
+    ("kube-system", "system::leader-locking-kube-controller-manager"): _LEADER_LOCKING,
+    ("kube-system", "system::leader-locking-kube-scheduler"): _LEADER_LOCKING,
+    ("kube-system", "system:controller:bootstrap-signer"): [r(CORE, "secrets", READ)],
+    ("kube-system", "system:controller:cloud-provider"): [r(CORE, "configmaps", "create get list watch")],
+    ("kube-system", "system:controller:token-cleaner"): [r(CORE, "secrets", "delete get list watch"), events()],
+}
+ROLE_BINDINGS: dict[tuple[str, str], tuple[str, list[Obj]]] = {
+    ("kube-public", "system:controller:bootstrap-signer"): ("system:controller:bootstrap-signer",
+                                                           [_sa("kube-system", "bootstrap-signer")]),
+    ("kube-system", "system::extension-apiserver-authentication-reader"): (
+        "extension-apiserver-authentication-reader", [_user("system:kube-controller-manager"), _user("system:kube-scheduler")]),
+    ("kube-system", "system::leader-locking-kube-controller-manager"): (
+        "system::leader-locking-kube-controller-manager",
+        [_user("system:kube-controller-manager"), _sa("kube-system", "kube-controller-manager")]),
+    ("kube-system", "system::leader-locking-kube-scheduler"): (
+        "system::leader-locking-kube-scheduler", [_user("system:kube-scheduler"), _sa("kube-system", "kube-scheduler")]),
+    ("kube-system", "system:controller:bootstrap-signer"): ("system:controller:bootstrap-signer",
+                                                           [_sa("kube-system", "bootstrap-signer")]),
+    ("kube-system", "system:controller:cloud-provider"): ("system:controller:cloud-provider",
+                                                         [_sa("kube-system", "cloud-provider")]),
+    ("kube-system", "system:controller:token-cleaner"): ("system:controller:token-cleaner",
+                                                        [_sa("kube-system", "token-cleaner")]),
+}
+
+
+def _meta(name: str, labels: dict[str, str] | None = None, namespace: str = "") -> Obj:
+    m: Obj = {"name": name, "labels": {**BOOTSTRAP_LABEL, **(labels or {})}, "annotations": {AUTOUPDATE: "true"}}
+    if namespace:
+        m["namespace"] = namespace
+    return m
+
+
+def namespaced_defaults() -> list[Obj]:
+    """The default Roles and RoleBindings of kube-system and kube-public."""
+    out: list[Obj] = [{"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": _meta(name, None, ns), "rules": copy.deepcopy(rules)}
+                      for (ns, name), rules in ROLES.items()]
+    for (ns, name), (role, subjects) in ROLE_BINDINGS.items():
+        out.append({"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": _meta(name, None, ns),
+                    "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": role}, "subjects": copy.deepcopy(subjects)})
+    return out
 
 
 def cluster_roles() -> list[Obj]:
@@ -375,18 +421,18 @@ async def reconcile_rbac_defaults(service: ResourceService, registry: Registry, 
     """Create missing defaults and bring autoupdate ones up to date (one write per changed object)."""
     for key, desired in objects:
         rt = next(t for t in registry.types if t.store_key == key)
-        name = desired["metadata"]["name"]
-        current = service.store.get(key, "", name)
+        name, ns = desired["metadata"]["name"], desired["metadata"].get("namespace", "")
+        current = service.store.get(key, ns, name)
         try:
             if current is not None and needs_recreate(current, desired):
-                await service.delete(rt, "", name)
+                await service.delete(rt, ns, name)
                 current = None
             if current is None:
-                await service.create(rt, "", desired, opts)
+                await service.create(rt, ns, desired, opts)
                 continue
             upd = reconcile(current, desired)
             if upd is not None:
-                await service.update(rt, "", name, upd, opts)
+                await service.update(rt, ns, name, upd, opts)
                 log.info("reconciled default %s %s", rt.kind, name)
         except st.StatusError as e:
             log.warning("bootstrap %s %s: %s", rt.kind, name, e.message)

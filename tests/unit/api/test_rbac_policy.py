@@ -205,3 +205,17 @@ def test_escalation_checks() -> None:
         check_write(crb_rt, bind_admin, None)
     finally:
         REQUESTER.reset(token)
+
+
+def test_namespaced_defaults() -> None:
+    from minik.api.rbac import bootstrap_objects
+    objs = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for _, o in bootstrap_objects()}
+    reader = objs[("Role", "kube-system", "extension-apiserver-authentication-reader")]
+    assert reader["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
+                                "resourceNames": ["extension-apiserver-authentication"]}]
+    b = objs[("RoleBinding", "kube-system", "system::leader-locking-kube-scheduler")]
+    assert b["roleRef"]["name"] == "system::leader-locking-kube-scheduler"
+    # Every RoleBinding refers to a default Role of its namespace.
+    for (kind, ns, _), o in objs.items():
+        if kind == "RoleBinding":
+            assert ("Role", ns, o["roleRef"]["name"]) in objs
