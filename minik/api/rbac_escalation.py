@@ -81,6 +81,12 @@ def check_write(rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         check_binding(req, rt, obj, old)
 
 
+def _rules(obj: Obj) -> list[Obj]:
+    """The rule objects of a role; anything malformed is left to validation (422)."""
+    rules = obj.get("rules")
+    return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
+
+
 def _ns_name(rt: ResourceType, obj: Obj) -> tuple[str, str]:
     m = obj.get("metadata") or {}
     return (str(m.get("namespace") or "") if rt.namespaced else "", str(m.get("name") or ""))
@@ -94,7 +100,7 @@ def check_role(req: Requester, rt: ResourceType, obj: Obj, old: Obj | None) -> N
     if only_gc_fields_changed(obj, old):
         return
     held = req.resolver.rules_for(user, ns)
-    rules = [r for r in obj.get("rules") or [] if isinstance(r, dict)]
+    rules = _rules(obj)
     missing = uncovered(held, rules)
     if missing:
         raise st.forbidden(f'{rt.group_resource} "{name}" is forbidden: {not_held(user, missing)}', rt, name)
@@ -122,7 +128,7 @@ def check_binding(req: Requester, rt: ResourceType, obj: Obj, old: Obj | None) -
     if role is None:
         raise st.StatusError(404, "NotFound", f'{plural}.{RBAC} "{role_name}" not found',
                              {"name": role_name, "group": RBAC, "kind": plural})
-    rules = [r for r in role.get("rules") or [] if isinstance(r, dict)]
+    rules = _rules(role)
     missing = uncovered(req.resolver.rules_for(user, ns), rules)
     if missing:
         raise st.forbidden(f'{rt.group_resource} "{name}" is forbidden: {not_held(user, missing)}', rt, name)

@@ -219,3 +219,14 @@ def test_namespaced_defaults() -> None:
     for (kind, ns, _), o in objs.items():
         if kind == "RoleBinding":
             assert ("Role", ns, o["roleRef"]["name"]) in objs
+
+
+def test_malformed_rules_are_left_to_validation() -> None:
+    user = User("u", ("system:authenticated",))
+    token = _as(user, FakeAuthz(set()))
+    try:
+        for rules in (5, "x", [1, None], [{"verbs": 3, "apiGroups": "a", "resources": None}]):
+            check_write(_rt("ClusterRole"), {"metadata": {"name": "bad"}, "rules": rules}, None)
+        check_write(_rt("ClusterRoleBinding"), {"metadata": {"name": "bad"}, "roleRef": 7}, None)
+    finally:
+        REQUESTER.reset(token)
