@@ -20,6 +20,8 @@ from minik.api.app import ApiServer, server_ssl_context
 from minik.api.auth import Authenticator, User
 from minik.api.health import Check
 from minik.api.rbac import RBACAuthorizer, bootstrap_objects
+from minik.api.rbac_aggregation import CLUSTERROLES, ClusterRoleAggregator
+from minik.api.rbac_bootstrap import reconcile_rbac_defaults
 from minik.api.handlers import ApiHandlers
 from minik.api.kinds import KindHooksImpl
 from minik.api.reviews import Reviews
@@ -134,6 +136,8 @@ class Server:
         self.supervisor.spawn("endpoints-controller", EndpointsController(self.client, informers=self.informers).run)
         self.supervisor.spawn("node-ipam-controller", NodeIpamController(self.client, self.informers.informer("nodes"), cfg.cluster_cidr,
                                                                          run_informers=False).run)
+        self.supervisor.spawn("clusterrole-aggregation-controller",
+                              ClusterRoleAggregator(self.informers.informer(CLUSTERROLES), self.client, run_informers=False).run)
         self.informers.start()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
@@ -179,10 +183,7 @@ class Server:
         for ns in SYSTEM_NAMESPACES:
             if self.store.get("namespaces", "", ns) is None:
                 await svc.create(ns_rt, "", {"metadata": {"name": ns}}, opts)
-        for key, obj in bootstrap_objects():
-            rt = next(t for t in self.registry.types if t.store_key == key)
-            if self.store.get(key, "", obj["metadata"]["name"]) is None:
-                await svc.create(rt, "", obj, opts)
+        await reconcile_rbac_defaults(svc, self.registry, bootstrap_objects(), opts)
         if self.store.get("services", "default", "kubernetes") is None:
             await svc.create(svc_rt, "default", {"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                                                  "spec": {"clusterIP": first_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP",

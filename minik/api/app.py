@@ -16,7 +16,7 @@ from aiohttp import web
 
 from minik import KUBE_VERSION, __version__
 from minik.api import status as st
-from minik.api.auth import ANONYMOUS, ANONYMOUS_PATHS, AllowAuthenticated, Authenticator, Authorizer, User
+from minik.api.auth import ANONYMOUS, ANONYMOUS_PATHS, AllowAuthenticated, Authenticator, Authorizer, ImpersonationError, User, impersonate
 from minik.api.handlers import ApiHandlers, json_response
 from minik.api.health import Check, evaluate
 from minik.api.openapi import OpenAPI
@@ -25,8 +25,6 @@ from minik.api.openapiv2 import OpenAPIV2
 log = logging.getLogger("minik.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_VERB = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
 def _is_resource_path(path: str) -> bool:
@@ -112,15 +110,21 @@ class ApiServer:
         user = self.authn.authenticate(request.headers.get("Authorization"), peer or None)
         if user is None or (user is ANONYMOUS and request.path not in ANONYMOUS_PATHS):
             return json_response(st.status_body(401, "Unauthorized", "Unauthorized"), 401)
+        try:
+            user = impersonate(request.headers, user, self.authz)
+        except ImpersonationError as e:
+            reason = "Forbidden" if e.code == 403 else "BadRequest"
+            return json_response(st.status_body(e.code, reason, e.message), e.code)
         request["user"] = user
         # Resource requests are authorized by the handler once it knows the resource; other paths here.
         if user is not ANONYMOUS and not _is_resource_path(request.path) and not self._authorized_path(request, user):
-            verb = _VERB.get(request.method, "get")
+            verb = request.method.lower()
             return json_response(st.status_body(403, "Forbidden", f'forbidden: User "{user.name}" cannot {verb} path "{request.path}"'), 403)
         return await handler(request)
 
     def _authorized_path(self, request: web.Request, user: User) -> bool:
-        return self.authz.allowed_path(user, _VERB.get(request.method, "get").replace("create", "post"), request.path)
+        # Non-resource requests are authorized with the lowercase HTTP method (get, post, put, …).
+        return self.authz.allowed_path(user, request.method.lower(), request.path)
 
     # ---- small endpoints ---------------------------------------------------------------------
     async def _version(self, request: web.Request) -> web.Response:

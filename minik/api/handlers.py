@@ -19,6 +19,8 @@ from minik.api import discovery
 from minik.api import status as st
 from minik.api.auth import AllowAuthenticated, Authorizer
 from minik.api.kinds import KindHooksImpl
+from minik.api.rbac import RBAC as RBAC_GROUP, RBACAuthorizer
+from minik.api.rbac_escalation import REQUESTER, Requester
 from minik.api.proxy import ProxyForwarder, parse_proxy_name, proxied_path, resolve_pod, resolve_service
 from minik.api.reviews import Reviews
 from minik.api.meta import Obj, utcnow
@@ -137,6 +139,9 @@ class ApiHandlers:
         resource = t.rt.plural + (f"/{t.subresource}" if t.subresource else "")
         user = request["user"]
         if self.authz.allowed(user, verb, t.rt.group, resource, t.namespace or "", t.name):
+            if t.rt.group == RBAC_GROUP and isinstance(self.authz, RBACAuthorizer):
+                # Escalation prevention runs in the write path (kinds hooks) and needs the requester.
+                REQUESTER.set(Requester(user, self.authz))
             return
         where = f' in the namespace "{t.namespace}"' if t.namespace else " at the cluster scope"
         name = f' "{t.name}"' if t.name else ""

@@ -4,6 +4,7 @@
 - Service: cluster IP and node port allocation from `--service-cidr` / 30000-32767.
 - CustomResourceDefinition: accepted names, Established condition, and (after the write) the
   served resource types registered in the `Registry` and OpenAPI, so custom resources are served.
+- Role/ClusterRole/(Cluster)RoleBinding: escalation prevention (`minik.api.rbac_escalation`).
 Neighbours: called by `minik.api.service`; updates `minik.apis.registry` and `minik.api.openapi`.
 """
 
@@ -14,6 +15,7 @@ import logging
 import random
 from typing import Any, Protocol
 
+from minik.api import rbac_escalation
 from minik.api import status as st
 from minik.api.meta import Obj, rfc3339, utcnow
 from minik.apis import errors as api_errors
@@ -80,12 +82,16 @@ class KindHooksImpl:
             self._allocate_service(obj, None)
         elif rt.kind == "CustomResourceDefinition":
             self._crd_status(obj)
+        elif rt.group == "rbac.authorization.k8s.io":
+            rbac_escalation.check_write(rt, obj, None)
 
     async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
         if rt.group == "" and rt.kind == "Service":
             self._allocate_service(obj, old)
         elif rt.kind == "CustomResourceDefinition":
             self._crd_status(obj)
+        elif rt.group == "rbac.authorization.k8s.io":
+            rbac_escalation.check_write(rt, obj, old)
 
     async def after_write(self, rt: ResourceType, obj: Obj | None, old: Obj | None) -> None:
         if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":

@@ -3,90 +3,37 @@
 Follows Kubernetes's RBAC authorizer: `system:masters` may do anything; otherwise a request is
 allowed when a rule of a Role/ClusterRole bound to the user (by name, group or ServiceAccount)
 matches its verb, API group, resource (`pods/log` for subresources), resource name, or — for
-non-resource requests — its URL (`/healthz`, `/api/*`). Nothing matching means denied.
-The bootstrap roles minik creates at start (cluster-admin, admin, edit, view, system:discovery,
-system:basic-user, system:public-info-viewer) are in `BOOTSTRAP`.
-Neighbours: `minik.api.handlers` asks `allowed`; `minik.daemon` writes the bootstrap objects.
+non-resource requests — its URL (`/healthz`, `/api/*`). Nothing matching means denied (no
+reason, as kube's RBAC gives none); an allow names the binding, as kube's reason does:
+`RBAC: allowed by RoleBinding "b/ns" of ClusterRole "view" to ServiceAccount "sa/ns"`.
+`rules_for(user, namespace)` is kube's `RulesFor`: what SelfSubjectRulesReview lists and what
+escalation prevention compares against. The default roles live in `minik.api.rbac_bootstrap`.
+Neighbours: `minik.api.handlers` and `minik.api.app` ask `allowed`/`allowed_path`;
+`minik.api.reviews` asks `decide`/`rules_for`; `minik.daemon` writes `bootstrap_objects()`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from functools import partial
+from typing import Any, Callable, Iterator
 
-from minik.api.auth import User
+from minik.api.auth import Decision, User
+from minik.api.rbac_bootstrap import cluster_role_bindings, cluster_roles, namespaced_defaults
+from minik.api.rbac_rules import FULL_AUTHORITY, rule_allows, url_allows
 from minik.store.store import Store
 
 Obj = dict[str, Any]
 RBAC = "rbac.authorization.k8s.io"
-
-_READ = ["get", "list", "watch"]
-_WRITE = ["create", "delete", "deletecollection", "patch", "update"]
-_EDIT_RESOURCES = [
-    ("", ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "pods/log", "pods/status", "configmaps",
-          "endpoints", "persistentvolumeclaims", "replicationcontrollers", "replicationcontrollers/scale", "secrets",
-          "serviceaccounts", "services", "services/proxy", "events"]),
-    ("apps", ["daemonsets", "deployments", "deployments/scale", "deployments/rollback", "replicasets", "replicasets/scale",
-              "statefulsets", "statefulsets/scale", "controllerrevisions"]),
-    ("autoscaling", ["horizontalpodautoscalers"]),
-    ("batch", ["cronjobs", "jobs"]),
-    ("networking.k8s.io", ["ingresses", "networkpolicies"]),
-    ("policy", ["poddisruptionbudgets"]),
-    ("discovery.k8s.io", ["endpointslices"]),
-    ("coordination.k8s.io", ["leases"]),
-]
-
-
-def _rules(verbs: list[str], admin: bool = False) -> list[Obj]:
-    out = [{"apiGroups": [g], "resources": rs, "verbs": verbs} for g, rs in _EDIT_RESOURCES]
-    if admin:
-        out.append({"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": _READ + _WRITE})
-        out.append({"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]})
-    out.append({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]})
-    out.append({"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]} if verbs != _READ else
-               {"apiGroups": [""], "resources": ["limitranges", "resourcequotas", "namespaces/status", "pods/status"], "verbs": _READ})
-    return out
-
-
-_SELF = [{"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
-         {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]
-
-BOOTSTRAP_ROLES: list[Obj] = [
-    {"name": "cluster-admin", "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                                        {"nonResourceURLs": ["*"], "verbs": ["*"]}]},
-    {"name": "admin", "rules": _rules(_READ + _WRITE, admin=True)},
-    {"name": "edit", "rules": _rules(_READ + _WRITE)},
-    {"name": "view", "rules": _rules(_READ)},
-    {"name": "system:discovery", "rules": [{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/readyz",
-                                                                "/openapi", "/openapi/*", "/version", "/version/"], "verbs": ["get"]}]},
-    {"name": "system:basic-user", "rules": _SELF},
-    {"name": "system:public-info-viewer", "rules": [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]},
-]
-BOOTSTRAP_BINDINGS: list[Obj] = [
-    {"name": "cluster-admin", "role": "cluster-admin", "subjects": [{"kind": "Group", "apiGroup": RBAC, "name": "system:masters"}]},
-    {"name": "system:discovery", "role": "system:discovery", "subjects": [{"kind": "Group", "apiGroup": RBAC, "name": "system:authenticated"}]},
-    {"name": "system:basic-user", "role": "system:basic-user", "subjects": [{"kind": "Group", "apiGroup": RBAC, "name": "system:authenticated"}]},
-    {"name": "system:public-info-viewer", "role": "system:public-info-viewer",
-     "subjects": [{"kind": "Group", "apiGroup": RBAC, "name": "system:authenticated"},
-                  {"kind": "Group", "apiGroup": RBAC, "name": "system:unauthenticated"}]},
-]
+MASTERS = "system:masters"
 
 
 def bootstrap_objects() -> list[tuple[str, Obj]]:
-    """(store key, object) pairs for the bootstrap ClusterRoles and ClusterRoleBindings."""
-    labels = {"kubernetes.io/bootstrapping": "rbac-defaults"}
-    out: list[tuple[str, Obj]] = []
-    for r in BOOTSTRAP_ROLES:
-        out.append((f"{RBAC}/clusterroles", {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRole",
-                                             "metadata": {"name": r["name"], "labels": labels,
-                                                          "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
-                                             "rules": r["rules"]}))
-    for b in BOOTSTRAP_BINDINGS:
-        out.append((f"{RBAC}/clusterrolebindings", {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding",
-                                                    "metadata": {"name": b["name"], "labels": labels,
-                                                                 "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
-                                                    "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": b["role"]},
-                                                    "subjects": b["subjects"]}))
-    return out
+    """(store key, object) pairs for the bootstrap ClusterRoles and ClusterRoleBindings, then the
+    Roles and RoleBindings of kube-system/kube-public (`minik.api.rbac_bootstrap`, Kubernetes
+    1.32's default policy)."""
+    return ([(f"{RBAC}/clusterroles", o) for o in cluster_roles()]
+            + [(f"{RBAC}/clusterrolebindings", o) for o in cluster_role_bindings()]
+            + [(f"{RBAC}/{o['kind'].lower()}s", o) for o in namespaced_defaults()])
 
 
 def subject_matches(subject: Obj, user: User, namespace: str) -> bool:
@@ -101,57 +48,74 @@ def subject_matches(subject: Obj, user: User, namespace: str) -> bool:
     return False
 
 
-def _has(values: Iterable[str] | None, want: str) -> bool:
-    vals = list(values or [])
-    return "*" in vals or want in vals
+def _describe(kind: str, name: str, ref: Obj, subject: Obj, namespace: str) -> str:
+    return f'{kind} "{name}" of {ref.get("kind")} "{ref.get("name")}" to {describe_subject(subject, namespace)}'
 
 
-def rule_allows(rule: Obj, verb: str, group: str, resource: str, name: str) -> bool:
-    if not _has(rule.get("verbs"), verb) or not _has(rule.get("apiGroups"), group):
-        return False
-    resources = list(rule.get("resources") or [])
-    main, _, sub = resource.partition("/")
-    if not ("*" in resources or resource in resources or (sub and f"*/{sub}" in resources) or (not sub and main in resources)):
-        return False
-    names = rule.get("resourceNames") or []
-    return not names or name in names
-
-
-def url_allows(rule: Obj, verb: str, path: str) -> bool:
-    if not _has(rule.get("verbs"), verb):
-        return False
-    for u in rule.get("nonResourceURLs") or []:
-        if u == "*" or u == path or (u.endswith("*") and path.startswith(u[:-1])):
-            return True
-    return False
+def describe_subject(subject: Obj, namespace: str) -> str:
+    if subject.get("kind") == "ServiceAccount":
+        return f'ServiceAccount "{subject.get("name")}/{subject.get("namespace") or namespace}"'
+    return f'{subject.get("kind")} "{subject.get("name")}"'
 
 
 class RBACAuthorizer:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _rules_for(self, user: User, namespace: str) -> Iterable[Obj]:
+    def _bound(self, user: User, namespace: str) -> Iterator[tuple[Callable[[], str], list[Obj]]]:
+        """(description of the binding, rules of its role) for every binding naming the user; the
+        description is built only when a decision needs it."""
         for b in self.store.list(f"{RBAC}/clusterrolebindings").items:
-            if any(subject_matches(s, user, "") for s in b.get("subjects") or []):
-                yield from self._role_rules(b.get("roleRef") or {}, "")
+            s = next((s for s in b.get("subjects") or [] if subject_matches(s, user, "")), None)
+            if s is not None:
+                ref = b.get("roleRef") or {}
+                yield (partial(_describe, "ClusterRoleBinding", b["metadata"]["name"], ref, s, ""), self.role_rules(ref, ""))
         if namespace:
             for b in self.store.list(f"{RBAC}/rolebindings", namespace).items:
-                if any(subject_matches(s, user, namespace) for s in b.get("subjects") or []):
-                    yield from self._role_rules(b.get("roleRef") or {}, namespace)
+                s = next((s for s in b.get("subjects") or [] if subject_matches(s, user, namespace)), None)
+                if s is not None:
+                    ref = b.get("roleRef") or {}
+                    yield (partial(_describe, "RoleBinding", f'{b["metadata"]["name"]}/{namespace}', ref, s, namespace),
+                           self.role_rules(ref, namespace))
 
-    def _role_rules(self, ref: Obj, namespace: str) -> list[Obj]:
+    def role_rules(self, ref: Obj, namespace: str) -> list[Obj]:
+        """The rules of a roleRef (a ClusterRole, or a Role in `namespace`); [] when it is missing."""
+        role = self.role(ref, namespace)
+        rules = (role or {}).get("rules")
+        return [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
+
+    def role(self, ref: Obj, namespace: str) -> Obj | None:
         if ref.get("kind") == "ClusterRole":
-            role = self.store.get(f"{RBAC}/clusterroles", "", ref.get("name", ""))
-        else:
-            role = self.store.get(f"{RBAC}/roles", namespace, ref.get("name", ""))
-        return list((role or {}).get("rules") or [])
+            return self.store.get(f"{RBAC}/clusterroles", "", str(ref.get("name", "")))
+        if ref.get("kind") == "Role" and namespace:
+            return self.store.get(f"{RBAC}/roles", namespace, str(ref.get("name", "")))
+        return None
+
+    def rules_for(self, user: User, namespace: str) -> list[Obj]:
+        """Every rule the user holds in `namespace` ("" = cluster-wide bindings only)."""
+        rules: list[Obj] = list(FULL_AUTHORITY) if MASTERS in user.groups else []
+        for _, rs in self._bound(user, namespace):
+            rules += rs
+        return rules
+
+    def decide(self, user: User, verb: str, group: str, resource: str, namespace: str, name: str) -> Decision:
+        if MASTERS in user.groups:
+            return Decision(True)
+        for source, rules in self._bound(user, namespace):
+            if any(rule_allows(r, verb, group, resource, name) for r in rules):
+                return Decision(True, f"RBAC: allowed by {source()}")
+        return Decision(False)
+
+    def decide_path(self, user: User, verb: str, path: str) -> Decision:
+        if MASTERS in user.groups:
+            return Decision(True)
+        for source, rules in self._bound(user, ""):
+            if any(url_allows(r, verb, path) for r in rules):
+                return Decision(True, f"RBAC: allowed by {source()}")
+        return Decision(False)
 
     def allowed(self, user: User, verb: str, group: str, resource: str, namespace: str, name: str) -> bool:
-        if "system:masters" in user.groups:
-            return True
-        return any(rule_allows(r, verb, group, resource, name) for r in self._rules_for(user, namespace))
+        return self.decide(user, verb, group, resource, namespace, name).allowed
 
     def allowed_path(self, user: User, verb: str, path: str) -> bool:
-        if "system:masters" in user.groups:
-            return True
-        return any(url_allows(r, verb, path) for r in self._rules_for(user, ""))
+        return self.decide_path(user, verb, path).allowed

@@ -37,30 +37,14 @@ class Reviews:
         if not isinstance(body, dict):
             raise st.bad_request("the request body must be a JSON object")
         spec = body.get("spec") or {}
+        if not isinstance(spec, dict):
+            raise st.bad_request(f"{rt.kind}.spec must be an object")
         out: Obj = {"kind": rt.kind, "apiVersion": rt.api_version,
                     "metadata": {"creationTimestamp": None, **({"namespace": namespace} if namespace else {})}, "spec": spec}
         if rt.kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview"):
-            subject = user
-            if rt.kind != "SelfSubjectAccessReview":
-                if not spec.get("user") and not spec.get("groups"):
-                    raise st.from_invalid(rt, _invalid(rt, "spec.user", "at least one of user or group must be specified"))
-                subject = User(spec.get("user", ""), tuple(spec.get("groups") or ()), spec.get("uid", ""))
-            ra = spec.get("resourceAttributes") or {}
-            nra = spec.get("nonResourceAttributes") or {}
-            if ra:
-                allowed = self.authz.allowed(subject, ra.get("verb", ""), ra.get("group", ""), ra.get("resource", ""),
-                                             ra.get("namespace", namespace), ra.get("name", ""))
-            elif nra:
-                allowed = self.authz.allowed(subject, nra.get("verb", ""), "", nra.get("path", ""), "", "")
-            else:
-                raise st.from_invalid(rt, _invalid(rt, "spec.resourceAttributes", "exactly one of nonResourceAttributes or resourceAttributes must be specified"))
-            out["status"] = {"allowed": allowed}
+            out["status"] = self._access(rt, namespace, spec, user)
         elif rt.kind == "SelfSubjectRulesReview":
-            allowed = self.authz.allowed(user, "*", "*", "*", spec.get("namespace", ""), "")
-            rules = [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}] if allowed else []
-            out["status"] = {"resourceRules": rules,
-                             "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}] if allowed else [],
-                             "incomplete": False}
+            out["status"] = self._rules(spec.get("namespace") or "", user)
         elif rt.kind == "SelfSubjectReview":
             out.pop("spec", None)
             out["status"] = {"userInfo": _user_info(user)}
@@ -75,6 +59,55 @@ class Reviews:
         else:
             raise st.method_not_allowed()
         return out
+
+    def _access(self, rt: ResourceType, namespace: str, spec: Obj, user: User) -> Obj:
+        """kube's SubjectAccessReview status: allowed, with RBAC's reason when allowed."""
+        subject = user
+        if rt.kind != "SelfSubjectAccessReview":
+            if not spec.get("user") and not spec.get("groups"):
+                raise st.from_invalid(rt, _invalid(rt, "spec.user", "at least one of user or group must be specified"))
+            extra = spec.get("extra") if isinstance(spec.get("extra"), dict) else {}
+            subject = User(str(spec.get("user") or ""), tuple(str(g) for g in spec.get("groups") or ()),
+                           str(spec.get("uid") or ""), dict(extra or {}))
+        ra = spec.get("resourceAttributes")
+        nra = spec.get("nonResourceAttributes")
+        if isinstance(ra, dict) and ra:
+            ns = str(ra.get("namespace") or "")
+            if rt.kind == "LocalSubjectAccessReview":
+                if ns and ns != namespace:
+                    raise st.bad_request(f"spec.resourceAttributes.namespace must match namespace: {namespace}")
+                ns = namespace
+            resource = str(ra.get("resource") or "")
+            if ra.get("subresource"):
+                resource += "/" + str(ra["subresource"])
+            d = self.authz.decide(subject, str(ra.get("verb") or ""), str(ra.get("group") or ""), resource, ns,
+                                  str(ra.get("name") or ""))
+        elif isinstance(nra, dict) and nra:
+            d = self.authz.decide_path(subject, str(nra.get("verb") or ""), str(nra.get("path") or ""))
+        else:
+            raise st.from_invalid(rt, _invalid(rt, "spec.resourceAttributes", "exactly one of nonResourceAttributes or resourceAttributes must be specified"))
+        status: Obj = {"allowed": d.allowed}
+        if d.reason:
+            status["reason"] = d.reason
+        return status
+
+    def _rules(self, namespace: str, user: User) -> Obj:
+        """SelfSubjectRulesReview: every rule the user holds in the namespace, split as kube does."""
+        resource_rules: list[Obj] = []
+        non_resource: list[Obj] = []
+        for r in self.authz.rules_for(user, namespace):
+            if r.get("nonResourceURLs"):
+                rule: Obj = {"verbs": list(r.get("verbs") or []), "nonResourceURLs": list(r["nonResourceURLs"])}
+                if rule not in non_resource:
+                    non_resource.append(rule)
+                continue
+            rule = {"verbs": list(r.get("verbs") or []), "apiGroups": list(r.get("apiGroups") or []),
+                    "resources": list(r.get("resources") or [])}
+            if r.get("resourceNames"):
+                rule["resourceNames"] = list(r["resourceNames"])
+            if rule not in resource_rules:
+                resource_rules.append(rule)
+        return {"resourceRules": resource_rules, "nonResourceRules": non_resource, "incomplete": False}
 
     def token_request(self, sa: Obj, body: Obj, pod: Obj | None = None) -> Obj:
         spec = (body or {}).get("spec") or {}
