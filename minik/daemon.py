@@ -141,6 +141,7 @@ class Server:
         self.informers.start()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
+            await self._start_proxier()
         self._ready = True
         release_memory()
         sd_notify("READY=1")
@@ -171,6 +172,16 @@ class Server:
         handlers.pod_streams = CriPodStreams(self.runtime.cri)
         self.supervisor.spawn("node-agent", self.runtime.run)
         log.info("node agent started for node %s", self.runtime.node_name)
+
+    async def _start_proxier(self) -> None:
+        """Service VIPs, NodePorts and ServiceLB ports of this node as nftables rules."""
+        from minik.agent.proxier import Proxier
+        from minik.net.services import Settings
+        assert self.informers is not None and self.runtime is not None
+        cfg = self.cfg
+        proxier = Proxier(self.informers, self.runtime.node_name,
+                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr), cfg.bridge_name)
+        self.supervisor.spawn("proxier", proxier.run)
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None
