@@ -37,6 +37,7 @@ class ServerConfig:
     nft_table: str = "minik"             # minik's nftables table (ip family)
     node_ip: str = ""                    # default: the advertise address
     extra: dict[str, str] = field(default_factory=dict)
+    service_node_port_range: str = "30000-32767"   # NodePort allocation range, "lo-hi"
 
     @property
     def kubeconfig_path(self) -> str:

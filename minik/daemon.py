@@ -100,7 +100,8 @@ class Server:
         log.info("store open at %s (revision %d)", cfg.db_path, self.store.revision)
 
         openapi = OpenAPI(self.registry, self.schemas)
-        hooks = KindHooksImpl(self.store, self.registry, cfg.service_cidr, openapi)
+        hooks = KindHooksImpl(self.store, self.registry, cfg.service_cidr, openapi,
+                              node_port_range=cfg.service_node_port_range)
         for crd in self.store.list("apiextensions.k8s.io/customresourcedefinitions").items:
             hooks.register_crd(crd)
         self.service = ResourceService(self.store, self.registry, self.schemas, hooks)
