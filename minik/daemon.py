@@ -142,7 +142,7 @@ class Server:
         self.informers.start()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
-            await self._start_proxier()
+        self._start_services()
         self._ready = True
         release_memory()
         sd_notify("READY=1")
@@ -174,12 +174,18 @@ class Server:
         self.supervisor.spawn("node-agent", self.runtime.run)
         log.info("node agent started for node %s", self.runtime.node_name)
 
-    async def _start_proxier(self) -> None:
-        """Service VIPs, NodePorts and ServiceLB ports of this node as nftables rules."""
+    def _start_services(self) -> None:
+        """ServiceLB (LoadBalancer status), and with the agent the node's Service proxy: VIPs,
+        NodePorts and ServiceLB ports as nftables rules."""
         from minik.agent.proxier import Proxier
+        from minik.controllers.servicelb import ServiceLBController
+        from minik.net.listeners import host_listeners
         from minik.net.services import Settings
-        assert self.informers is not None and self.runtime is not None
+        assert self.informers is not None
         cfg = self.cfg
+        self.supervisor.spawn("servicelb-controller", ServiceLBController(self.client, self.informers, host_listeners).run)
+        if self.runtime is None:
+            return
         proxier = Proxier(self.informers, self.runtime.node_name,
                           Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr), cfg.bridge_name)
         self.supervisor.spawn("proxier", proxier.run)
