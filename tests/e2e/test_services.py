@@ -169,6 +169,21 @@ def test_clusterip_reaches_every_ready_pod_from_a_pod_and_the_node(web: tuple[Ns
         assert s.recv(16) == b"ping\n"
 
 
+def test_pods_get_service_link_variables(web: tuple[Ns, str]) -> None:
+    ns, cip = web
+    env = dict(line.split("=", 1) for line in _in_pod(ns, "client", "env").stdout.splitlines() if "=" in line)
+    assert env.get("WEB_SERVICE_HOST") == cip, env
+    assert env.get("WEB_SERVICE_PORT") == "80" and env.get("WEB_SERVICE_PORT_ECHO") == "9000"
+    assert env.get("WEB_PORT_9000_TCP") == f"tcp://{cip}:9000"
+    assert env.get("KUBERNETES_SERVICE_HOST")
+    ns.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nolinks"},
+               "spec": {"enableServiceLinks": False, "terminationGracePeriodSeconds": 1,
+                        "containers": [bb("c", "exec sleep 3600")]}})
+    ns.wait("nolinks", timeout=60)
+    env = _in_pod(ns, "nolinks", "env").stdout
+    assert "WEB_SERVICE_HOST" not in env and "KUBERNETES_SERVICE_HOST" in env
+
+
 def test_hairpin_pod_reaches_itself_through_its_service(web: tuple[Ns, str]) -> None:
     ns, cip = web
     code, body = ns.m.raw_json("GET", f"/api/v1/namespaces/{ns.name}/pods?labelSelector=app%3Dweb")
