@@ -14,5 +14,8 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
 fi
 rm -rf /opt/minik
 rm -f "$BIN_DIR/minik" "$BIN_DIR/minik-killall.sh" "$BIN_DIR/minik-uninstall.sh"
-if [ "${MINIK_KEEP_DATA:-}" != "true" ]; then rm -rf /var/lib/minik /etc/minik /run/minik; fi
+# Only this installation's directories (the same settings killall scopes itself by).
+if [ "${MINIK_KEEP_DATA:-}" != "true" ]; then
+  rm -rf "${MINIK_DATA_DIR:-/var/lib/minik}" "${MINIK_CONFIG_DIR:-/etc/minik}" "${MINIK_RUN_DIR:-/run/minik}"
+fi
 echo "minik uninstalled"
