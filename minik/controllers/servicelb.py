@@ -38,6 +38,7 @@ Listening = Callable[[], set[tuple[str, int]]]
 class Plan:
     ingress: tuple[str, ...]       # addresses to publish (empty: none / pending)
     conflict: str = ""             # why it is pending ("" when it is not)
+    reason: str = "PortInUse"      # the Warning event's reason when pending
 
 
 def is_ours(svc: Obj) -> bool:
@@ -95,7 +96,7 @@ def plan(svc: Obj, others: list[Obj], nodes: list[Obj], listening: set[tuple[str
             return Plan((), f"port {port}/{proto} is already in use by a process on the node")
     addrs = node_addresses(nodes)
     if not addrs:
-        return Plan((), "no Ready node to serve it")
+        return Plan((), "no Ready node to serve it", "NoReadyNodes")
     return Plan(addrs)
 
 
@@ -151,7 +152,7 @@ class ServiceLBController:
             if self._reported.get(key) != p.conflict:
                 self._reported[key] = p.conflict
                 log.info("servicelb: %s pending: %s", key, p.conflict)
-                await self.recorder.event(svc, "Warning", "PortInUse", f"Cannot serve the load balancer: {p.conflict}")
+                await self.recorder.event(svc, "Warning", p.reason, f"Cannot serve the load balancer: {p.conflict}")
             return RECHECK
         self._reported.pop(key, None)
         return None

@@ -304,6 +304,27 @@ def test_loadbalancer_served_on_node_address_and_loopback(svc_node: tuple[Minik,
     assert _http(f"http://127.0.0.1:{port}/").startswith("web-")
     out = ns.kubectl("get", "service", "web-lb", "-o", "wide").stdout
     assert node_ip in out, out
+    # A second LoadBalancer on the same port waits, saying which Service holds it; it gets the
+    # port once that one is gone.
+    ns.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-lb2"},
+               "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
+                        "ports": [{"port": port, "targetPort": 8080}]}})
+
+    def pending_event() -> str:
+        return next((str(e["message"]) for e in ns.events("web-lb2") if e.get("reason") == "PortInUse"), "")
+
+    msg = eventually(pending_event, timeout=20)
+    assert f"{ns.name}/web-lb" in str(msg) and str(port) in str(msg), msg
+    ns.kubectl("delete", "service", "web-lb")
+    eventually(lambda: _lb_ingress(m, ns, "web-lb2") == [node_ip], timeout=30)
+    eventually(lambda: _http(f"http://127.0.0.1:{port}/").startswith("web-"), timeout=15)
+    ns.kubectl("delete", "service", "web-lb2")
+    eventually(lambda: _connect_outcome("127.0.0.1", port, timeout=1.0)[0] != "ok", timeout=15)
+
+
+def _lb_ingress(m: Minik, ns: Ns, name: str) -> list[str]:
+    code, body = m.raw_json("GET", f"/api/v1/namespaces/{ns.name}/services/{name}")
+    return [i["ip"] for i in ((body.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
 
 
 def test_loadbalancer_port_taken_by_host_process_stays_pending(svc_node: tuple[Minik, NodeNet, str],
