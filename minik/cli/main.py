@@ -51,6 +51,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--horizontal-pod-autoscaler-sync-period", type=float,
                    default=float(_env("horizontal-pod-autoscaler-sync-period", str(d.hpa_sync_period))),
                    help="seconds between HorizontalPodAutoscaler checks (default %(default)s)")
+    p.add_argument("--service-node-port-range", default=_env("service-node-port-range", d.service_node_port_range), help="port range for NodePort Services (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
