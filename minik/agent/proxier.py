@@ -7,7 +7,8 @@ into a `minik.net.services.ServiceInfo` (pure `service_info`), and has
 `minik.net.serviceapply.ServiceRules` make the kernel match. Informer events only mark the
 Service key dirty and wake the loop; the loop waits a short debounce, rebuilds the dirty
 Services' partial rulesets, merges them with the cached ones and applies the difference. The
-first sync is a full resync (restart after kill -9 reinstalls the same rules).
+first sync is a full resync (restart after kill -9 reinstalls the same rules). UDP flows whose
+endpoint went away are then deleted from conntrack (`minik.net.conntrack`), as kube-proxy does.
 Neighbours: built by `minik.daemon` (`_start_proxier`) with the `InformerFactory`; reads only
 through informers (so it could run on a remote agent with its own factory).
 """
@@ -24,6 +25,7 @@ from typing import Any
 from minik.machinery.informer import Informer
 from minik.machinery.informers import InformerFactory
 from minik.net import services as rules
+from minik.net.conntrack import delete_flows
 from minik.net.serviceapply import ServiceRules, SyncResult
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,7 @@ class Proxier:
         self._all_dirty = True
         self._wake = asyncio.Event()
         self._parts: dict[str, rules.Ruleset] = {}
+        self._infos: dict[str, rules.ServiceInfo] = {}
         self._services.add_handler(self._on_service)
         self._slices.add_handler(self._on_slice)
         self._endpoints.add_handler(self._on_service)
@@ -195,12 +198,17 @@ class Proxier:
             self._dirty.clear()
         else:
             keys, self._dirty = self._dirty, set()
+        stale: list[rules.StaleFlow] = []
         for key in keys:
-            part = self._build(key)
-            if part is None:
+            info = self._info(key)
+            stale += rules.stale_udp_flows(self._infos.get(key), info)
+            part = self._build(key, info)
+            if part is None or info is None:
                 self._parts.pop(key, None)
+                self._infos.pop(key, None)
             else:
                 self._parts[key] = part
+                self._infos[key] = info
         try:
             result = await self._rules.sync(merge(list(self._parts.values())))
         except Exception:
@@ -209,6 +217,10 @@ class Proxier:
             await asyncio.sleep(1.0)
             self._wake.set()
             return None
+        if stale:
+            # After the rules: new packets of a deleted flow must meet the new DNAT.
+            n = await delete_flows(stale)
+            log.debug("proxier: %d stale UDP conntrack entries deleted", n)
         if result is not None:
             log.log(logging.INFO if result.full else logging.DEBUG,
                     "proxier: %s sync of %d services, %d chains written in %.1f ms (total %.1f ms)",
@@ -218,13 +230,15 @@ class Proxier:
                 self._on_sync(result)
         return result
 
-    def _build(self, key: str) -> rules.Ruleset | None:
+    def _info(self, key: str) -> rules.ServiceInfo | None:
         ns, _, name = key.partition("/")
         svc = self._services.get(ns, name)
         if svc is None:
             return None
         slices = self._slices.by_index(SERVICE_INDEX, key)
-        info = service_info(svc, slices, self._endpoints.get(ns, name), self._node)
+        return service_info(svc, slices, self._endpoints.get(ns, name), self._node)
+
+    def _build(self, key: str, info: rules.ServiceInfo | None) -> rules.Ruleset | None:
         if info is None:
             return None
         try:

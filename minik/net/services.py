@@ -388,3 +388,39 @@ def render_diff(old: Ruleset, new: Ruleset, settings: Settings) -> str:
 def changed_services(old: Ruleset, new: Ruleset) -> int:
     """How many chains a diff rewrites (for logs and the benchmark)."""
     return sum(1 for c in set(old.chains) | set(new.chains) if old.chains.get(c) != new.chains.get(c))
+
+
+@dataclass(frozen=True, slots=True)
+class StaleFlow:
+    """UDP conntrack entries that must go: original destination port `dport` (on `daddr`, or on
+    any address for a NodePort when `daddr` is ""), and when `reply_saddr` is set only those
+    answered by that (removed) endpoint address and port."""
+
+    daddr: str
+    dport: int
+    reply_saddr: str = ""
+    reply_sport: int = 0
+
+
+def stale_udp_flows(old: ServiceInfo | None, new: ServiceInfo | None) -> list[StaleFlow]:
+    """What kube-proxy clears after a change (UDP has no connection end, so a flow keeps its NAT
+    until conntrack forgets it): flows to endpoints that were removed, and flows to a port that
+    had no endpoint (they were rejected without NAT and would keep bypassing the new DNAT)."""
+    if old is None:
+        return []
+    new_ports = {(p.protocol, p.port): p for p in new.ports} if new is not None else {}
+    out: list[StaleFlow] = []
+    for p in old.ports:
+        if p.protocol != "udp":
+            continue
+        after = new_ports.get((p.protocol, p.port))
+        before_ips = {(e.ip, e.port) for e in p.endpoints}
+        after_ips = {(e.ip, e.port) for e in after.endpoints} if after is not None else set()
+        targets = [(old.cluster_ip, p.port)] if old.cluster_ip else []
+        if p.node_port:
+            targets.append(("", p.node_port))
+        for daddr, dport in targets:
+            if not before_ips and after_ips:
+                out.append(StaleFlow(daddr, dport))
+            out += [StaleFlow(daddr, dport, ip, port) for ip, port in sorted(before_ips - after_ips)]
+    return out

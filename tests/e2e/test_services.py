@@ -399,6 +399,74 @@ def test_external_traffic_policy_local_keeps_client_address(svc_node: tuple[Mini
         assert seen_cluster != client_addr and seen_cluster, seen_cluster
 
 
+# ---- UDP: stale conntrack entries -------------------------------------------------------------------
+
+def test_udp_flow_follows_its_endpoint_when_it_moves(svc_node: tuple[Minik, NodeNet, str],
+                                                     web: tuple[Ns, str]) -> None:
+    """A UDP flow (one client socket, so one 5-tuple) reaches endpoint 1; the Service's endpoint
+    then moves to endpoint 2 while endpoint 1 still runs. UDP has no connection end, so the
+    flow would keep its old NAT as long as the client keeps sending: the proxier deletes the
+    stale conntrack entry and the very same socket reaches endpoint 2. Both endpoints are UDP
+    echo servers of the test on the node (busybox has no UDP server), behind a selector-less
+    Service with a hand-written EndpointSlice."""
+    _m, _net, node_ip = svc_node
+    ns, _cip = web
+    import threading
+    stop = threading.Event()
+    servers = []
+    for tag in (b"1:", b"2:"):
+        srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind(("0.0.0.0", 0))
+        srv.settimeout(0.3)
+        servers.append(srv)
+
+        def echo(srv: socket.socket = srv, tag: bytes = tag) -> None:
+            while not stop.is_set():
+                try:
+                    data, peer = srv.recvfrom(2048)
+                except (TimeoutError, socket.timeout):
+                    continue
+                srv.sendto(tag + data, peer)
+
+        threading.Thread(target=echo, daemon=True).start()
+    ports = [srv.getsockname()[1] for srv in servers]
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    slice_path = f"/apis/discovery.k8s.io/v1/namespaces/{ns.name}/endpointslices"
+    try:
+        ns.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "udp-echo"},
+                   "spec": {"ports": [{"name": "u", "port": 5353, "protocol": "UDP"}]}})
+        code, body = ns.m.raw_json("GET", f"/api/v1/namespaces/{ns.name}/services/udp-echo")
+        ip = body["spec"]["clusterIP"]
+        code, body = ns.m.raw_json("POST", slice_path, {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "udp-echo-1", "labels": {"kubernetes.io/service-name": "udp-echo"}},
+            "addressType": "IPv4", "endpoints": [{"addresses": [node_ip]}],
+            "ports": [{"name": "u", "port": ports[0], "protocol": "UDP"}]})
+        assert code == 201, body
+        client.connect((ip, 5353))
+        client.settimeout(0.3)
+
+        def answer() -> bytes:
+            client.send(b"ping")
+            try:
+                return client.recv(64)
+            except (ConnectionRefusedError, PermissionError, TimeoutError, socket.timeout):
+                return b""
+
+        eventually(lambda: answer() == b"1:ping", timeout=15, interval=0.1)
+        code, body = ns.m.raw_json("PATCH", f"{slice_path}/udp-echo-1",
+                                   {"ports": [{"name": "u", "port": ports[1], "protocol": "UDP"}]},
+                                   content_type="application/merge-patch+json")
+        assert code == 200, body
+        eventually(lambda: answer() == b"2:ping", timeout=15, interval=0.1)
+    finally:
+        stop.set()
+        client.close()
+        time.sleep(0.4)
+        for srv in servers:
+            srv.close()
+
+
 # ---- session affinity ------------------------------------------------------------------------------
 
 def test_session_affinity_client_ip_sticks_to_one_pod(web: tuple[Ns, str]) -> None:

@@ -150,3 +150,22 @@ def test_diff_of_removed_service_removes_ip_from_cluster_set() -> None:
     old = build([svc()], S)
     text = render_diff(old, Ruleset(), S)
     assert "delete element ip minik svc-cluster-ips { 10.43.0.20 }" in text
+
+
+def test_stale_udp_flows() -> None:
+    from minik.net.services import StaleFlow, stale_udp_flows
+    dns = lambda *eps: ServiceInfo("default", "dns", "10.43.0.53",  # noqa: E731
+                                   (ServicePort("udp", 53, 30053, eps), ServicePort("tcp", 53, 0, eps)))
+    # An endpoint went away: its flows go (ClusterIP and NodePort), TCP is left to itself.
+    assert stale_udp_flows(dns(A, B), dns(A)) == [StaleFlow("10.43.0.53", 53, "10.42.0.6", 8080),
+                                                  StaleFlow("", 30053, "10.42.0.6", 8080)]
+    # Same address, another port (a named targetPort moved): the old flows go too.
+    moved = Endpoint("10.42.0.5", 9090)
+    assert StaleFlow("10.43.0.53", 53, "10.42.0.5", 8080) in stale_udp_flows(dns(A), dns(moved))
+    # From no endpoint to some: every flow to the port (rejected, never NATed) goes.
+    assert stale_udp_flows(dns(), dns(A)) == [StaleFlow("10.43.0.53", 53), StaleFlow("", 30053)]
+    # New Service, unchanged Service: nothing.
+    assert stale_udp_flows(None, dns(A)) == [] and stale_udp_flows(dns(A), dns(A)) == []
+    # Service deleted: flows to all its endpoints go.
+    assert stale_udp_flows(dns(A), None) == [StaleFlow("10.43.0.53", 53, "10.42.0.5", 8080),
+                                             StaleFlow("", 30053, "10.42.0.5", 8080)]
