@@ -138,3 +138,24 @@ def test_cluster_ip_taken_and_immutable(api: Minik) -> None:
         assert code == 422 and "spec.clusterIPs[0]" in _fields(body), body
     finally:
         api.raw_json("DELETE", "/api/v1/namespaces/default/services/first")
+
+
+def test_headless_cannot_become_a_cluster_ip_service_but_types_can_change(api: Minik) -> None:
+    code, body = _create(api, _svc("headless", typ="ClusterIP", clusterIP="None"))
+    assert code == 201 and body["spec"]["clusterIP"] == "None", body
+    code, body = api.raw_json("PATCH", "/api/v1/namespaces/default/services/headless",
+                              {"spec": {"clusterIP": "10.43.7.7", "clusterIPs": ["10.43.7.7"]}},
+                              content_type="application/merge-patch+json")
+    assert code == 422 and "spec.clusterIPs[0]" in _fields(body), body
+    # ClusterIP → NodePort → ClusterIP keeps the cluster IP and allocates/frees the node port.
+    code, body = _create(api, _svc("flip", typ="ClusterIP"))
+    ip = body["spec"]["clusterIP"]
+    code, body = api.raw_json("PATCH", "/api/v1/namespaces/default/services/flip", {"spec": {"type": "NodePort"}},
+                              content_type="application/merge-patch+json")
+    assert code == 200 and body["spec"]["clusterIP"] == ip, body
+    assert RANGE[0] <= body["spec"]["ports"][0]["nodePort"] <= RANGE[1]
+    code, body = api.raw_json("PATCH", "/api/v1/namespaces/default/services/flip", {"spec": {"type": "ClusterIP"}},
+                              content_type="application/merge-patch+json")
+    assert code == 200 and "nodePort" not in body["spec"]["ports"][0], body
+    for name in ("headless", "flip"):
+        api.raw_json("DELETE", f"/api/v1/namespaces/default/services/{name}")
