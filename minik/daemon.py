@@ -105,7 +105,8 @@ class Server:
         log.info("store open at %s (revision %d)", cfg.db_path, self.store.revision)
 
         openapi = OpenAPI(self.registry, self.schemas)
-        hooks = KindHooksImpl(self.store, self.registry, cfg.service_cidr, openapi)
+        hooks = KindHooksImpl(self.store, self.registry, cfg.service_cidr, openapi,
+                              node_port_range=cfg.service_node_port_range)
         for crd in self.store.list("apiextensions.k8s.io/customresourcedefinitions").items:
             hooks.register_crd(crd)
         self.service = ResourceService(self.store, self.registry, self.schemas, hooks)
@@ -150,6 +151,7 @@ class Server:
         self.informers.start()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
+        self._start_services()
         self._ready = True
         release_memory()
         sd_notify("READY=1")
@@ -202,6 +204,22 @@ class Server:
         handlers.metrics.source = stats
         self.supervisor.spawn("stats-collector", stats.run)
         log.info("node agent started for node %s", self.runtime.node_name)
+
+    def _start_services(self) -> None:
+        """ServiceLB (LoadBalancer status), and with the agent the node's Service proxy: VIPs,
+        NodePorts and ServiceLB ports as nftables rules."""
+        from minik.agent.proxier import Proxier
+        from minik.controllers.servicelb import ServiceLBController
+        from minik.net.listeners import host_listeners
+        from minik.net.services import Settings
+        assert self.informers is not None
+        cfg = self.cfg
+        self.supervisor.spawn("servicelb-controller", ServiceLBController(self.client, self.informers, host_listeners).run)
+        if self.runtime is None:
+            return
+        proxier = Proxier(self.informers, self.runtime.node_name,
+                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr), cfg.bridge_name)
+        self.supervisor.spawn("proxier", proxier.run)
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None
