@@ -37,6 +37,9 @@ class ServerConfig:
     nft_table: str = "minik"             # minik's nftables table (ip family)
     node_ip: str = ""                    # default: the advertise address
     extra: dict[str, str] = field(default_factory=dict)
+    disable_dns: bool = False            # no kube-dns Service and no DNS server on the node
+    dns_interface: str = "minik-dns0"    # dummy link holding the cluster DNS IP (unique per instance)
+    resolv_conf: str = "/etc/resolv.conf"  # upstreams for names outside the cluster (127.0.0.53 → systemd-resolved's real ones)
 
     @property
     def kubeconfig_path(self) -> str:

@@ -47,6 +47,7 @@ from minik.store.store import Store
 
 if TYPE_CHECKING:
     from minik.agent.runtime import NodeRuntime
+    from minik.dns.service import ClusterDns
 
 log = logging.getLogger("minik")
 
@@ -82,6 +83,7 @@ class Server:
         self._ready = False
         self.runtime: NodeRuntime | None = None
         self.informers: InformerFactory | None = None
+        self.dns: ClusterDns | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -139,6 +141,7 @@ class Server:
         self.supervisor.spawn("clusterrole-aggregation-controller",
                               ClusterRoleAggregator(self.informers.informer(CLUSTERROLES), self.client, run_informers=False).run)
         self.informers.start()
+        await self._start_dns()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
         self._ready = True
@@ -171,6 +174,20 @@ class Server:
         handlers.pod_streams = CriPodStreams(self.runtime.cri)
         self.supervisor.spawn("node-agent", self.runtime.run)
         log.info("node agent started for node %s", self.runtime.node_name)
+
+    async def _start_dns(self) -> None:
+        """kube-dns Service/Endpoints/EndpointSlice, and cluster DNS on this node when it runs pods."""
+        if self.cfg.disable_dns:
+            return
+        from minik.dns.bootstrap import ensure_kube_dns
+        from minik.dns.service import ClusterDns, DnsSettings
+        assert self.informers is not None
+        await ensure_kube_dns(self.client, self.cfg.cluster_dns)
+        if self.cfg.disable_agent:
+            return
+        settings = DnsSettings(self.cfg.cluster_dns, self.cfg.cluster_domain, self.cfg.dns_interface, self.cfg.resolv_conf)
+        self.dns = ClusterDns(settings, self.informers, self.supervisor)
+        self.dns.start()
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None

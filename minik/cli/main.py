@@ -46,6 +46,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--node-ip", default=_env("node-ip", ""), help="IP address to advertise for this node (default: the advertise address)")
     p.add_argument("--bridge-name", default=_env("bridge-name", d.bridge_name), help="name of the pod bridge (default %(default)s)")
     p.add_argument("--nft-table", default=_env("nft-table", d.nft_table), help="name of minik's nftables table (default %(default)s)")
+    p.add_argument("--disable-dns", action="store_true", default=_env("disable-dns", "") in ("1", "true"), help="serve no cluster DNS (no kube-dns Service, nothing on the DNS IP)")
+    p.add_argument("--dns-interface", default=_env("dns-interface", d.dns_interface), help="dummy interface that holds the cluster DNS IP on this node (default %(default)s)")
+    p.add_argument("--resolv-conf", default=_env("resolv-conf", d.resolv_conf), help="resolv.conf whose nameservers answer names outside the cluster (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -62,7 +65,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         disable_agent=a.disable_agent, node_name=a.node_name, cluster_cidr=a.cluster_cidr, service_cidr=a.service_cidr,
         cluster_dns=a.cluster_dns, cluster_domain=a.cluster_domain, token=a.token,
         container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
-        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table)
+        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
+        disable_dns=a.disable_dns, dns_interface=a.dns_interface, resolv_conf=a.resolv_conf)
 
 
 class _Formatter(logging.Formatter):
