@@ -17,7 +17,7 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 log = logging.getLogger("minik.dns.server")
 
@@ -34,8 +34,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         server = self.server
@@ -83,26 +82,35 @@ class DnsServer:
         self._tcp_tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        """Bind UDP, then TCP on the same port (with port 0, the one the kernel gave UDP)."""
+        """Bind UDP, then TCP on the same port (with port 0: a port free for both, tried a few times)."""
+        attempts = 20 if self.port == 0 else 1
+        for attempt in range(attempts):
+            try:
+                await self._bind(self.port if attempts == 1 else 0)
+                break
+            except OSError:
+                if attempt + 1 == attempts:
+                    raise
+        log.info("cluster DNS serving on %s:%d (UDP and TCP)", self.host, self.port)
+
+    async def _bind(self, port: int) -> None:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         udp_sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            udp_sock.bind((self.host, self.port))
+            udp_sock.bind((self.host, port))
         except OSError:
             udp_sock.close()
             raise
-        self.port = udp_sock.getsockname()[1]
+        port = udp_sock.getsockname()[1]
         transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=udp_sock)
-        self._udp = transport
         try:
-            self._tcp = await asyncio.start_server(self._connection, self.host, self.port, reuse_address=True,
+            self._tcp = await asyncio.start_server(self._connection, self.host, port, reuse_address=True,
                                                    family=family, backlog=self.max_tcp)
         except OSError:
             transport.close()
-            self._udp = None
             raise
-        log.info("cluster DNS serving on %s:%d (UDP and TCP)", self.host, self.port)
+        self._udp, self.port = transport, port
 
     async def serve(self) -> None:
         """Start and serve until cancelled (a supervised task), then close."""
