@@ -14,6 +14,10 @@ pkill -f "containerd-shim-runc-v2 -namespace k8s.io" 2>/dev/null
 ip link delete minik0 2>/dev/null
 for l in $(ip -o link show | awk -F': ' '{print $2}' | grep -E '^veth[0-9a-f]+' | cut -d@ -f1); do ip link delete "$l" 2>/dev/null; done
 nft delete table ip minik 2>/dev/null
+# Cluster DNS IP: its dummy link, or (kernel without the dummy driver) the lo address labelled lo:<interface>.
+dns_if="${MINIK_DNS_INTERFACE:-minik-dns0}"; dns_label="lo:$dns_if"
+ip -d -o link show "$dns_if" 2>/dev/null | grep -q " dummy " && ip link delete "$dns_if"
+ip -4 addr flush dev lo label "${dns_label:0:15}" 2>/dev/null
 grep -E ' /run/minik/|/var/lib/minik/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
 echo "minik stopped"
 exit 0

@@ -47,7 +47,7 @@ def endpoint_slice(dns_ip: str) -> Obj:
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": SLICE_NAME, "namespace": NAMESPACE,
                          "labels": {**LABELS, "kubernetes.io/service-name": NAME,
-                                    "endpointslice.kubernetes.io/managed-by": "minik.io/dns"}},
+                                    "endpointslice.kubernetes.io/managed-by": "minik-dns"}},
             "addressType": family,
             "endpoints": [{"addresses": [dns_ip], "conditions": {"ready": True, "serving": True, "terminating": False}}],
             "ports": [dict(p) for p in PORTS]}
