@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import dns.asyncquery
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -205,3 +206,43 @@ async def test_tcp_connections_are_bounded(dns_server: Running) -> None:
     writer.close()
     for _, w in conns:
         w.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_forwarder_ttls_count_down_and_inflight_questions_are_shared() -> None:
+    clock = Clock()
+    with Upstream(ttl=100) as up:
+        up.add("www.example", "A", "192.0.2.8")
+        fwd = Forwarder(port=up.port, upstreams=lambda: ["127.0.0.1"], clock=clock)
+        name = dns.name.from_text("www.example.")
+        first, second = await asyncio.gather(fwd.query(name, dns.rdatatype.A), fwd.query(name, dns.rdatatype.A))
+        assert first is not None and second is not None
+        assert up.queries[("www.example.", "A")] == 1
+        assert first.answer[0].ttl == 100
+        clock.now += 40
+        later = await fwd.query(name, dns.rdatatype.A)
+        assert later is not None and later.answer[0].ttl == 60 and 59 <= later.ttl <= 60
+        assert first.answer[0].ttl == 100      # what was handed out earlier is not changed
+        clock.now += 61
+        await fwd.query(name, dns.rdatatype.A)
+        assert up.queries[("www.example.", "A")] == 2
+
+
+async def test_forwarder_tries_the_next_upstream() -> None:
+    with Upstream(silent=True) as dead:
+        # One port per Forwarder: the live upstream listens on 127.0.0.2 with the dead one's port.
+        live2 = Upstream(host="127.0.0.2", port=dead.port).add("www.example", "A", "192.0.2.8").start()
+        try:
+            fwd = Forwarder(port=dead.port, upstreams=lambda: ["127.0.0.1", "127.0.0.2"], timeout=0.3)
+            got = await fwd.query(dns.name.from_text("www.example."), dns.rdatatype.A)
+            assert got is not None and got.rcode == dns.rcode.NOERROR
+            assert [rd.to_text() for rd in got.answer[0]] == ["192.0.2.8"]
+        finally:
+            live2.stop()
