@@ -85,6 +85,7 @@ class AgentConfig:
     nft_table: str = "minik"
     container_runtime_endpoint: str = ""  # use an existing containerd instead of starting one
     server: bool = True                  # the node also runs the control plane (node-role labels)
+    resolv_conf: str = "/etc/resolv.conf"  # the host's resolvers for dnsPolicy Default (systemd's stub replaced)
 
     @property
     def agent_dir(self) -> str:
@@ -111,4 +112,5 @@ def agent_config(cfg: ServerConfig, node_ip: str = "") -> AgentConfig:
         bridge_name=cfg.bridge_name, nft_table=cfg.nft_table,
         container_runtime_endpoint=cfg.container_runtime_endpoint,
         server=True,
+        resolv_conf=cfg.resolv_conf,
     )

@@ -1,9 +1,8 @@
 """Forwarding of names outside the cluster zone to the host's upstream resolvers, with a bounded
 cache of answers (positive and negative) whose TTLs count down.
 
-Upstreams come from `--resolv-conf` (default /etc/resolv.conf); when that file names only
-systemd-resolved's stub (127.0.0.53/127.0.0.54) the real upstreams are read from
-/run/systemd/resolve/resolv.conf, as k3s does for CoreDNS. The cluster DNS IP itself is never an
+Upstreams come from `--resolv-conf` (default /etc/resolv.conf; systemd-resolved's stub is replaced
+by its real upstreams, `minik.net.resolvconf`). The cluster DNS IP itself is never an
 upstream (it would loop). The file is re-read when it changes (checked at most every few seconds).
 Each upstream query goes out on its own UDP socket (a fresh source port and a random ID, so a
 blind spoofer has to guess both), falls back to TCP when the answer is truncated, and tries the
@@ -17,7 +16,6 @@ Neighbours: `minik.dns.cache.TtlLru`; called by `minik.dns.resolver`.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import socket
@@ -37,42 +35,15 @@ import dns.rdatatype
 import dns.rrset
 
 from minik.dns.cache import TtlLru
+from minik.net.resolvconf import STUB_ADDRESSES, SYSTEMD_RESOLV_CONF, host_resolv_conf, parse_nameservers
 
 log = logging.getLogger("minik.dns.forward")
 
-SYSTEMD_RESOLV_CONF = "/run/systemd/resolve/resolv.conf"
-STUB_ADDRESSES = frozenset({"127.0.0.53", "127.0.0.54"})
 UPSTREAM_PAYLOAD = 1232
 
 
-def parse_nameservers(text: str) -> list[str]:
-    """The valid `nameserver` addresses of a resolv.conf, in order."""
-    out: list[str] = []
-    for line in text.splitlines():
-        fields = line.split("#", 1)[0].split(";", 1)[0].split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            addr = fields[1]
-            try:
-                ipaddress.ip_address(addr.split("%", 1)[0])
-            except ValueError:
-                continue
-            if addr not in out:
-                out.append(addr)
-    return out
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def host_upstreams(path: str, exclude: Sequence[str] = (), systemd_path: str = SYSTEMD_RESOLV_CONF) -> list[str]:
-    servers = parse_nameservers(_read(path))
-    if servers and all(s in STUB_ADDRESSES for s in servers):
-        servers = parse_nameservers(_read(systemd_path))
+    servers = parse_nameservers(host_resolv_conf(path, systemd_path))
     return [s for s in servers if s not in exclude and s not in STUB_ADDRESSES]
 
 

@@ -13,7 +13,8 @@ import dns.rrset
 import pytest
 
 from minik.dns.cache import TtlLru
-from minik.dns.forward import cache_ttl, host_upstreams, parse_nameservers
+from minik.dns.forward import cache_ttl, host_upstreams
+from minik.net.resolvconf import host_resolv_conf, parse_nameservers
 
 
 @pytest.mark.parametrize("text,want", [
@@ -87,3 +88,15 @@ def test_lru_bounds_entries_and_bytes_and_expires() -> None:
     assert c.get("e") is None and c.get("a") is None
     c.put("z", 1, ttl=0)
     assert c.get("z") is None
+
+
+def test_pods_with_dns_policy_default_get_systemd_resolveds_real_file(tmp_path: Path) -> None:
+    stub = tmp_path / "resolv.conf"
+    real = tmp_path / "real.conf"
+    stub.write_text("nameserver 127.0.0.53\nsearch lan\n")
+    real.write_text("nameserver 192.168.1.1\nsearch lan corp\n")
+    assert host_resolv_conf(str(stub), str(real)) == real.read_text()
+    real.write_text("# nothing\n")     # no real upstreams known: keep what we were given
+    assert host_resolv_conf(str(stub), str(real)) == stub.read_text()
+    stub.write_text("nameserver 10.0.0.2\n")
+    assert host_resolv_conf(str(stub), str(real)) == "nameserver 10.0.0.2\n"
