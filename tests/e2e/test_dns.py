@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -29,7 +30,7 @@ import dns.reversename
 import pytest
 
 from tests.e2e.agent_fixtures import NodeNet, Ns, Obj, bb, node_server, pod
-from tests.e2e.minikd import Minik
+from tests.e2e.minikd import Minik, free_port
 from tests.support.dnsupstream import Upstream
 
 pytestmark = pytest.mark.e2e
@@ -266,3 +267,47 @@ def test_headless_answers_follow_endpoints(node: DnsNode, app: App) -> None:
     app.ns.kubectl("delete", "pod", "web-1", "--wait=false")
     assert _until(lambda: node.values(f"db.{ns}.svc.{D}") == [app.pods["web-0"]], timeout=60)
     assert node.ask(f"web-1.db.{ns}.svc.{D}").rcode() == dns.rcode.NXDOMAIN
+
+
+# ---- kube-dns bootstrap (control plane only: no agent needed) --------------------------------------
+
+KUBE_DNS = [("services", "/api/v1/namespaces/kube-system/services/kube-dns"),
+            ("endpoints", "/api/v1/namespaces/kube-system/endpoints/kube-dns"),
+            ("endpointslices", "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices/kube-dns-node")]
+
+
+def _versions(m: Minik) -> dict[str, str]:
+    out = {}
+    for kind, path in KUBE_DNS:
+        code, obj = m.raw_json("GET", path)
+        assert code == 200, (kind, obj)
+        out[kind] = obj["metadata"]["resourceVersion"]
+    return out
+
+
+def test_kube_dns_objects_are_reconciled_at_start_and_a_restart_writes_nothing(fresh_minik: Minik) -> None:
+    m = fresh_minik
+    before = _versions(m)
+    m.stop()
+    m.start()
+    assert _versions(m) == before
+    m.kubectl("delete", "endpoints", "kube-dns", "-n", "kube-system")
+    m.kubectl("label", "svc", "kube-dns", "-n", "kube-system", "k8s-app-")
+    m.stop()
+    m.start()
+    ep = json.loads(m.kubectl("get", "endpoints", "kube-dns", "-n", "kube-system", "-o", "json").stdout)
+    assert [a["ip"] for a in ep["subsets"][0]["addresses"]] == ["10.43.0.10"]
+    svc = json.loads(m.kubectl("get", "svc", "kube-dns", "-n", "kube-system", "-o", "json").stdout)
+    assert svc["metadata"]["labels"]["k8s-app"] == "kube-dns"
+
+
+def test_disable_dns_creates_no_kube_dns() -> None:
+    root = tempfile.mkdtemp(prefix="minik-e2e-")
+    m = Minik(root, free_port(), ["--disable-agent", "--disable-dns"])
+    m.start()
+    try:
+        code, _ = m.raw_json("GET", "/api/v1/namespaces/kube-system/services/kube-dns")
+        assert code == 404
+    finally:
+        m.stop()
+        shutil.rmtree(root, ignore_errors=True)
