@@ -72,6 +72,7 @@ def ensure_dns_address(ifname: str, ip: str) -> DnsAddress:
                     return _on_loopback(ipr, ifname, ip)
                 found = ipr.link_lookup(ifname=ifname)
             index = found[0]
+            _drop_others(ipr, index, ip, label=None)   # a former --cluster-dns
             if not _has_addr(ipr, index, ip):
                 ipr.addr("add", index=index, address=ip, prefixlen=_prefixlen(ip))
             ipr.link("set", index=index, state="up")
@@ -83,6 +84,7 @@ def ensure_dns_address(ifname: str, ip: str) -> DnsAddress:
 def _on_loopback(ipr: IPRoute, ifname: str, ip: str) -> DnsAddress:
     index = ipr.link_lookup(ifname="lo")[0]
     label = fallback_label(ifname) if ipaddress.ip_address(ip).version == 4 else ""
+    _drop_others(ipr, index, ip, label=fallback_label(ifname))
     if not _has_addr(ipr, index, ip):
         if label:
             ipr.addr("add", index=index, address=ip, prefixlen=_prefixlen(ip), label=label)
@@ -90,6 +92,19 @@ def _on_loopback(ipr: IPRoute, ifname: str, ip: str) -> DnsAddress:
             ipr.addr("add", index=index, address=ip, prefixlen=_prefixlen(ip))
     log.info("no dummy interface driver: DNS IP %s put on lo (label %s)", ip, label or "none")
     return DnsAddress("lo", ip, label)
+
+
+def _drop_others(ipr: IPRoute, index: int, ip: str, label: str | None) -> None:
+    """Remove addresses other than `ip` from our dummy link (label None: all of them are ours) or
+    from lo (only those carrying our label)."""
+    want = ipaddress.ip_address(ip)
+    for a in ipr.get_addr(index=index):
+        got = a.get_attr("IFA_ADDRESS")
+        if not got or ipaddress.ip_address(got) == want or ipaddress.ip_address(got).is_link_local:
+            continue
+        if label is None or a.get_attr("IFA_LABEL") == label:
+            log.info("removing stale DNS IP %s", got)
+            ipr.addr("del", index=index, address=got, prefixlen=a["prefixlen"])
 
 
 def remove_dns_address(ifname: str, ip: str) -> bool:
