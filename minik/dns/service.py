@@ -5,7 +5,8 @@ Services, EndpointSlices and pods caches once they are synced, then the server b
 53 on the DNS IP (no answer is given from a half-filled zone). Afterwards informer handlers only
 mark a Service (or a pod) dirty; the `dns-zone` task rebuilds the records of the dirty Services
 from the caches (`records.service_entry`), so a change costs one Service, not the cluster.
-Tasks: `dns-zone` (zone updates) and `dns-server` (address, then UDP/TCP), both supervised.
+Tasks: `dns-zone` (zone updates), `dns-server` (address, then UDP/TCP) and `dns-metrics`
+(<DNS IP>:9153/metrics, started once the address is there), all supervised.
 Neighbours: `minik.dns.records` (Zone), `minik.dns.resolver`, `minik.dns.forward`,
 `minik.dns.server`; built by `minik.daemon._start_dns`.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from minik.client import Obj
 from minik.dns.forward import Forwarder
+from minik.dns.metrics import serve_metrics
 from minik.dns.records import SERVICE_NAME_LABEL, Zone, service_entry
 from minik.dns.resolver import Resolver
 from minik.dns.server import DnsServer
@@ -55,6 +57,7 @@ class DnsSettings:
     interface: str = "minik-dns0"
     resolv_conf: str = "/etc/resolv.conf"
     port: int = 53
+    metrics_port: int = 9153          # the kube-dns Service's `metrics` port; 0: none
     own_address: bool = True          # put dns_ip on `interface` (tests on loopback say False)
 
 
@@ -137,4 +140,7 @@ class ClusterDns:
             addr = await asyncio.to_thread(ensure_dns_address, s.interface, s.dns_ip)
             log.info("DNS IP %s on %s", addr.address, addr.interface)
         await self.synced.wait()
+        if s.metrics_port and "dns-metrics" not in self.supervisor.names():
+            self.supervisor.spawn("dns-metrics", lambda: serve_metrics(s.dns_ip, s.metrics_port, self.zone, self.resolver,
+                                                                       self.server, self.forwarder))
         await self.server.serve()

@@ -269,6 +269,17 @@ def test_headless_answers_follow_endpoints(node: DnsNode, app: App) -> None:
     assert node.ask(f"web-1.db.{ns}.svc.{D}").rcode() == dns.rcode.NXDOMAIN
 
 
+def test_metrics_on_the_kube_dns_metrics_port(node: DnsNode) -> None:
+    import urllib.request
+    node.values(f"dns-version.{D}", "TXT")
+    with urllib.request.urlopen(f"http://{node.ip}:9153/metrics", timeout=5) as r:
+        text = r.read().decode()
+    counters = dict(line.split() for line in text.splitlines() if line and not line.startswith("#"))
+    assert float(counters["minik_dns_requests_total"]) >= 1
+    assert float(counters["minik_dns_malformed_requests_total"]) >= 0
+    assert float(counters["minik_dns_zone_services"]) >= 2     # kubernetes and kube-dns at least
+
+
 # ---- kube-dns bootstrap (control plane only: no agent needed) --------------------------------------
 
 KUBE_DNS = [("services", "/api/v1/namespaces/kube-system/services/kube-dns"),
