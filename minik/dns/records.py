@@ -5,8 +5,9 @@ Pure: `service_entry(svc, slices)` turns one Service and its EndpointSlices into
 `ServiceEntry`; `Zone` holds the entries of all Services (plus pod IPs for PTR) and answers
 `resolve(qname, qtype)` with an `Answer` (rcode and records in presentation form) or None for a
 name that is not the cluster's (the resolver forwards it). Updates are per Service, so a change
-costs the size of one Service, and every change bumps `generation` (the resolver's response cache
-is keyed on it).
+costs the size of one Service. A Service change bumps `generation`, a pod IP change only
+`pod_generation` (it can change nothing but PTR answers): the resolver's response cache is keyed on
+them, so pod churn does not flush the cached Service names.
 
 Names served under `<zone>` (default cluster.local):
 - `<svc>.<ns>.svc` A/AAAA: the ClusterIPs; headless: one record per ready endpoint (NXDOMAIN when
@@ -205,6 +206,7 @@ class Zone:
     dns_ip: str = ""
     ttl: int = DEFAULT_TTL
     generation: int = 0
+    pod_generation: int = 0
     _services: dict[tuple[str, str], ServiceEntry] = field(default_factory=dict)
     _namespaces: dict[str, int] = field(default_factory=dict)      # namespace → Services in it
     _ptr: dict[str, set[str]] = field(default_factory=dict)         # IP → names
@@ -268,7 +270,7 @@ class Zone:
             self._pod_keys[key] = want
         else:
             self._pod_keys.pop(key, None)
-        self.generation += 1
+        self.pod_generation += 1
         return True
 
     # ---- lookups ------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ it only if it has room), or None when the packet is to be dropped (malformed, a 
 much work in flight).
 The wire cache maps a query's bytes after the ID (flags, question, EDNS) to the response's bytes
 after the ID: a repeated question costs one dict lookup. Cluster answers stay valid until the zone
-changes (the entry carries the zone generation); forwarded ones for at most a second, so the TTLs
-a client sees keep counting down. Responses over UDP are truncated (TC set) at 512 bytes, or at
+changes (the entry carries the zone generation, and for reverse names the pod generation too);
+forwarded ones for at most a second, so the TTLs a client sees keep counting down. Records are
+turned into dnspython rrsets through a small memo, so re-answering unchanged records after a zone
+change skips the text parsing. Responses over UDP are truncated (TC set) at 512 bytes, or at
 the client's EDNS payload size capped at 1232; the client then asks again over TCP.
 CNAMEs (ExternalName Services) are followed inside the zone and chased upstream when they leave it.
 Neighbours: `minik.dns.records.Zone`, `minik.dns.forward.Forwarder`, `minik.dns.cache.TtlLru`;
@@ -52,9 +54,11 @@ def to_rrsets(records: Sequence[RR]) -> list[dns.rrset.RRset]:
 
 class Resolver:
     def __init__(self, zone: Zone, forwarder: Forwarder | None, cache_entries: int = 20_000,
-                 cache_bytes: int = 8 << 20, udp_payload: int = 1232) -> None:
+                 cache_bytes: int = 8 << 20, udp_payload: int = 1232, memo_entries: int = 4096) -> None:
         self.zone, self.forwarder, self.udp_payload = zone, forwarder, udp_payload
-        self.wire: TtlLru[bytes, tuple[bytes, int]] = TtlLru(cache_entries, cache_bytes)
+        # query bytes after the ID → (response bytes after the ID, zone generation, pod generation); -1: any
+        self.wire: TtlLru[bytes, tuple[bytes, int, int]] = TtlLru(cache_entries, cache_bytes)
+        self._memo: TtlLru[tuple[RR, ...], list[dns.rrset.RRset]] = TtlLru(memo_entries)
         self.malformed = 0
         self.queries = 0
 
@@ -63,7 +67,7 @@ class Resolver:
         self.queries += 1
         key = (b"T" if tcp else b"U") + data[2:]
         hit = self.wire.get(key)
-        if hit is not None and (hit[1] < 0 or hit[1] == self.zone.generation):
+        if hit is not None and (hit[1] < 0 or hit[1] == self.zone.generation) and (hit[2] < 0 or hit[2] == self.zone.pod_generation):
             return data[:2] + hit[0]
         try:
             q = dns.message.from_wire(data)
@@ -84,7 +88,9 @@ class Resolver:
         if qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             return self._error(q, dns.rcode.NOTIMP, tcp)
         generation = self.zone.generation
-        ans = self.zone.resolve(qname.to_text().lower(), qtype)
+        text = qname.to_text().lower()
+        pod_generation = self.zone.pod_generation if text.endswith(".arpa.") else -1
+        ans = self.zone.resolve(text, qtype)
         if ans is None:
             if self.forwarder is None:
                 return self._error(q, dns.rcode.SERVFAIL, tcp)
@@ -94,9 +100,21 @@ class Resolver:
         if chase and self.forwarder is not None:
             fwd = self.forwarder
             return lambda: self._chased(fwd, q, key, tcp, records, chase, generation)
-        wire = self._render(q, rcode, to_rrsets(records), to_rrsets(authority), to_rrsets(additional), True, tcp)
-        self.wire.put(key, (wire[2:], generation), ZONE_ENTRY_TTL, len(key) + len(wire))
+        wire = self._render(q, rcode, self._rrsets(records), self._rrsets(authority), self._rrsets(additional), True, tcp)
+        self.wire.put(key, (wire[2:], generation, pod_generation), ZONE_ENTRY_TTL, len(key) + len(wire))
         return wire
+
+    def _rrsets(self, records: Sequence[RR]) -> list[dns.rrset.RRset]:
+        """`to_rrsets` through a memo keyed on the records themselves (never stale; the rrsets
+        are shared between responses and never modified)."""
+        if not records:
+            return []
+        key = tuple(records)
+        got = self._memo.get(key)
+        if got is None:
+            got = to_rrsets(records)
+            self._memo.put(key, got, ZONE_ENTRY_TTL)
+        return list(got)
 
     # ---- pieces -------------------------------------------------------------------------------
     def _follow(self, ans: Answer, qtype: int) -> tuple[list[RR], int, tuple[RR, ...], tuple[RR, ...], str]:
@@ -124,7 +142,7 @@ class Resolver:
         if up is None:
             return None
         wire = self._render(q, up.rcode, list(up.answer), list(up.authority), list(up.additional), False, tcp)
-        self.wire.put(key, (wire[2:], -1), min(FORWARD_ENTRY_TTL, up.ttl), len(key) + len(wire))
+        self.wire.put(key, (wire[2:], -1, -1), min(FORWARD_ENTRY_TTL, up.ttl), len(key) + len(wire))
         return wire
 
     async def _chased(self, fwd: Forwarder, q: dns.message.Message, key: bytes, tcp: bool, records: list[RR],
@@ -139,8 +157,8 @@ class Resolver:
             if got is None:
                 return None
             up = got
-        wire = self._render(q, up.rcode, [*to_rrsets(records), *up.answer], list(up.authority), [], False, tcp)
-        self.wire.put(key, (wire[2:], generation), min(FORWARD_ENTRY_TTL, up.ttl), len(key) + len(wire))
+        wire = self._render(q, up.rcode, [*self._rrsets(records), *up.answer], list(up.authority), [], False, tcp)
+        self.wire.put(key, (wire[2:], generation, -1), min(FORWARD_ENTRY_TTL, up.ttl), len(key) + len(wire))
         return wire
 
     def _limit(self, q: dns.message.Message, tcp: bool) -> int:

@@ -99,6 +99,21 @@ async def test_repeated_queries_come_from_the_wire_cache_until_the_zone_changes(
     assert [rd.to_text() for rd in r.answer[0]] == ["10.43.0.21"]
 
 
+async def test_pod_churn_keeps_cached_service_names_but_refreshes_ptr(dns_server: Running) -> None:
+    await dns_server.udp("web.default.svc." + D)
+    ptr = "5.9.42.10.in-addr.arpa."
+    dns_server.zone.set_pod("default/a", "default", ["10.42.9.5"])
+    r = await dns_server.udp(ptr, "PTR")
+    assert [rd.to_text() for rd in r.answer[0]] == ["10-42-9-5.default.pod.cluster.local."]
+    hits = dns_server.resolver.wire.hits
+    dns_server.zone.set_pod("default/a", "default", [])
+    dns_server.zone.set_pod("default/b", "other", ["10.42.9.5"])     # the IP went to another pod
+    await dns_server.udp("web.default.svc." + D)
+    assert dns_server.resolver.wire.hits == hits + 1                 # still cached
+    r = await dns_server.udp(ptr, "PTR")
+    assert [rd.to_text() for rd in r.answer[0]] == ["10-42-9-5.other.pod.cluster.local."]
+
+
 async def test_a_large_answer_is_truncated_over_udp_and_whole_over_tcp(dns_server: Running) -> None:
     r = await dns_server.udp("big.default.svc." + D, use_edns=False)
     assert r.flags & dns.flags.TC
