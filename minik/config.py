@@ -37,6 +37,8 @@ class ServerConfig:
     nft_table: str = "minik"             # minik's nftables table (ip family)
     node_ip: str = ""                    # default: the advertise address
     extra: dict[str, str] = field(default_factory=dict)
+    metric_resolution: float = 15.0      # seconds between resource usage samples (metrics.k8s.io, HPA)
+    hpa_sync_period: float = 15.0        # seconds between HorizontalPodAutoscaler checks
     disable_dns: bool = False            # no kube-dns Service and no DNS server on the node
     dns_interface: str = "minik-dns0"    # dummy link holding the cluster DNS IP (unique per instance)
     resolv_conf: str = "/etc/resolv.conf"  # upstreams for names outside the cluster (127.0.0.53 → systemd-resolved's real ones)

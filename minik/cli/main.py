@@ -46,6 +46,11 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--node-ip", default=_env("node-ip", ""), help="IP address to advertise for this node (default: the advertise address)")
     p.add_argument("--bridge-name", default=_env("bridge-name", d.bridge_name), help="name of the pod bridge (default %(default)s)")
     p.add_argument("--nft-table", default=_env("nft-table", d.nft_table), help="name of minik's nftables table (default %(default)s)")
+    p.add_argument("--metric-resolution", type=float, default=float(_env("metric-resolution", str(d.metric_resolution))),
+                   help="seconds between resource usage samples for kubectl top and the HPA (default %(default)s)")
+    p.add_argument("--horizontal-pod-autoscaler-sync-period", type=float,
+                   default=float(_env("horizontal-pod-autoscaler-sync-period", str(d.hpa_sync_period))),
+                   help="seconds between HorizontalPodAutoscaler checks (default %(default)s)")
     p.add_argument("--disable-dns", action="store_true", default=_env("disable-dns", "") in ("1", "true"), help="serve no cluster DNS (no kube-dns Service, nothing on the DNS IP)")
     p.add_argument("--dns-interface", default=_env("dns-interface", d.dns_interface), help="dummy interface that holds the cluster DNS IP on this node (default %(default)s)")
     p.add_argument("--resolv-conf", default=_env("resolv-conf", d.resolv_conf), help="resolv.conf whose nameservers answer names outside the cluster (default %(default)s)")
@@ -66,6 +71,7 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         cluster_dns=a.cluster_dns, cluster_domain=a.cluster_domain, token=a.token,
         container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
         node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
+        metric_resolution=a.metric_resolution, hpa_sync_period=a.horizontal_pod_autoscaler_sync_period,
         disable_dns=a.disable_dns, dns_interface=a.dns_interface, resolv_conf=a.resolv_conf)
 
 
