@@ -41,6 +41,9 @@ class ServerConfig:
     hpa_sync_period: float = 15.0        # seconds between HorizontalPodAutoscaler checks
     node_monitor_grace_period: float = 40.0  # a node silent this long goes Unknown and gets unreachable taints
     service_node_port_range: str = "30000-32767"   # NodePort allocation range, "lo-hi"
+    disable_dns: bool = False            # no kube-dns Service and no DNS server on the node
+    dns_interface: str = "minik-dns0"    # dummy link holding the cluster DNS IP (unique per instance)
+    resolv_conf: str = "/etc/resolv.conf"  # upstreams for names outside the cluster (127.0.0.53 → systemd-resolved's real ones)
 
     @property
     def kubeconfig_path(self) -> str:
@@ -86,6 +89,7 @@ class AgentConfig:
     nft_table: str = "minik"
     container_runtime_endpoint: str = ""  # use an existing containerd instead of starting one
     server: bool = True                  # the node also runs the control plane (node-role labels)
+    resolv_conf: str = "/etc/resolv.conf"  # the host's resolvers for dnsPolicy Default (systemd's stub replaced)
 
     @property
     def agent_dir(self) -> str:
@@ -112,4 +116,5 @@ def agent_config(cfg: ServerConfig, node_ip: str = "") -> AgentConfig:
         bridge_name=cfg.bridge_name, nft_table=cfg.nft_table,
         container_runtime_endpoint=cfg.container_runtime_endpoint,
         server=True,
+        resolv_conf=cfg.resolv_conf,
     )

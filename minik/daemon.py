@@ -52,6 +52,7 @@ from minik.store.store import Store
 
 if TYPE_CHECKING:
     from minik.agent.runtime import NodeRuntime
+    from minik.dns.service import ClusterDns
 
 log = logging.getLogger("minik")
 
@@ -87,6 +88,7 @@ class Server:
         self._ready = False
         self.runtime: NodeRuntime | None = None
         self.informers: InformerFactory | None = None
+        self.dns: ClusterDns | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -149,6 +151,7 @@ class Server:
             self.informers.informer("pods"), grace=cfg.node_monitor_grace_period, run_informers=False).run)
         self._start_autoscaling(handlers)
         self.informers.start()
+        await self._start_dns()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
         self._start_services()
@@ -220,6 +223,19 @@ class Server:
         proxier = Proxier(self.informers, self.runtime.node_name,
                           Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr), cfg.bridge_name)
         self.supervisor.spawn("proxier", proxier.run)
+    async def _start_dns(self) -> None:
+        """kube-dns Service/Endpoints/EndpointSlice, and cluster DNS on this node when it runs pods."""
+        if self.cfg.disable_dns:
+            return
+        from minik.dns.bootstrap import ensure_kube_dns
+        from minik.dns.service import ClusterDns, DnsSettings
+        assert self.informers is not None
+        await ensure_kube_dns(self.client, self.cfg.cluster_dns)
+        if self.cfg.disable_agent:
+            return
+        settings = DnsSettings(self.cfg.cluster_dns, self.cfg.cluster_domain, self.cfg.dns_interface, self.cfg.resolv_conf)
+        self.dns = ClusterDns(settings, self.informers, self.supervisor)
+        self.dns.start()
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None

@@ -54,6 +54,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--node-monitor-grace-period", type=float, default=float(_env("node-monitor-grace-period", str(d.node_monitor_grace_period))),
                    help="seconds without a node heartbeat before the node is marked Unknown and tainted unreachable (default %(default)s)")
     p.add_argument("--service-node-port-range", default=_env("service-node-port-range", d.service_node_port_range), help="port range for NodePort Services (default %(default)s)")
+    p.add_argument("--disable-dns", action="store_true", default=_env("disable-dns", "") in ("1", "true"), help="serve no cluster DNS (no kube-dns Service, nothing on the DNS IP)")
+    p.add_argument("--dns-interface", default=_env("dns-interface", d.dns_interface), help="dummy interface that holds the cluster DNS IP on this node (default %(default)s)")
+    p.add_argument("--resolv-conf", default=_env("resolv-conf", d.resolv_conf), help="resolv.conf whose nameservers answer names outside the cluster (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -73,7 +76,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
         metric_resolution=a.metric_resolution, hpa_sync_period=a.horizontal_pod_autoscaler_sync_period,
         node_monitor_grace_period=a.node_monitor_grace_period,
-        service_node_port_range=_port_range(a.service_node_port_range))
+        service_node_port_range=_port_range(a.service_node_port_range),
+        disable_dns=a.disable_dns, dns_interface=a.dns_interface, resolv_conf=a.resolv_conf)
 
 
 def _port_range(value: str) -> str:
