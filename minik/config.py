@@ -37,6 +37,7 @@ class ServerConfig:
     nft_table: str = "minik"             # minik's nftables table (ip family)
     node_ip: str = ""                    # default: the advertise address
     extra: dict[str, str] = field(default_factory=dict)
+    disable_network_policy: bool = False  # k3s's flag: no NetworkPolicy enforcement on this node
 
     @property
     def kubeconfig_path(self) -> str:

@@ -46,6 +46,7 @@ from minik.scheduler.scheduler import Scheduler
 from minik.store.store import Store
 
 if TYPE_CHECKING:
+    from minik.agent.netpol import NetpolEnforcer
     from minik.agent.runtime import NodeRuntime
 
 log = logging.getLogger("minik")
@@ -82,6 +83,7 @@ class Server:
         self._ready = False
         self.runtime: NodeRuntime | None = None
         self.informers: InformerFactory | None = None
+        self.netpol: NetpolEnforcer | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -141,6 +143,7 @@ class Server:
         self.informers.start()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
+            self._start_netpol()
         self._ready = True
         release_memory()
         sd_notify("READY=1")
@@ -171,6 +174,16 @@ class Server:
         handlers.pod_streams = CriPodStreams(self.runtime.cri)
         self.supervisor.spawn("node-agent", self.runtime.run)
         log.info("node agent started for node %s", self.runtime.node_name)
+
+    def _start_netpol(self) -> None:
+        """NetworkPolicy enforcement for the local node's pods (nftables, same table as the pod network)."""
+        if self.cfg.disable_network_policy:
+            return
+        from minik.agent.netpol import NetpolEnforcer
+        assert self.informers is not None and self.runtime is not None
+        cfg = self.cfg
+        self.netpol = NetpolEnforcer(self.informers, self.runtime.node_name, cfg.nft_table, cfg.bridge_name, cfg.cluster_dns)
+        self.supervisor.spawn("netpol-enforcer", self.netpol.run)
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None
