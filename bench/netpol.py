@@ -286,8 +286,10 @@ def run(m: Minik, args: argparse.Namespace) -> None:
             put(m, obj)
         # Enforced when cli is still allowed and another pod would not be: wait for the chain.
         table = m.extra[m.extra.index("--nft-table") + 1]
-        while "netpol-in-" + ips["srv"].replace(".", "-") not in subprocess.run(
-                ["nft", "list", "chains", "ip", table], capture_output=True, text=True).stdout:
+        chain = "netpol-in-" + ips["srv"].replace(".", "-")
+        while chain not in subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True).stdout:
+            if time.monotonic() - t0 > 60:
+                raise SystemExit(f"policies not enforced after 60 s:\n{m.log_tail()}")
             time.sleep(0.05)
         bulk_apply = time.monotonic() - t0
         time.sleep(2)

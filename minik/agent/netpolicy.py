@@ -256,8 +256,8 @@ def _rule_peers(rule: Rule, policy_ns: str, cluster: Cluster) -> tuple[tuple[ipa
     return tuple(ipaddress.collapse_addresses(nets)), list(pods.values())
 
 
-def ingress_allows(rule: Rule, policy_ns: str, target: PodInfo, cluster: Cluster) -> list[Allow]:
-    peers, _ = _rule_peers(rule, policy_ns, cluster)
+def ingress_allows(rule: Rule, peers: tuple[ipaddress.IPv4Network, ...] | None, target: PodInfo) -> list[Allow]:
+    """`peers`: the rule's sources (`_rule_peers`, the same for every target pod)."""
     if not rule.ports:
         return [Allow(peers)]
     ports = _numeric(rule.ports)
@@ -337,6 +337,10 @@ def plan(policies: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable[Obj]
     by_ns: dict[str, list[Policy]] = {}
     for p in parsed:
         by_ns.setdefault(p.namespace, []).append(p)
+    # A rule's peers (and a whole egress rule) do not depend on the isolated pod: computed once
+    # per plan, so a plan costs rules x pods + local pods x policies, not their product.
+    peers_of: dict[int, tuple[ipaddress.IPv4Network, ...] | None] = {}
+    egress_of: dict[int, list[Allow]] = {}
     out: list[PodRules] = []
     for pod in sorted(cluster.pods, key=lambda i: i.ip):
         if pod.node != node:
@@ -350,11 +354,15 @@ def plan(policies: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable[Obj]
             if pol.ingress is not None:
                 ingress = ingress if ingress is not None else []
                 for rule in pol.ingress:
-                    ingress += ingress_allows(rule, pol.namespace, pod, cluster)
+                    if id(rule) not in peers_of:
+                        peers_of[id(rule)] = _rule_peers(rule, pol.namespace, cluster)[0]
+                    ingress += ingress_allows(rule, peers_of[id(rule)], pod)
             if pol.egress is not None:
                 egress = egress if egress is not None else []
                 for rule in pol.egress:
-                    egress += egress_allows(rule, pol.namespace, cluster)
+                    if id(rule) not in egress_of:
+                        egress_of[id(rule)] = egress_allows(rule, pol.namespace, cluster)
+                    egress += egress_of[id(rule)]
         if ingress is None and egress is None:
             continue
         out.append(PodRules(pod.ip, _dedup(ingress), _dedup(egress)))
