@@ -242,3 +242,44 @@ def _egress_only_dns(m: Minik, ns: Ns, ips: dict[str, str], gw: str, host_port: 
     if dns:
         # Cluster DNS (served by the node at the DNS IP) still answers.
         assert ns.exec("client", "timeout", "5", "nslookup", "kubernetes.default", check=False).returncode == 0
+
+
+def netpol_listing(m: Minik) -> str:
+    """The netpol chains and maps of the node's table, as nft lists them (without counters)."""
+    out = subprocess.run(["nft", "list", "table", "ip", nft_table(m)], capture_output=True, text=True).stdout
+    keep, inside = [], False
+    for line in out.splitlines():
+        if line.startswith("\tchain netpol-") or line.startswith("\tmap netpol-"):
+            inside = True
+        if inside:
+            keep.append(line.split(" counter ")[0] if " counter " in line else line)
+            if line == "\t}":
+                inside = False
+    return "\n".join(keep)
+
+
+def test_rules_survive_kill_9_and_the_restart_resyncs_them(node_minik: Minik) -> None:
+    """Runs last in the module: it restarts the module's server."""
+    ns = Ns.make(node_minik, "np-restart")
+    ips = start(ns, server("web", app="web"), server("client", role="client"), server("other", role="other"))
+    apply(ns, DENY_ALL, policy("web-from-client", {
+        "podSelector": {"matchLabels": {"app": "web"}},
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}]}))
+    settle(lambda: not reach(ns, "other", ips["web"]))
+    before = netpol_listing(node_minik)
+    assert f"jump netpol-in-{ips['web'].replace('.', '-')}" in before
+
+    assert node_minik.proc is not None
+    node_minik.proc.kill()
+    node_minik.proc.wait()
+    # The kernel keeps enforcing while the daemon is gone.
+    assert netpol_listing(node_minik) == before
+    node_minik.start(timeout=90)
+    # The restarted enforcer took over the rules it left (full resync from its caches) and keeps
+    # following changes.
+    settle(lambda: netpol_listing(node_minik) == before)
+    ns.kubectl("delete", "networkpolicy", "deny")
+    settle(lambda: reach(ns, "web", ips["client"]))        # client no longer isolated
+    assert reach(ns, "client", ips["web"])
+    assert not reach(ns, "other", ips["web"])
+    assert f"netpol-in-{ips['client'].replace('.', '-')}" not in netpol_listing(node_minik)
