@@ -5,8 +5,8 @@ Role: reads NetworkPolicies, Pods and Namespaces from the daemon's shared `Infor
 (`minik.agent.netpolicy.plan`, pure) and brings the node's `netpol-*` chains to them
 (`minik.net.netpol.NetpolTable`: only changed chains and map elements are rewritten, in one
 `nft -f -` transaction). Handlers only mark the state dirty (pod status churn that changes no
-address, label, node or port is ignored); one loop does the work, so a burst of events costs
-one plan and at most one transaction.
+address, label, node or port is ignored); one loop does the work after a 10 ms pause, so a
+burst of events costs one plan and at most one transaction.
 
 Ordering: nothing is applied before the three caches are synced, so a restarted daemon never
 replaces the rules it left in the kernel (pods keep running across restarts) with an empty,
@@ -25,8 +25,9 @@ import logging
 import time
 from pathlib import Path
 
-from minik.agent.netpolicy import pod_info, plan
+from minik.agent.netpolicy import PodInfo, pod_info, plan
 from minik.client import Obj
+from minik.machinery.informer import object_key
 from minik.machinery.informers import InformerFactory
 from minik.net.netpol import BRIDGE_NF, NetpolError, NetpolTable, ScriptRunner, ensure_bridge_netfilter
 from minik.net.nft import Nft
@@ -40,7 +41,7 @@ RESOURCES = ("pods", "namespaces", NETWORKPOLICIES)
 class NetpolEnforcer:
     def __init__(self, informers: InformerFactory, node_name: str, table: str, bridge: str,
                  cluster_dns: str | None, runner: ScriptRunner | None = None,
-                 bridge_nf: Path = BRIDGE_NF) -> None:
+                 bridge_nf: Path = BRIDGE_NF, debounce: float = 0.01) -> None:
         self.node_name, self.cluster_dns = node_name, cluster_dns or None
         self._informers = informers
         self._policies = informers.informer(NETWORKPOLICIES)
@@ -48,7 +49,9 @@ class NetpolEnforcer:
         self._namespaces = informers.informer("namespaces")
         self._table = NetpolTable(runner if runner is not None else Nft(), table, bridge)
         self._bridge_nf = bridge_nf
+        self._debounce = debounce
         self._dirty = asyncio.Event()
+        self._infos: dict[str, PodInfo] = {}   # pod key → what the planner reads of it
         self.syncs = 0                 # transactions applied (tests, metrics)
         self.last_sync_seconds = 0.0   # plan + apply of the last change
         self.isolated_pods = 0
@@ -70,7 +73,15 @@ class NetpolEnforcer:
 
     def _pod_changed(self, old: Obj | None, new: Obj | None) -> None:
         # Most pod events are status churn (probes, restarts); only what the plan reads counts.
-        if (None if old is None else pod_info(old)) != (None if new is None else pod_info(new)):
+        # The parsed form is kept, so a plan does not parse every pod again.
+        key = object_key(new if new is not None else old or {})
+        before = self._infos.get(key)
+        after = None if new is None else pod_info(new)
+        if after is None:
+            self._infos.pop(key, None)
+        else:
+            self._infos[key] = after
+        if before != after:
             self._dirty.set()
 
     async def run(self) -> None:
@@ -81,16 +92,22 @@ class NetpolEnforcer:
         except NetpolError as e:
             log.warning("network policy: %s", e)
         await self._informers.wait_synced(*RESOURCES)
+        # The shared pods informer may have been synced (and its handlers called) before this
+        # enforcer registered its own: take the parsed pods from the cache once.
+        self._infos = {object_key(p): i for p in self._pods.list() if (i := pod_info(p)) is not None}
         # A fresh start (also after a failure) resyncs everything in one transaction.
         self._table.reset()
         while True:
             self._dirty.clear()
             await self.sync()
             await self._dirty.wait()
+            # A burst (a Deployment's pods getting their IPs, a namespace of policies applied
+            # at once) costs one plan: a short pause lets the rest of it arrive.
+            await asyncio.sleep(self._debounce)
 
     async def sync(self) -> bool:
         started = time.perf_counter()
-        rules = plan(self._policies.list(), self._pods.list(), self._namespaces.list(),
+        rules = plan(self._policies.list(), list(self._infos.values()), self._namespaces.list(),
                      self.node_name, self.cluster_dns)
         changed = await self._table.sync(rules)
         self.isolated_pods = len(rules)

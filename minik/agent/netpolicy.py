@@ -94,6 +94,7 @@ class Cluster:
     pods: tuple[PodInfo, ...]
     namespaces: Mapping[str, Mapping[str, str]]   # namespace → labels (with the name label)
     dns_ip: ipaddress.IPv4Address | None
+    by_namespace: Mapping[str, tuple[PodInfo, ...]]
 
 
 # ---- parsing (API objects → values) --------------------------------------------------------------
@@ -201,15 +202,17 @@ def parse_policy(obj: Obj) -> Policy | None:
 # ---- evaluation ----------------------------------------------------------------------------------
 
 def _peer_pods(peer: Peer, policy_ns: str, cluster: Cluster) -> list[PodInfo]:
+    if peer.namespaces is None:
+        namespaces = [policy_ns]
+    else:
+        sel = peer.namespaces
+        namespaces = [ns for ns in cluster.by_namespace
+                      if sel.matches(cluster.namespaces.get(ns, {NAME_LABEL: ns}))]
     out = []
-    for p in cluster.pods:
-        if peer.namespaces is None:
-            if p.namespace != policy_ns:
-                continue
-        elif not peer.namespaces.matches(cluster.namespaces.get(p.namespace, {NAME_LABEL: p.namespace})):
-            continue
-        if peer.pods is None or peer.pods.matches(p.labels):
-            out.append(p)
+    for ns in namespaces:
+        for p in cluster.by_namespace.get(ns, ()):
+            if peer.pods is None or peer.pods.matches(p.labels):
+                out.append(p)
     return out
 
 
@@ -322,18 +325,23 @@ def _dns_allow(rule: Rule, policy_ns: str, cluster: Cluster) -> Allow | None:
     return Allow((ipaddress.IPv4Network(cluster.dns_ip),), tuple(dns_ports), original=True)
 
 
-def plan(policies: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable[Obj], node: str,
+def plan(policies: Iterable[Obj], pods: Iterable[Obj | PodInfo], namespaces: Iterable[Obj], node: str,
          dns_ip: str | None = None) -> tuple[PodRules, ...]:
-    """The rules of every isolated pod on `node`, ordered by pod IP (deterministic output)."""
+    """The rules of every isolated pod on `node`, ordered by pod IP (deterministic output).
+    `pods`: API objects, or their `pod_info` already computed (the enforcer keeps them)."""
     parsed = [p for p in (parse_policy(o) for o in policies) if p is not None]
-    infos = [i for i in (pod_info(o) for o in pods) if i is not None]
+    infos = [i for i in (o if isinstance(o, PodInfo) else pod_info(o) for o in pods) if i is not None]
     # Two pods cannot hold one address; a stale one (IP reused after a restart) loses to the
     # pod on this node, then to the later name, so the output is stable.
     by_ip: dict[ipaddress.IPv4Address, PodInfo] = {}
     for i in sorted(infos, key=lambda i: (i.node == node, i.namespace, i.name)):
         by_ip[i.ip] = i
+    grouped: dict[str, list[PodInfo]] = {}
+    for i in by_ip.values():
+        grouped.setdefault(i.namespace, []).append(i)
     cluster = Cluster(tuple(by_ip.values()), dict(namespace_labels(n) for n in namespaces),
-                      ipaddress.IPv4Address(dns_ip) if dns_ip else None)
+                      ipaddress.IPv4Address(dns_ip) if dns_ip else None,
+                      {ns: tuple(ps) for ns, ps in grouped.items()})
     by_ns: dict[str, list[Policy]] = {}
     for p in parsed:
         by_ns.setdefault(p.namespace, []).append(p)
@@ -370,9 +378,12 @@ def plan(policies: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable[Obj]
 
 
 def _dedup(allows: list[Allow] | None) -> tuple[Allow, ...] | None:
+    """Drop repeats of one Allow object (an egress rule's allows are shared by every pod the
+    policy selects); by identity, since hashing large peer tuples on every plan is costly.
+    Equal rules from different policies are merged later, as rule text (`minik.net.netpol`)."""
     if allows is None:
         return None
-    seen: dict[Allow, None] = {}
+    seen: dict[int, Allow] = {}
     for a in allows:
-        seen.setdefault(a, None)
-    return tuple(seen)
+        seen.setdefault(id(a), a)
+    return tuple(seen.values())

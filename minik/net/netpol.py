@@ -177,18 +177,29 @@ def _merge(ranges: list[PortRange]) -> list[PortRange]:
     return out
 
 
-def pod_chain(allows: tuple[Allow, ...], egress: bool) -> tuple[str, ...]:
+_TextCache = dict[tuple[int, tuple[PortRange, ...], bool, bool], list[str]]
+
+
+def pod_chain(allows: tuple[Allow, ...], egress: bool, cache: _TextCache | None = None) -> tuple[str, ...]:
+    """The rules of one pod's chain. `cache`: rule text by (peer tuple identity, ports, …), as
+    many pods share one rule's peers (one selector's pods rendered once per build)."""
     verdict = "return" if egress else "accept"
-    rules: list[str] = []
+    rules: dict[str, None] = {}
     for a in allows:
-        for body in allow_rules(a, egress):
+        if cache is not None:
+            key = (id(a.peers), a.ports, a.original, egress)
+            bodies = cache.get(key)
+            if bodies is None:
+                bodies = cache[key] = allow_rules(a, egress)
+        else:
+            bodies = allow_rules(a, egress)
+        for body in bodies:
             rule = f"{body} {verdict}".strip()
-            if rule not in rules:
-                rules.append(rule)
+            rules.setdefault(rule, None)
             if rule == verdict:
                 # Everything is allowed; later rules and the drop can never be reached.
                 return tuple(rules)
-    rules.append("counter drop")
+    rules.setdefault("counter drop", None)
     return tuple(rules)
 
 
@@ -196,14 +207,16 @@ def build(pods: Iterable[PodRules]) -> Rendered:
     chains: dict[str, tuple[str, ...]] = {}
     ingress: dict[str, str] = {}
     egress: dict[str, str] = {}
+    pods = list(pods)   # keeps the peer tuples alive: the text cache is keyed by their identity
+    cache: _TextCache = {}
     for p in pods:
         if p.ingress is not None:
             name = chain_name("in", p.ip)
-            chains[name] = pod_chain(p.ingress, egress=False)
+            chains[name] = pod_chain(p.ingress, egress=False, cache=cache)
             ingress[str(p.ip)] = name
         if p.egress is not None:
             name = chain_name("out", p.ip)
-            chains[name] = pod_chain(p.egress, egress=True)
+            chains[name] = pod_chain(p.egress, egress=True, cache=cache)
             egress[str(p.ip)] = name
     return Rendered(chains, ingress, egress)
 

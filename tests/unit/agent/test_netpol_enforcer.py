@@ -115,3 +115,26 @@ async def test_enforcer_lifecycle(tmp_path: Path) -> None:
     assert "delete element ip mk netpol-ingress { 10.42.0.5 }" in runner.scripts[-1]
     assert enf.isolated_pods == 0
     await sup.stop()
+
+
+async def test_enforcer_started_after_the_shared_caches_synced(tmp_path: Path) -> None:
+    """The daemon starts the enforcer after the informers: pods listed before its handler existed
+    still count."""
+    knob = tmp_path / "knob"
+    knob.write_text("1\n")
+    client = QueueClient({"pods": [mkpod("web", "10.42.0.5", {"app": "web"}, 2)],
+                          "namespaces": [{"metadata": {"name": "default", "resourceVersion": "1"}}],
+                          NETWORKPOLICIES: [DENY]})
+    client.release.set()
+    sup = Supervisor()
+    factory = InformerFactory(client, sup)  # type: ignore[arg-type]
+    for r in ("pods", "namespaces", NETWORKPOLICIES):
+        factory.informer(r)
+    factory.start()
+    await factory.wait_synced()
+    runner = Runner()
+    enf = NetpolEnforcer(factory, "n1", "mk", "br0", None, runner=runner, bridge_nf=knob)
+    sup.spawn("netpol", enf.run)
+    await wait_for(lambda: len(runner.scripts) == 1)
+    assert "10.42.0.5 : jump netpol-in-10-42-0-5" in runner.scripts[0]
+    await sup.stop()
