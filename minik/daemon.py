@@ -204,11 +204,12 @@ class Server:
 
     def _start_netpol(self) -> None:
         """NetworkPolicy enforcement for the local node's pods (nftables, same table as the pod network)."""
-        if self.cfg.disable_network_policy:
-            return
-        from minik.agent.netpol import NetpolEnforcer
+        from minik.agent.netpol import NetpolEnforcer, remove_rules
         assert self.informers is not None and self.runtime is not None
         cfg = self.cfg
+        if cfg.disable_network_policy:
+            self.supervisor.spawn("netpol-cleanup", lambda: remove_rules(cfg.nft_table, cfg.bridge_name), restart=False)
+            return
         self.netpol = NetpolEnforcer(self.informers, self.runtime.node_name, cfg.nft_table, cfg.bridge_name, cfg.cluster_dns)
         self.supervisor.spawn("netpol-enforcer", self.netpol.run)
 

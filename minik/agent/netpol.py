@@ -117,3 +117,9 @@ class NetpolEnforcer:
             log.debug("network policy: %d isolated pods, applied in %.1f ms", len(rules),
                       self.last_sync_seconds * 1000)
         return changed
+
+
+async def remove_rules(table: str, bridge: str, runner: ScriptRunner | None = None) -> None:
+    """With enforcement turned off (`--disable-network-policy`), chains a previous run left in
+    the table would keep enforcing stale policies: remove every `netpol-*` object."""
+    await NetpolTable(runner if runner is not None else Nft(), table, bridge).delete()

@@ -138,3 +138,12 @@ async def test_enforcer_started_after_the_shared_caches_synced(tmp_path: Path) -
     await wait_for(lambda: len(runner.scripts) == 1)
     assert "10.42.0.5 : jump netpol-in-10-42-0-5" in runner.scripts[0]
     await sup.stop()
+
+
+async def test_disabled_enforcement_removes_rules_left_by_an_earlier_run() -> None:
+    from minik.agent.netpol import remove_rules
+    runner = Runner()
+    await remove_rules("mk", "br0", runner=runner)
+    (script,) = runner.scripts
+    assert "delete chain ip mk netpol-forward" in script and "delete map ip mk netpol-ingress" in script
+    assert script.index("delete map ip mk netpol-ingress") < script.index("delete chain ip mk netpol-in-10-42-0-99")
