@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minik.apis.selectors import LabelSelector, SelectorError
-from minik.net.netpol import Allow, PodRules, PortRange
+from minik.net.netpol import PROTOCOLS, Allow, PodRules, PortRange
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,9 @@ def pod_info(pod: Obj) -> PodInfo | None:
     ports: dict[str, list[tuple[str, int]]] = {}
     for c in list(spec.get("containers") or []) + list(spec.get("initContainers") or []):
         for p in (c.get("ports") or []) if isinstance(c, Mapping) else []:
-            if isinstance(p, Mapping) and p.get("name") and isinstance(p.get("containerPort"), int):
-                ports.setdefault(str(p["name"]), []).append((str(p.get("protocol") or "TCP").lower(), p["containerPort"]))
+            proto = str(p.get("protocol") or "TCP").lower() if isinstance(p, Mapping) else ""
+            if proto in PROTOCOLS and p.get("name") and isinstance(p.get("containerPort"), int) and 0 < p["containerPort"] < 65536:
+                ports.setdefault(str(p["name"]), []).append((proto, p["containerPort"]))
     labels = meta.get("labels") or {}
     return PodInfo(str(meta.get("namespace") or ""), str(meta.get("name") or ""), ip,
                    {str(k): str(v) for k, v in labels.items()}, str(spec.get("nodeName") or ""),
@@ -165,14 +166,18 @@ def _peer(raw: Obj) -> Peer:
 
 def _port(raw: Obj) -> PortSpec:
     proto = str(raw.get("protocol") or "TCP").lower()
+    if proto not in PROTOCOLS:
+        raise ValueError(f"unsupported protocol {raw.get('protocol')!r}")
     port = raw.get("port")
     if port is None:
         return PortSpec(proto)
     if isinstance(port, str) and not port.isdigit():
         return PortSpec(proto, name=port)
     number = int(port)
-    end = raw.get("endPort")
-    return PortSpec(proto, number, int(end) if end is not None else None)
+    end = int(raw["endPort"]) if raw.get("endPort") is not None else None
+    if not 0 < number <= (end if end is not None else number) <= 65535:
+        raise ValueError(f"invalid port range {number}-{end}")
+    return PortSpec(proto, number, end)
 
 
 def _rules(raw: Any, peers_key: str) -> tuple[Rule, ...]:

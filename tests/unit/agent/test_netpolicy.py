@@ -205,3 +205,15 @@ def test_policy_types_default_from_spec_when_absent() -> None:
            "spec": {"podSelector": {}, "egress": [{"to": [{"ipBlock": {"cidr": "1.2.3.0/24"}}]}]}}
     r = rules_of(plan([raw], PODS, NSS, NODE, DNS), "10.42.0.6")
     assert r.ingress == () and r.egress == (Allow((N("1.2.3.0/24"),)),)
+
+
+def test_stored_objects_that_would_break_the_ruleset_are_skipped() -> None:
+    """Only old stored objects can hold these (validation rejects them); one such policy or pod
+    must not stop enforcement of the others."""
+    bad_proto = mkpol("icmp", ingress=[{"ports": [{"protocol": "ICMP", "port": 1}]}])
+    bad_range = mkpol("range", ingress=[{"ports": [{"port": 90, "endPort": 80}]}])
+    good = mkpol("good", selector={"matchLabels": {"app": "web"}})
+    pods = PODS + [mkpod("weird", "10.42.0.9", labels={"app": "web"},
+                         ports=[{"name": "x", "containerPort": 99999}, {"name": "y", "containerPort": 5, "protocol": "ICMP"}])]
+    result = plan([bad_proto, bad_range, good], pods, NSS, NODE, DNS)
+    assert {str(r.ip) for r in result} == {"10.42.0.5", "10.42.0.9"}
