@@ -44,6 +44,7 @@ class ServerConfig:
     disable_dns: bool = False            # no kube-dns Service and no DNS server on the node
     dns_interface: str = "minik-dns0"    # dummy link holding the cluster DNS IP (unique per instance)
     resolv_conf: str = "/etc/resolv.conf"  # upstreams for names outside the cluster (127.0.0.53 → systemd-resolved's real ones)
+    disable_network_policy: bool = False  # k3s's flag: no NetworkPolicy enforcement on this node
 
     @property
     def kubeconfig_path(self) -> str:

@@ -51,6 +51,7 @@ from minik.scheduler.scheduler import Scheduler
 from minik.store.store import Store
 
 if TYPE_CHECKING:
+    from minik.agent.netpol import NetpolEnforcer
     from minik.agent.runtime import NodeRuntime
     from minik.dns.service import ClusterDns
 
@@ -89,6 +90,7 @@ class Server:
         self.runtime: NodeRuntime | None = None
         self.informers: InformerFactory | None = None
         self.dns: ClusterDns | None = None
+        self.netpol: NetpolEnforcer | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -154,6 +156,7 @@ class Server:
         await self._start_dns()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
+            self._start_netpol()
         self._start_services()
         self._ready = True
         release_memory()
@@ -236,6 +239,16 @@ class Server:
         settings = DnsSettings(self.cfg.cluster_dns, self.cfg.cluster_domain, self.cfg.dns_interface, self.cfg.resolv_conf)
         self.dns = ClusterDns(settings, self.informers, self.supervisor)
         self.dns.start()
+    def _start_netpol(self) -> None:
+        """NetworkPolicy enforcement for the local node's pods (nftables, same table as the pod network)."""
+        from minik.agent.netpol import NetpolEnforcer, remove_rules
+        assert self.informers is not None and self.runtime is not None
+        cfg = self.cfg
+        if cfg.disable_network_policy:
+            self.supervisor.spawn("netpol-cleanup", lambda: remove_rules(cfg.nft_table, cfg.bridge_name), restart=False)
+            return
+        self.netpol = NetpolEnforcer(self.informers, self.runtime.node_name, cfg.nft_table, cfg.bridge_name, cfg.cluster_dns)
+        self.supervisor.spawn("netpol-enforcer", self.netpol.run)
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None

@@ -57,6 +57,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--disable-dns", action="store_true", default=_env("disable-dns", "") in ("1", "true"), help="serve no cluster DNS (no kube-dns Service, nothing on the DNS IP)")
     p.add_argument("--dns-interface", default=_env("dns-interface", d.dns_interface), help="dummy interface that holds the cluster DNS IP on this node (default %(default)s)")
     p.add_argument("--resolv-conf", default=_env("resolv-conf", d.resolv_conf), help="resolv.conf whose nameservers answer names outside the cluster (default %(default)s)")
+    p.add_argument("--disable-network-policy", action="store_true", default=_env("disable-network-policy", "") in ("1", "true"), help="do not enforce NetworkPolicies on this node")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -77,7 +78,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         metric_resolution=a.metric_resolution, hpa_sync_period=a.horizontal_pod_autoscaler_sync_period,
         node_monitor_grace_period=a.node_monitor_grace_period,
         service_node_port_range=_port_range(a.service_node_port_range),
-        disable_dns=a.disable_dns, dns_interface=a.dns_interface, resolv_conf=a.resolv_conf)
+        disable_dns=a.disable_dns, dns_interface=a.dns_interface, resolv_conf=a.resolv_conf,
+        disable_network_policy=a.disable_network_policy)
 
 
 def _port_range(value: str) -> str:
