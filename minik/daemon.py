@@ -138,6 +138,7 @@ class Server:
                                                                          run_informers=False).run)
         self.supervisor.spawn("clusterrole-aggregation-controller",
                               ClusterRoleAggregator(self.informers.informer(CLUSTERROLES), self.client, run_informers=False).run)
+        self._start_workloads()
         self.informers.start()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
@@ -145,6 +146,12 @@ class Server:
         release_memory()
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    def _start_workloads(self) -> None:
+        """Job, CronJob, StatefulSet and DaemonSet controllers on the shared informers."""
+        from minik.controllers.job import JobController
+        assert self.informers is not None
+        self.supervisor.spawn("job-controller", JobController(self.client, informers=self.informers).run)
 
     def _service_account_user(self, token: str) -> User | None:
         """A bound ServiceAccount token is valid while its ServiceAccount (same uid) exists."""
