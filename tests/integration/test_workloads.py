@@ -1,0 +1,267 @@
+"""Job, CronJob, StatefulSet and DaemonSet controllers in process: a real store + resource service
+behind `LocalClient`, the controllers on one shared InformerFactory, the garbage collector, and no
+node agent — the test plays kubelet (pod phases, readiness, finishing deletions)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minik.api.kinds import KindHooksImpl
+from minik.api.service import ResourceService
+from minik.apis.registry import Registry
+from minik.apis.schema import Schemas
+from minik.client import Obj
+from minik.client.local import LocalClient
+from minik.controllers.garbagecollector import GarbageCollector
+from minik.controllers.job import TRACKING_FINALIZER, JobController, JobTiming
+from minik.machinery.informers import InformerFactory
+from minik.store.store import Store
+
+NS = "default"
+
+
+def now_ts() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Cluster:
+    client: LocalClient
+    store: Store
+    ips: int = 0
+
+    async def pods(self, selector: str = "") -> list[Obj]:
+        items, _ = await self.client.list("pods", NS, label_selector=selector)
+        return items
+
+    async def get(self, resource: str, name: str) -> Obj | None:
+        return await self.client.get(resource, NS, name)
+
+    async def set_phase(self, pod: Obj, phase: str, ready: bool = False, exit_code: int | None = None,
+                        conditions: list[Obj] | None = None) -> None:
+        """What the node agent reports: phase, Ready, a terminated container with an exit code."""
+        st: Obj = {"phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                                   "lastTransitionTime": now_ts()}, *(conditions or [])]}
+        if phase == "Running":
+            self.ips += 1
+            st["podIP"] = f"10.42.0.{self.ips % 250 + 1}"
+        if exit_code is not None:
+            st["containerStatuses"] = [{"name": "c", "image": "busybox", "imageID": "", "ready": False, "restartCount": 0,
+                                        "state": {"terminated": {"exitCode": exit_code, "finishedAt": now_ts(),
+                                                                 "reason": "Completed" if exit_code == 0 else "Error"}}}]
+        await self.client.patch("pods", NS, pod["metadata"]["name"], {"status": st}, subresource="status")
+
+    async def reap(self) -> None:
+        """Finish graceful deletions as the agent would (grace 0 once containers are gone)."""
+        for p in await self.pods():
+            if p["metadata"].get("deletionTimestamp"):
+                await self.client.delete("pods", NS, p["metadata"]["name"], grace_period_seconds=0)
+
+
+async def eventually(fn: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = "") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if await fn():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or fn}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    store = Store(str(tmp_path / "state.db"))
+    await store.start()
+    registry = Registry()
+    service = ResourceService(store, registry, Schemas(), KindHooksImpl(store, registry, "10.43.0.0/16"))
+    client = LocalClient(service)
+    await client.create("namespaces", "", {"metadata": {"name": NS}})
+    factory = InformerFactory(client)
+    parts: list[Any] = [GarbageCollector(client),
+                        JobController(client, informers=factory, timing=JobTiming(backoff_base=0.2, backoff_max=1.0))]
+    factory.start()
+    tasks = [asyncio.create_task(p.run(), name=type(p).__name__) for p in parts]
+    try:
+        yield Cluster(client, store)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await factory.stop()
+        await store.close()
+
+
+def job(name: str = "pi", **spec: Any) -> Obj:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": NS},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                           "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}},
+                     **spec}}
+
+
+def cond(obj: Obj | None, ctype: str) -> Obj | None:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c["type"] == ctype and c["status"] == "True":
+            return c  # type: ignore[no-any-return]
+    return None
+
+
+def live(pods: list[Obj]) -> list[Obj]:
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and
+            (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+
+
+async def test_job_completions_parallelism(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("batch/jobs", NS, job(completions=5, parallelism=2))
+    most = 0
+    for _ in range(200):
+        running = live(await c.pods("job-name=pi"))
+        most = max(most, len(running))
+        for p in running:
+            assert TRACKING_FINALIZER in p["metadata"]["finalizers"]
+            await c.set_phase(p, "Succeeded", exit_code=0)
+        j = await c.get("batch/jobs", "pi")
+        if cond(j, "Complete"):
+            break
+        await asyncio.sleep(0.05)
+    j = await c.get("batch/jobs", "pi")
+    assert cond(j, "Complete") and cond(j, "SuccessCriteriaMet")
+    assert j is not None and j["status"]["succeeded"] == 5 and j["status"].get("failed", 0) == 0
+    assert j["status"]["completionTime"] and j["status"]["startTime"]
+    assert most <= 2
+    pods = await c.pods("job-name=pi")
+    assert len(pods) == 5
+    await eventually(lambda: _no_finalizers(c), what="finalizers removed")
+
+
+async def _no_finalizers(c: Cluster) -> bool:
+    return all(TRACKING_FINALIZER not in (p["metadata"].get("finalizers") or []) for p in await c.pods())
+
+
+async def test_indexed_job(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("batch/jobs", NS, job(completions=3, parallelism=3, completionMode="Indexed"))
+    await eventually(lambda: _n(c, 3), what="3 pods")
+    pods = await c.pods("job-name=pi")
+    idx = sorted(int(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]) for p in pods)
+    assert idx == [0, 1, 2]
+    for p in pods:
+        i = p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+        assert p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == i
+        assert p["spec"]["hostname"] == f"pi-{i}"
+        assert p["metadata"]["name"].startswith(f"pi-{i}-")
+        env = p["spec"]["containers"][0]["env"]
+        assert {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+            "apiVersion": "v1", "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}} in env
+    # Index 1 fails once: it is recreated; 0 and 2 succeed.
+    by = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p for p in pods}
+    await c.set_phase(by["0"], "Succeeded", exit_code=0)
+    await c.set_phase(by["1"], "Failed", exit_code=1)
+    await c.set_phase(by["2"], "Succeeded", exit_code=0)
+
+    async def index1_again() -> bool:
+        ps = [p for p in live(await c.pods("job-name=pi"))
+              if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "1"]
+        return len(ps) == 1
+    await eventually(index1_again, what="index 1 recreated")
+    j = await c.get("batch/jobs", "pi")
+    assert j is not None and j["status"]["completedIndexes"] == "0,2" and j["status"]["failed"] == 1
+    await c.set_phase(live(await c.pods("job-name=pi"))[0], "Succeeded", exit_code=0)
+    await eventually(lambda: _cond(c, "pi", "Complete"), what="complete")
+    j = await c.get("batch/jobs", "pi")
+    assert j is not None and j["status"]["completedIndexes"] == "0-2" and j["status"]["succeeded"] == 3
+
+
+async def _n(c: Cluster, n: int, sel: str = "job-name=pi") -> bool:
+    return len(live(await c.pods(sel))) == n
+
+
+async def _cond(c: Cluster, name: str, ctype: str) -> bool:
+    return cond(await c.get("batch/jobs", name), ctype) is not None
+
+
+async def test_backoff_limit_exceeded(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("batch/jobs", NS, job(backoffLimit=2))
+    seen: set[str] = set()
+    for _ in range(400):
+        for p in live(await c.pods("job-name=pi")):
+            seen.add(p["metadata"]["name"])
+            await c.set_phase(p, "Failed", exit_code=3)
+        if await _cond(c, "pi", "Failed"):
+            break
+        await asyncio.sleep(0.05)
+    j = await c.get("batch/jobs", "pi")
+    f = cond(j, "Failed")
+    assert f is not None and f["reason"] == "BackoffLimitExceeded" and cond(j, "FailureTarget")
+    assert j is not None and j["status"]["failed"] == 3 and len(seen) == 3
+    assert "completionTime" not in j["status"]
+    events, _ = await c.client.list("events", NS)
+    assert any(e["reason"] == "BackoffLimitExceeded" for e in events)
+
+
+async def test_pod_failure_policy_fail_job_and_ignore(cluster: Cluster) -> None:
+    c = cluster
+    rules = [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+             {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]
+    await c.client.create("batch/jobs", NS, job(podFailurePolicy={"rules": rules}))
+    await eventually(lambda: _n(c, 1), what="a pod")
+    p = live(await c.pods("job-name=pi"))[0]
+    await c.set_phase(p, "Failed", exit_code=1, conditions=[{"type": "DisruptionTarget", "status": "True"}])
+    await eventually(lambda: _n(c, 1), what="a replacement")
+    j = await c.get("batch/jobs", "pi")
+    assert j is not None and j["status"].get("failed", 0) == 0   # ignored
+    p = live(await c.pods("job-name=pi"))[0]
+    await c.set_phase(p, "Failed", exit_code=42)
+    await eventually(lambda: _cond(c, "pi", "Failed"), what="failed")
+    f = cond(await c.get("batch/jobs", "pi"), "Failed")
+    assert f is not None and f["reason"] == "PodFailurePolicy" and "exit code 42" in f["message"]
+
+
+async def test_active_deadline_suspend_and_ttl(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("batch/jobs", NS, job("dl", activeDeadlineSeconds=1, parallelism=2, completions=4))
+    await eventually(lambda: _n(c, 2, "job-name=dl"), what="2 pods")
+    await eventually(lambda: _reap_until(c, "dl", "Failed"), what="deadline")
+    f = cond(await c.get("batch/jobs", "dl"), "Failed")
+    assert f is not None and f["reason"] == "DeadlineExceeded"
+
+    await c.client.create("batch/jobs", NS, job("sus", suspend=True))
+    await eventually(lambda: _cond(c, "sus", "Suspended"), what="suspended")
+    assert not await c.pods("job-name=sus")
+    await c.client.patch("batch/jobs", NS, "sus", {"spec": {"suspend": False}})
+    await eventually(lambda: _n(c, 1, "job-name=sus"), what="resumed pod")
+
+    await c.client.create("batch/jobs", NS, job("ttl", ttlSecondsAfterFinished=1))
+    await eventually(lambda: _n(c, 1, "job-name=ttl"), what="ttl pod")
+    await c.set_phase(live(await c.pods("job-name=ttl"))[0], "Succeeded", exit_code=0)
+    await eventually(lambda: _cond(c, "ttl", "Complete"), what="ttl complete")
+
+    async def gone() -> bool:
+        await c.reap()
+        return await c.get("batch/jobs", "ttl") is None and not await c.pods("job-name=ttl")
+    await eventually(gone, what="ttl deletes the job and its pods")
+
+
+async def _reap_until(c: Cluster, name: str, ctype: str) -> bool:
+    await c.reap()
+    return await _cond(c, name, ctype)
+
+
+async def test_deleted_job_releases_pod_finalizers(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("batch/jobs", NS, job(parallelism=2, completions=2))
+    await eventually(lambda: _n(c, 2), what="2 pods")
+    await c.client.delete("batch/jobs", NS, "pi")
+
+    async def gone() -> bool:
+        await c.reap()
+        return not await c.pods("job-name=pi")
+    await eventually(gone, what="pods gone")
