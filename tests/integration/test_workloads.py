@@ -21,6 +21,7 @@ from minik.client import Obj
 from minik.client.local import LocalClient
 from minik.controllers.garbagecollector import GarbageCollector
 from minik.controllers.job import TRACKING_FINALIZER, JobController, JobTiming
+from minik.controllers.statefulset import StatefulSetController
 from minik.machinery.informers import InformerFactory
 from minik.store.store import Store
 
@@ -85,7 +86,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     await client.create("namespaces", "", {"metadata": {"name": NS}})
     factory = InformerFactory(client)
     parts: list[Any] = [GarbageCollector(client),
-                        JobController(client, informers=factory, timing=JobTiming(backoff_base=0.2, backoff_max=1.0))]
+                        JobController(client, informers=factory, timing=JobTiming(backoff_base=0.2, backoff_max=1.0)),
+                        StatefulSetController(client, informers=factory)]
     factory.start()
     tasks = [asyncio.create_task(p.run(), name=type(p).__name__) for p in parts]
     try:
@@ -265,3 +267,140 @@ async def test_deleted_job_releases_pod_finalizers(cluster: Cluster) -> None:
         await c.reap()
         return not await c.pods("job-name=pi")
     await eventually(gone, what="pods gone")
+
+
+# ---- StatefulSet ---------------------------------------------------------------------------------
+def sts(name: str = "web", replicas: int = 3, image: str = "nginx:1.25", **spec: Any) -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": NS},
+            "spec": {"replicas": replicas, "serviceName": "nginx", "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": image,
+                                                           "volumeMounts": [{"name": "www", "mountPath": "/usr/share/nginx/html"}]}]}},
+                     "volumeClaimTemplates": [{"metadata": {"name": "www"},
+                                               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}],
+                     **spec}}
+
+
+async def ready_all(c: Cluster, sel: str = "app=web") -> list[str]:
+    """Mark every non-terminating pod Running and Ready; finish deletions. Returns names made ready."""
+    out = []
+    for p in await c.pods(sel):
+        if p["metadata"].get("deletionTimestamp"):
+            await c.client.delete("pods", NS, p["metadata"]["name"], grace_period_seconds=0)
+            continue
+        st = p.get("status") or {}
+        if st.get("phase") != "Running":
+            await c.set_phase(p, "Running", ready=True)
+            out.append(p["metadata"]["name"])
+    return out
+
+
+async def test_statefulset_ordered_with_claims(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("apps/statefulsets", NS, sts())
+    order: list[str] = []
+    for _ in range(300):
+        names = [p["metadata"]["name"] for p in await c.pods("app=web")]
+        # OrderedReady: never a second pod that is not Ready.
+        pending = [p for p in await c.pods("app=web") if (p.get("status") or {}).get("phase") != "Running"]
+        assert len(pending) <= 1, names
+        order += await ready_all(c)
+        s = await c.get("apps/statefulsets", "web")
+        if s and (s.get("status") or {}).get("readyReplicas") == 3:
+            break
+        await asyncio.sleep(0.03)
+    assert order == ["web-0", "web-1", "web-2"]
+    claims, _ = await c.client.list("persistentvolumeclaims", NS)
+    assert sorted(x["metadata"]["name"] for x in claims) == ["www-web-0", "www-web-1", "www-web-2"]
+    assert claims[0]["metadata"]["labels"] == {"app": "web"}
+    p1 = await c.get("pods", "web-1")
+    assert p1 is not None
+    assert p1["spec"]["hostname"] == "web-1" and p1["spec"]["subdomain"] == "nginx"
+    assert {"name": "www", "persistentVolumeClaim": {"claimName": "www-web-1"}} in p1["spec"]["volumes"]
+    labels = p1["metadata"]["labels"]
+    assert labels["statefulset.kubernetes.io/pod-name"] == "web-1" and labels["apps.kubernetes.io/pod-index"] == "1"
+    s = await c.get("apps/statefulsets", "web")
+    assert s is not None
+    st = s["status"]
+    assert labels["controller-revision-hash"] == st["updateRevision"] == st["currentRevision"]
+    assert st["replicas"] == st["currentReplicas"] == st["updatedReplicas"] == 3
+    assert st["observedGeneration"] == s["metadata"]["generation"]
+    revs, _ = await c.client.list("apps/controllerrevisions", NS)
+    assert [r["metadata"]["name"] for r in revs] == [st["updateRevision"]] and revs[0]["revision"] == 1
+    assert revs[0]["data"]["spec"]["template"]["$patch"] == "replace"
+
+    # Scale 3 → 1: the highest ordinal goes first; claims stay.
+    await c.client.patch("apps/statefulsets", NS, "web", {"spec": {"replicas": 1}})
+    await eventually(lambda: _count_pods(c, 1), what="1 pod")
+    events, _ = await c.client.list("events", NS)
+    deletes = [e["message"] for e in sorted(events, key=lambda e: e["metadata"]["name"]) if e["reason"] == "SuccessfulDelete"]
+    assert deletes == ["delete Pod web-2 in StatefulSet web successful", "delete Pod web-1 in StatefulSet web successful"]
+    claims, _ = await c.client.list("persistentvolumeclaims", NS)
+    assert len(claims) == 3
+
+
+async def test_statefulset_partitioned_rolling_update_and_history(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("apps/statefulsets", NS, sts(podManagementPolicy="Parallel"))
+
+    async def all_ready() -> bool:
+        await ready_all(c)
+        s = await c.get("apps/statefulsets", "web")
+        return bool(s and (s.get("status") or {}).get("readyReplicas") == 3)
+    await eventually(all_ready, what="3 ready")
+    first = (await c.get("apps/statefulsets", "web") or {})["status"]["updateRevision"]
+    await c.client.patch("apps/statefulsets", NS, "web", {"spec": {
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}},
+        "template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.26"}]}}}})
+
+    async def updated() -> bool:
+        await ready_all(c)
+        s = await c.get("apps/statefulsets", "web") or {}
+        st = s.get("status") or {}
+        return st.get("updatedReplicas") == 1 and st.get("readyReplicas") == 3
+    await eventually(updated, what="web-2 updated")
+    images = {p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in await c.pods("app=web")}
+    assert images == {"web-0": "nginx:1.25", "web-1": "nginx:1.25", "web-2": "nginx:1.26"}
+    s = await c.get("apps/statefulsets", "web") or {}
+    assert s["status"]["currentRevision"] == first != s["status"]["updateRevision"]
+    revs, _ = await c.client.list("apps/controllerrevisions", NS)
+    assert sorted(r["revision"] for r in revs) == [1, 2]
+
+    # Partition 0 completes the rollout; the current revision follows.
+    await c.client.patch("apps/statefulsets", NS, "web", {"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}})
+
+    async def complete() -> bool:
+        await ready_all(c)
+        st = (await c.get("apps/statefulsets", "web") or {}).get("status") or {}
+        return st.get("updatedReplicas") == 3 and st.get("currentRevision") == st.get("updateRevision") and st.get("readyReplicas") == 3
+    await eventually(complete, what="rollout complete")
+    assert {p["spec"]["containers"][0]["image"] for p in await c.pods("app=web")} == {"nginx:1.26"}
+
+    # Undo (what kubectl rollout undo sends): the old template again renumbers revision 1 as 3.
+    old = next(r for r in revs if r["metadata"]["name"] == first)
+    tmpl = {k: v for k, v in old["data"]["spec"]["template"].items() if k != "$patch"}
+    await c.client.patch("apps/statefulsets", NS, "web", {"spec": {"template": tmpl}})
+
+    async def renumbered() -> bool:
+        rs, _ = await c.client.list("apps/controllerrevisions", NS)
+        return {r["metadata"]["name"]: r["revision"] for r in rs}.get(first) == 3
+    await eventually(renumbered, what="revision renumbered")
+
+
+async def test_statefulset_retention_policy_when_deleted(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("apps/statefulsets", NS, sts(replicas=1, persistentVolumeClaimRetentionPolicy={
+        "whenDeleted": "Delete", "whenScaled": "Retain"}))
+    await eventually(lambda: _claims(c, 1), what="a claim")
+    claims, _ = await c.client.list("persistentvolumeclaims", NS)
+    refs = claims[0]["metadata"]["ownerReferences"]
+    assert refs[0]["kind"] == "StatefulSet" and refs[0]["name"] == "web" and not refs[0]["controller"]
+
+
+async def _claims(c: Cluster, n: int) -> bool:
+    return len((await c.client.list("persistentvolumeclaims", NS))[0]) == n
+
+
+async def _count_pods(c: Cluster, n: int, sel: str = "app=web") -> bool:
+    await ready_all(c, sel)
+    return len(await c.pods(sel)) == n
