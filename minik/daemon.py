@@ -149,11 +149,13 @@ class Server:
 
     def _start_workloads(self) -> None:
         """Job, CronJob, StatefulSet and DaemonSet controllers on the shared informers."""
+        from minik.controllers.daemonset import DaemonSetController
         from minik.controllers.job import JobController
         from minik.controllers.statefulset import StatefulSetController
         assert self.informers is not None
         self.supervisor.spawn("job-controller", JobController(self.client, informers=self.informers).run)
         self.supervisor.spawn("statefulset-controller", StatefulSetController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("daemonset-controller", DaemonSetController(self.client, informers=self.informers).run)
 
     def _service_account_user(self, token: str) -> User | None:
         """A bound ServiceAccount token is valid while its ServiceAccount (same uid) exists."""

@@ -19,6 +19,7 @@ from minik.apis.registry import Registry
 from minik.apis.schema import Schemas
 from minik.client import Obj
 from minik.client.local import LocalClient
+from minik.controllers.daemonset import DaemonSetController
 from minik.controllers.garbagecollector import GarbageCollector
 from minik.controllers.job import TRACKING_FINALIZER, JobController, JobTiming
 from minik.controllers.statefulset import StatefulSetController
@@ -87,7 +88,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     factory = InformerFactory(client)
     parts: list[Any] = [GarbageCollector(client),
                         JobController(client, informers=factory, timing=JobTiming(backoff_base=0.2, backoff_max=1.0)),
-                        StatefulSetController(client, informers=factory)]
+                        StatefulSetController(client, informers=factory), DaemonSetController(client, informers=factory)]
     factory.start()
     tasks = [asyncio.create_task(p.run(), name=type(p).__name__) for p in parts]
     try:
@@ -404,3 +405,74 @@ async def _claims(c: Cluster, n: int) -> bool:
 async def _count_pods(c: Cluster, n: int, sel: str = "app=web") -> bool:
     await ready_all(c, sel)
     return len(await c.pods(sel)) == n
+
+
+# ---- DaemonSet -----------------------------------------------------------------------------------
+def ds(name: str = "agent", image: str = "busybox:1", **spec: Any) -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": NS},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": image}]}}, **spec}}
+
+
+async def add_node(c: Cluster, name: str, labels: dict[str, str] | None = None, **spec: Any) -> None:
+    await c.client.create("nodes", "", {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+                                        "spec": spec})
+
+
+def pinned(p: Obj) -> str:
+    t = p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert len(t) == 1 and t[0]["matchFields"][0]["key"] == "metadata.name"
+    return str(t[0]["matchFields"][0]["values"][0])
+
+
+async def test_daemonset_one_pod_per_eligible_node_and_rolling_update(cluster: Cluster) -> None:
+    c = cluster
+    await add_node(c, "n1")
+    await add_node(c, "n2", unschedulable=True, taints=[{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}])
+    await add_node(c, "n3", taints=[{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])
+    await add_node(c, "n4", labels={"disk": "hdd"})
+    await c.client.create("apps/daemonsets", NS, ds(template={"metadata": {"labels": {"app": "agent"}}, "spec": {
+        "containers": [{"name": "c", "image": "busybox:1"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "disk", "operator": "NotIn", "values": ["hdd"]}]}]}}}}}))
+
+    async def placed() -> bool:
+        return sorted(pinned(p) for p in await c.pods("app=agent")) == ["n1", "n2"]
+    await eventually(placed, what="pods on n1 and n2")
+    p = (await c.pods("app=agent"))[0]
+    keys = {(t["key"], t["effect"]) for t in p["spec"]["tolerations"]}
+    assert ("node.kubernetes.io/unschedulable", "NoSchedule") in keys and ("node.kubernetes.io/not-ready", "NoExecute") in keys
+    d = await c.get("apps/daemonsets", "agent") or {}
+    h = p["metadata"]["labels"]["controller-revision-hash"]
+    assert (await c.get("apps/controllerrevisions", f"agent-{h}")) is not None
+
+    async def ready() -> bool:
+        await ready_all(c, "app=agent")
+        st = (await c.get("apps/daemonsets", "agent") or {}).get("status") or {}
+        return st.get("desiredNumberScheduled") == 2 and st.get("numberReady") == 2 and st.get("numberAvailable") == 2
+    await eventually(ready, what="ready")
+
+    # A toleration adds n3; a label change removes n4 from the picture for good.
+    await c.client.patch("apps/daemonsets", NS, "agent", {"spec": {"template": {"spec": {
+        "tolerations": [{"key": "dedicated", "operator": "Exists"}]}}}})
+
+    async def rolled() -> bool:
+        await ready_all(c, "app=agent")
+        pods = await c.pods("app=agent")
+        st = (await c.get("apps/daemonsets", "agent") or {}).get("status") or {}
+        return (sorted(pinned(p) for p in pods) == ["n1", "n2", "n3"] and st.get("updatedNumberScheduled") == 3
+                and all(p["metadata"]["labels"]["controller-revision-hash"] != h for p in pods) and st.get("numberAvailable") == 3)
+    await eventually(rolled, what="rolled to n1..n3")
+    d = await c.get("apps/daemonsets", "agent") or {}
+    assert d["status"]["observedGeneration"] == d["metadata"]["generation"]
+    revs, _ = await c.client.list("apps/controllerrevisions", NS)
+    assert sorted(r["revision"] for r in revs) == [1, 2]
+
+    # The node goes away: so does its pod.
+    await c.client.delete("nodes", "", "n3")
+
+    async def two() -> bool:
+        await ready_all(c, "app=agent")
+        return sorted(pinned(p) for p in await c.pods("app=agent")) == ["n1", "n2"]
+    await eventually(two, what="n3 pod removed")
