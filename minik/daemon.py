@@ -149,6 +149,7 @@ class Server:
 
     def _start_workloads(self) -> None:
         """Job, CronJob, StatefulSet and DaemonSet controllers on the shared informers."""
+        from minik.controllers.cronjob import CronJobController
         from minik.controllers.daemonset import DaemonSetController
         from minik.controllers.job import JobController
         from minik.controllers.statefulset import StatefulSetController
@@ -156,6 +157,7 @@ class Server:
         self.supervisor.spawn("job-controller", JobController(self.client, informers=self.informers).run)
         self.supervisor.spawn("statefulset-controller", StatefulSetController(self.client, informers=self.informers).run)
         self.supervisor.spawn("daemonset-controller", DaemonSetController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("cronjob-controller", CronJobController(self.client, informers=self.informers).run)
 
     def _service_account_user(self, token: str) -> User | None:
         """A bound ServiceAccount token is valid while its ServiceAccount (same uid) exists."""

@@ -19,6 +19,7 @@ from minik.apis.registry import Registry
 from minik.apis.schema import Schemas
 from minik.client import Obj
 from minik.client.local import LocalClient
+from minik.controllers.cronjob import CronJobController
 from minik.controllers.daemonset import DaemonSetController
 from minik.controllers.garbagecollector import GarbageCollector
 from minik.controllers.job import TRACKING_FINALIZER, JobController, JobTiming
@@ -34,9 +35,19 @@ def now_ts() -> str:
 
 
 @dataclass
+class FakeClock:
+    offset: dt.timedelta = dt.timedelta()
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc) + self.offset
+
+
+@dataclass
 class Cluster:
     client: LocalClient
     store: Store
+    cron: CronJobController
+    clock: FakeClock
     ips: int = 0
 
     async def pods(self, selector: str = "") -> list[Obj]:
@@ -86,13 +97,15 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     client = LocalClient(service)
     await client.create("namespaces", "", {"metadata": {"name": NS}})
     factory = InformerFactory(client)
-    parts: list[Any] = [GarbageCollector(client),
+    clock = FakeClock()
+    cron = CronJobController(client, informers=factory, clock=clock)
+    parts: list[Any] = [GarbageCollector(client), cron,
                         JobController(client, informers=factory, timing=JobTiming(backoff_base=0.2, backoff_max=1.0)),
                         StatefulSetController(client, informers=factory), DaemonSetController(client, informers=factory)]
     factory.start()
     tasks = [asyncio.create_task(p.run(), name=type(p).__name__) for p in parts]
     try:
-        yield Cluster(client, store)
+        yield Cluster(client, store, cron, clock)
     finally:
         for t in tasks:
             t.cancel()
@@ -476,3 +489,91 @@ async def test_daemonset_one_pod_per_eligible_node_and_rolling_update(cluster: C
         await ready_all(c, "app=agent")
         return sorted(pinned(p) for p in await c.pods("app=agent")) == ["n1", "n2"]
     await eventually(two, what="n3 pod removed")
+
+
+# ---- CronJob (an injected clock moves time; `poke` stands for the timer firing) -----------------------
+def cronjob(name: str = "hello", schedule: str = "*/1 * * * *", **spec: Any) -> Obj:
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "namespace": NS},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}},
+                **spec}}
+
+
+async def jobs_of(c: Cluster, cj: str = "hello") -> list[Obj]:
+    items, _ = await c.client.list("batch/jobs", NS)
+    return [j for j in items if any(r["name"] == cj for r in j["metadata"].get("ownerReferences") or [])]
+
+
+async def advance_minute(c: Cluster, key: str = "default/hello") -> None:
+    c.clock.offset += dt.timedelta(minutes=1)
+    c.cron.poke(key)
+
+
+async def finish_jobs(c: Cluster) -> None:
+    for p in live(await c.pods()):
+        await c.set_phase(p, "Succeeded", exit_code=0)
+
+
+async def test_cronjob_runs_each_minute_keeps_history_and_status(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("batch/cronjobs", NS, cronjob(successfulJobsHistoryLimit=2))
+    for i in range(4):
+        await advance_minute(c)
+
+        async def started(n: int = i + 1) -> bool:
+            await finish_jobs(c)
+            js = await jobs_of(c)
+            done = [j for j in js if cond(j, "Complete")]
+            return len(done) >= min(n, 2) and len({j["metadata"]["name"] for j in js}) >= min(n, 2)
+        await eventually(started, what=f"job {i + 1}")
+
+    async def settled() -> bool:
+        await finish_jobs(c)
+        js = await jobs_of(c)
+        cj = await c.get("batch/cronjobs", "hello") or {}
+        return len(js) == 2 and all(cond(j, "Complete") for j in js) and "active" not in cj.get("status", {}) \
+            and bool(cj["status"].get("lastSuccessfulTime"))
+    await eventually(settled, what="2 finished jobs kept")
+    cj = await c.get("batch/cronjobs", "hello") or {}
+    assert cj["status"]["lastScheduleTime"]
+    js = await jobs_of(c)
+    assert all(j["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] for j in js)
+
+
+async def test_cronjob_forbid_blocks_while_running_and_outage_starts_one(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("batch/cronjobs", NS, cronjob(concurrencyPolicy="Forbid"))
+    await advance_minute(c)
+    await eventually(lambda: _count_jobs(c, 1), what="first job")
+    await advance_minute(c)
+    await asyncio.sleep(0.3)
+    assert len(await jobs_of(c)) == 1   # the first one still runs
+    await eventually(lambda: _event(c, "JobAlreadyActive"), what="JobAlreadyActive event")
+    # Once it finishes, the run Forbid held back starts (no startingDeadlineSeconds: still due).
+    await eventually(lambda: _njobs(c, 2), what="the delayed run")
+    await eventually(lambda: _all_done(c), what="both jobs complete")
+    # An "outage" of five minutes: one job, not five.
+    c.clock.offset += dt.timedelta(minutes=5)
+    c.cron.poke("default/hello")
+    await eventually(lambda: _njobs(c, 3), what="one more job")
+    await asyncio.sleep(0.3)
+    assert len(await jobs_of(c)) == 3
+
+
+async def _njobs(c: Cluster, n: int) -> bool:
+    await finish_jobs(c)
+    return len(await jobs_of(c)) == n
+
+
+async def _all_done(c: Cluster) -> bool:
+    await finish_jobs(c)
+    return all(cond(j, "Complete") for j in await jobs_of(c))
+
+
+async def _event(c: Cluster, reason: str) -> bool:
+    events, _ = await c.client.list("events", NS)
+    return any(e["reason"] == reason for e in events)
+
+
+async def _count_jobs(c: Cluster, n: int) -> bool:
+    return len(await jobs_of(c)) == n
