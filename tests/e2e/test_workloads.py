@@ -70,6 +70,11 @@ def test_statefulset_ordered_identity_partition_and_rollout(node_minik: Minik) -
     assert ns.exec("web-1", "hostname").stdout.strip() == "web-1"
     assert pods["web-1"]["spec"]["subdomain"] == "web"
     assert pods["web-1"]["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "1"
+    # The headless Service's EndpointSlice names each pod by its stable hostname.
+    def hostnames() -> list[str]:
+        slices = items(ns, "endpointslices", "-l", "kubernetes.io/service-name=web")
+        return sorted(e.get("hostname", "") for s in slices for e in s.get("endpoints") or [])
+    assert eventually(lambda: hostnames() == ["web-0", "web-1", "web-2"], timeout=30)
 
     # A rolling update with partition 2 updates only web-2.
     ns.kubectl("patch", "sts/web", "--type=merge", "-p", json.dumps({"spec": {
