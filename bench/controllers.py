@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -165,18 +166,60 @@ async def indexed_job(b: ps.Bench, n: int, par: int, name: str = "bjob") -> floa
     return took
 
 
-async def statefulset(b: ps.Bench, k: int, name: str = "bsts") -> float:
+class PodTimes:
+    """A pod watch on label app=<app>: when each pod was first seen and first seen Ready."""
+
+    def __init__(self, b: ps.Bench, app: str) -> None:
+        self.b, self.app = b, app
+        self.added: dict[str, float] = {}
+        self.ready: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        _, lst = await self.b.request("GET", f"/api/v1/namespaces/{NS}/pods?labelSelector=app%3D{self.app}")
+        self._task = asyncio.create_task(self._loop(lst["metadata"]["resourceVersion"]), name="pod-times")
+
+    async def _loop(self, rv: str) -> None:
+        assert self.b.session is not None
+        url = f"{self.b.mk.url}/api/v1/namespaces/{NS}/pods?watch=1&labelSelector=app%3D{self.app}&resourceVersion={rv}"
+        async with self.b.session.get(url, headers=self.b.headers, ssl=self.b.ssl,
+                                      timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as r:
+            async for line in r.content:
+                if not line.strip():
+                    continue
+                ev = json.loads(line)
+                pod = ev.get("object") or {}
+                name = (pod.get("metadata") or {}).get("name", "")
+                now = time.perf_counter()
+                self.added.setdefault(name, now)
+                if ev.get("type") != "DELETED" and ps.is_ready(pod):
+                    self.ready.setdefault(name, now)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+async def statefulset(b: ps.Bench, k: int, name: str = "bsts") -> tuple[float, list[float], list[float]]:
+    """Total seconds, then per ordinal: previous Ready → created, created → Ready."""
     body = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
             "spec": {"replicas": k, "serviceName": name, "selector": {"matchLabels": {"app": name}},
                      "template": template(name, ["sleep", "3600"])}}
+    w = PodTimes(b, name)
+    await w.start()
     t0 = time.perf_counter()
     code, out = await b.request("POST", f"/apis/apps/v1/namespaces/{NS}/statefulsets", body)
     assert code == 201, out
     await poll(b, f"/apis/apps/v1/namespaces/{NS}/statefulsets/{name}", lambda s: (s.get("status") or {}).get("readyReplicas") == k)
     took = time.perf_counter() - t0
+    await w.stop()
+    gaps = [w.added[f"{name}-{i}"] - w.ready[f"{name}-{i - 1}"] for i in range(1, k)]
+    starts = [w.ready[f"{name}-{i}"] - w.added[f"{name}-{i}"] for i in range(k)]
     await b.request("DELETE", f"/apis/apps/v1/namespaces/{NS}/statefulsets/{name}?propagationPolicy=Background")
     await pods_gone(b, name)
-    return took
+    return took, gaps, starts
 
 
 async def revision(b: ps.Bench) -> int:
@@ -211,20 +254,27 @@ def ratio(x: float, base: float, target: float) -> str:
     return f"{r:5.2f}x [{'ok' if r <= target else 'MISS'} ≤ {target}x]"
 
 
-async def main_async(b: ps.Bench, n: int, par: int, k: int, idle_s: float) -> None:
+async def main_async(b: ps.Bench, n: int, par: int, k: int, idle_s: float, only_sts: bool = False) -> None:
     async with aiohttp.ClientSession() as session:
         b.session = session
         await b.wait_node_ready()
         warm = await ps.minik_post(ps._one(b), False)
         await floor(b, 1, 1, False)
         print(f"warm-up (not counted): one pod {warm[0] * 1000:.0f} ms")
+        if only_sts:
+            one = await ps.minik_post(b, False)
+            s, gaps, starts = await statefulset(b, k)
+            print(f"(d) StatefulSet of {k}: {s / k * 1000:6.0f} ms per ordinal vs one pod p50 {ps.p50(one):6.0f} ms "
+                  f"{ratio(s / k, ps.p50(one) / 1000, 1.2)}")
+            print(f"  previous Ready seen → pod created p50 {ps.p50(gaps):5.0f} ms; created → Ready p50 {ps.p50(starts):5.0f} ms")
+            return
 
         f_up, f_down = await floor(b, n, par, job=False)
         d_up, d_down = await deployment(b, n)
         fj, _ = await floor(b, n, par, job=True)
         j = await indexed_job(b, n, par)
         one = await ps.minik_post(b, False) if b.n else []
-        s = await statefulset(b, k)
+        s, gaps, starts = await statefulset(b, k)
 
         print(f"\n(a)/(b) {n} pods, raw CRI at parallelism {par} vs a Deployment 0 → {n} → 0")
         print(f"  raw CRI: all started {f_up:6.2f} s   all removed {f_down:6.2f} s")
@@ -235,6 +285,7 @@ async def main_async(b: ps.Bench, n: int, par: int, k: int, idle_s: float) -> No
         single = ps.p50(one) / 1000
         print(f"(d) StatefulSet of {k}, OrderedReady: {s:6.2f} s, {per * 1000:6.0f} ms per ordinal "
               f"vs one pod POST → Ready p50 {single * 1000:6.0f} ms (N={len(one)}) {ratio(per, single, 1.2)}")
+        print(f"  per ordinal: previous Ready seen → pod created p50 {ps.p50(gaps):5.0f} ms; created → Ready p50 {ps.p50(starts):5.0f} ms")
         await idle_with_load(b, n, 20, idle_s)
 
 
@@ -245,6 +296,7 @@ def main() -> None:
     ap.add_argument("--sts", type=int, default=20)
     ap.add_argument("--single", type=int, default=5, help="single pod starts for (d)'s baseline")
     ap.add_argument("--idle", type=float, default=30.0)
+    ap.add_argument("--only-sts", action="store_true", help="only the StatefulSet row (d)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -252,7 +304,7 @@ def main() -> None:
     b = ps.Bench(args.single, args.keep)
     try:
         b.start_server()
-        asyncio.run(main_async(b, args.n, args.parallelism, args.sts, args.idle))
+        asyncio.run(main_async(b, args.n, args.parallelism, args.sts, args.idle, args.only_sts))
     finally:
         with contextlib.suppress(Exception):
             b.cleanup()

@@ -392,7 +392,9 @@ class StatefulSetController:
         claims = {_meta(c).get("name", "") for c in self.claims.list(ns)}
         if self.expectations.satisfied(key):
             p = plan(sts, pods, claims, current, update, now)
-            await self._act(sts, key, p, {current: current_rev, update: update_rev})
+            # Pods just created count in this status already (as kube's in-memory replica list
+            # does), which saves a second status write per ordinal.
+            pods = pods + await self._act(sts, key, p, {current: current_rev, update: update_rev})
         status = compute_status(sts, pods, current, update, collisions, now)
         if status != (sts.get("status") or {}):
             new = copy.deepcopy(sts)
@@ -433,7 +435,8 @@ class StatefulSetController:
                                      field_manager=COMPONENT)
             return None, collisions + 1
 
-    async def _act(self, sts: Obj, key: str, p: StsPlan, revisions: dict[str, Obj]) -> None:
+    async def _act(self, sts: Obj, key: str, p: StsPlan, revisions: dict[str, Obj]) -> list[Obj]:
+        """Do the plan; returns the pods created."""
         ns, set_name = _meta(sts).get("namespace", ""), _meta(sts)["name"]
         for claim0 in p.claims:
             await self._create_claim(sts, claim0, "")
@@ -454,6 +457,7 @@ class StatefulSetController:
             if gone:
                 self.expectations.lower(key, deletes=[pn])
             await self.recorder.event(sts, "Normal", "SuccessfulDelete", f"delete Pod {pn} in StatefulSet {set_name} successful")
+        created: list[Obj] = []
         if p.create:
             self.expectations.expect(key, adds=len(p.create))
         for c in p.create:
@@ -463,7 +467,7 @@ class StatefulSetController:
             r = revisions.get(c.revision) or next(iter(revisions.values()))
             pod = identity_pod(sts, rev.template_of(r), c.ordinal, _meta(r)["name"])
             try:
-                await self.client.create("pods", ns, pod, field_manager=COMPONENT)
+                created.append(await self.client.create("pods", ns, pod, field_manager=COMPONENT))
             except ClientError as e:
                 self.expectations.lower(key, adds=1)
                 if e.code == 409:
@@ -471,6 +475,7 @@ class StatefulSetController:
                 await self.recorder.event(sts, "Warning", "FailedCreate", f"create Pod {pn} in StatefulSet {set_name} failed error: {e.message}")
                 raise
             await self.recorder.event(sts, "Normal", "SuccessfulCreate", f"create Pod {pn} in StatefulSet {set_name} successful")
+        return created
 
     async def _create_claim(self, sts: Obj, claim: Obj, pod_name: str) -> None:
         ns = _meta(sts).get("namespace", "")

@@ -346,9 +346,15 @@ async def test_statefulset_ordered_with_claims(cluster: Cluster) -> None:
     # Scale 3 → 1: the highest ordinal goes first; claims stay.
     await c.client.patch("apps/statefulsets", NS, "web", {"spec": {"replicas": 1}})
     await eventually(lambda: _count_pods(c, 1), what="1 pod")
-    events, _ = await c.client.list("events", NS)
-    deletes = [e["message"] for e in sorted(events, key=lambda e: e["metadata"]["name"]) if e["reason"] == "SuccessfulDelete"]
-    assert deletes == ["delete Pod web-2 in StatefulSet web successful", "delete Pod web-1 in StatefulSet web successful"]
+
+    async def deletes() -> list[str]:
+        events, _ = await c.client.list("events", NS)
+        return [e["message"] for e in sorted(events, key=lambda e: e["metadata"]["name"]) if e["reason"] == "SuccessfulDelete"]
+
+    async def two_deletes() -> bool:
+        return len(await deletes()) == 2
+    await eventually(two_deletes, what="two delete events")   # the event follows the delete
+    assert await deletes() == ["delete Pod web-2 in StatefulSet web successful", "delete Pod web-1 in StatefulSet web successful"]
     claims, _ = await c.client.list("persistentvolumeclaims", NS)
     assert len(claims) == 3
 
@@ -577,3 +583,27 @@ async def _event(c: Cluster, reason: str) -> bool:
 
 async def _count_jobs(c: Cluster, n: int) -> bool:
     return len(await jobs_of(c)) == n
+
+
+async def test_idle_controllers_write_nothing(cluster: Cluster) -> None:
+    c = cluster
+    await add_node(c, "n1")
+    await c.client.create("apps/statefulsets", NS, sts(replicas=2, podManagementPolicy="Parallel"))
+    await c.client.create("apps/daemonsets", NS, ds())
+    await c.client.create("batch/jobs", NS, job(completions=2, parallelism=2))
+    await c.client.create("batch/cronjobs", NS, cronjob(schedule="0 3 1 1 *"))
+
+    async def settled() -> bool:
+        await ready_all(c, "app=web")
+        await ready_all(c, "app=agent")
+        for p in live(await c.pods("job-name=pi")):
+            await c.set_phase(p, "Succeeded", exit_code=0)
+        s = await c.get("apps/statefulsets", "web") or {}
+        d = await c.get("apps/daemonsets", "agent") or {}
+        return ((s.get("status") or {}).get("readyReplicas") == 2 and (d.get("status") or {}).get("numberReady") == 1
+                and await _cond(c, "pi", "Complete") and await _no_finalizers(c))
+    await eventually(settled, what="all settled")
+    await asyncio.sleep(1.0)
+    rev = c.store.revision
+    await asyncio.sleep(2.0)
+    assert c.store.revision == rev
