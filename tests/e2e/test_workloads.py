@@ -116,6 +116,17 @@ def test_statefulset_claims(node_minik: Minik) -> None:
     ns.kubectl("rollout", "status", "sts/data", "--timeout=120s")
     assert sorted(c["metadata"]["name"] for c in items(ns, "pvc")) == ["www-data-0", "www-data-1"]
     assert all(c["status"]["phase"] == "Bound" for c in items(ns, "pvc"))
+    # Data written in data-1 survives deleting the pod and scaling 2 → 1 → 2 (same claim back).
+    ns.exec("data-1", "sh", "-c", "echo kept > /data/mine")
+    ns.kubectl("delete", "pod", "data-1", "--wait=true", "--timeout=60s")
+    ns.kubectl("rollout", "status", "sts/data", "--timeout=120s")
+    assert eventually(lambda: ns.exec("data-1", "cat", "/data/mine", check=False).stdout == "kept\n", timeout=60)
+    ns.kubectl("scale", "sts/data", "--replicas=1")
+    assert eventually(lambda: [p["metadata"]["name"] for p in items(ns, "pods", "-l", "app=data")] == ["data-0"], timeout=60)
+    assert len(items(ns, "pvc")) == 2   # the claim of the removed ordinal stays
+    ns.kubectl("scale", "sts/data", "--replicas=2")
+    ns.kubectl("rollout", "status", "sts/data", "--timeout=120s")
+    assert eventually(lambda: ns.exec("data-1", "cat", "/data/mine", check=False).stdout == "kept\n", timeout=60)
 
 
 # ---- DaemonSet ------------------------------------------------------------------------------------
@@ -237,3 +248,20 @@ def test_cronjob_after_an_outage_starts_one_job(fresh_minik: Minik) -> None:
     assert len(items(ns, "jobs")) == 1
     st = (get(ns, "cronjob", "tock") or {})["status"]
     assert st["lastScheduleTime"] > past and len(st.get("active") or []) == 1
+
+
+# ---- bad input (control plane only) ---------------------------------------------------------------
+
+def test_bad_input_is_422_naming_the_field(minik: Minik) -> None:
+    ns = Ns.make(minik, "bad")
+    s = sts("web", 1)
+    ns.create(s)
+    r = ns.kubectl("patch", "sts/web", "--type=merge", "-p", '{"spec":{"serviceName":"other"}}', check=False)
+    assert r.returncode != 0 and "updates to statefulset spec for fields other than" in r.stderr
+    r = ns.kubectl("create", "-f", "-", input=json.dumps(job("neg", "true", completions=-1)), check=False)
+    assert r.returncode != 0 and "spec.completions" in r.stderr and "Invalid" in r.stderr
+    r = ns.kubectl("create", "-f", "-", input=json.dumps(cronjob("bad", schedule="every minute")), check=False)
+    assert r.returncode != 0 and "spec.schedule" in r.stderr
+    code, body = minik.raw_json("POST", f"/apis/batch/v1/namespaces/{ns.name}/cronjobs", cronjob("bad2", schedule="61 * * * *"))
+    assert code == 422 and body["reason"] == "Invalid"
+    assert [c["field"] for c in body["details"]["causes"]] == ["spec.schedule"]
