@@ -509,6 +509,9 @@ class JobController:
         assert pod is not None
         key = self._job_key(pod)
         if key is None:
+            if new is not None and has_finalizer(new) and controller_ref(new) is None:
+                # Orphaned (e.g. `kubectl delete job --cascade=orphan`): nobody tracks it any more.
+                self.queue.add(ORPHAN_PREFIX + object_key(new))
             return
         name = _meta(pod).get("name", "")
         if new is None:

@@ -271,6 +271,18 @@ async def _reap_until(c: Cluster, name: str, ctype: str) -> bool:
     return await _cond(c, name, ctype)
 
 
+async def test_orphaned_pods_lose_the_tracking_finalizer(cluster: Cluster) -> None:
+    c = cluster
+    await c.client.create("batch/jobs", NS, job(parallelism=2, completions=2))
+    await eventually(lambda: _n(c, 2), what="2 pods")
+    await c.client.delete("batch/jobs", NS, "pi", propagation_policy="Orphan")
+
+    async def released() -> bool:
+        pods = await c.pods("job-name=pi")
+        return len(pods) == 2 and all(not p["metadata"].get("ownerReferences") for p in pods) and await _no_finalizers(c)
+    await eventually(released, what="orphans without finalizer")
+
+
 async def test_deleted_job_releases_pod_finalizers(cluster: Cluster) -> None:
     c = cluster
     await c.client.create("batch/jobs", NS, job(parallelism=2, completions=2))
