@@ -148,6 +148,11 @@ def test_daemonset_one_pod_on_the_node(node_minik: Minik) -> None:
     after = items(ns, "pods", "-l", "app=agent")
     assert len([p for p in after if not p["metadata"].get("deletionTimestamp")]) == 1
     assert "2" in ns.kubectl("rollout", "history", "ds/agent").stdout
+    before = {p["metadata"]["labels"]["controller-revision-hash"] for p in pods}
+    ns.kubectl("rollout", "undo", "ds/agent")
+    ns.kubectl("rollout", "status", "ds/agent", "--timeout=120s")
+    assert eventually(lambda: {p["metadata"]["labels"]["controller-revision-hash"] for p in items(ns, "pods", "-l", "app=agent")
+                               if not p["metadata"].get("deletionTimestamp")} == before, timeout=60)
 
 
 # ---- Job ------------------------------------------------------------------------------------------
