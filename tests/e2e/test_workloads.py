@@ -94,6 +94,14 @@ def test_statefulset_ordered_identity_partition_and_rollout(node_minik: Minik) -
     assert eventually(lambda: all(p["spec"]["containers"][0]["command"][-1] == "exec sleep 3600"
                                   for p in items(ns, "pods", "-l", "app=web")), timeout=60)
 
+    # kubectl rollout restart: every pod replaced, highest ordinal first, at a new revision.
+    uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in items(ns, "pods", "-l", "app=web")}
+    ns.kubectl("patch", "sts/web", "--type=merge", "-p", '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}')
+    ns.kubectl("rollout", "restart", "sts/web")
+    ns.kubectl("rollout", "status", "sts/web", "--timeout=180s", timeout=200)
+    assert eventually(lambda: all(p["metadata"]["uid"] != uids.get(p["metadata"]["name"])
+                                  for p in items(ns, "pods", "-l", "app=web")), timeout=60)
+
     # kubectl scale: down from the highest ordinal.
     ns.kubectl("scale", "sts/web", "--replicas=2")
     assert eventually(lambda: sorted(p["metadata"]["name"] for p in items(ns, "pods", "-l", "app=web")) == ["web-0", "web-1"],
