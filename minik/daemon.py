@@ -151,6 +151,7 @@ class Server:
         self.supervisor.spawn("node-lifecycle-controller", NodeLifecycleController(
             self.client, self.informers.informer("nodes"), self.informers.informer("coordination.k8s.io/leases"),
             self.informers.informer("pods"), grace=cfg.node_monitor_grace_period, run_informers=False).run)
+        self._start_workloads()
         self._start_autoscaling(handlers)
         self.informers.start()
         await self._start_dns()
@@ -162,6 +163,18 @@ class Server:
         release_memory()
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    def _start_workloads(self) -> None:
+        """Job, CronJob, StatefulSet and DaemonSet controllers on the shared informers."""
+        from minik.controllers.cronjob import CronJobController
+        from minik.controllers.daemonset import DaemonSetController
+        from minik.controllers.job import JobController
+        from minik.controllers.statefulset import StatefulSetController
+        assert self.informers is not None
+        self.supervisor.spawn("job-controller", JobController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("statefulset-controller", StatefulSetController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("daemonset-controller", DaemonSetController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("cronjob-controller", CronJobController(self.client, informers=self.informers).run)
 
     def _start_autoscaling(self, handlers: ApiHandlers) -> None:
         """APIServices for what is served locally, and the HPA on the metrics the node samples
