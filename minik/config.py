@@ -37,6 +37,11 @@ class ServerConfig:
     nft_table: str = "minik"             # minik's nftables table (ip family)
     node_ip: str = ""                    # default: the advertise address
     extra: dict[str, str] = field(default_factory=dict)
+    default_local_storage_path: str = ""  # local-path volumes; default: <data_dir>/storage
+
+    @property
+    def storage_dir(self) -> str:
+        return self.default_local_storage_path or os.path.join(self.data_dir, "storage")
 
     @property
     def kubeconfig_path(self) -> str:

@@ -16,6 +16,7 @@ import random
 from typing import Any, Protocol
 
 from minik.api import rbac_escalation
+from minik.api.admission import Admission
 from minik.api import status as st
 from minik.api.meta import Obj, rfc3339, utcnow
 from minik.apis import errors as api_errors
@@ -62,6 +63,7 @@ class KindHooksImpl:
         self._custom_status: set[tuple[str, str, str]] = set()
         self._custom_scale: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._custom_columns: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self.admission = Admission(store)   # LimitRanger, DefaultStorageClass, storage protection, ResourceQuota
 
     # ---- KindHooks protocol -------------------------------------------------------------------
     def custom_schema(self, rt: ResourceType) -> dict[str, Any] | None:
@@ -73,6 +75,7 @@ class KindHooksImpl:
         return "status" in rt.subresources
 
     async def before_create(self, rt: ResourceType, obj: Obj) -> None:
+        await self.admission.admit_create(rt, obj)
         if rt.group == "" and rt.kind == "Pod":
             status = obj.setdefault("status", {})
             status.setdefault("phase", "Pending")

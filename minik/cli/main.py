@@ -46,6 +46,8 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--node-ip", default=_env("node-ip", ""), help="IP address to advertise for this node (default: the advertise address)")
     p.add_argument("--bridge-name", default=_env("bridge-name", d.bridge_name), help="name of the pod bridge (default %(default)s)")
     p.add_argument("--nft-table", default=_env("nft-table", d.nft_table), help="name of minik's nftables table (default %(default)s)")
+    p.add_argument("--default-local-storage-path", default=_env("default-local-storage-path", ""),
+                   help="directory of the local-path provisioner's volumes (default <data-dir>/storage)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -62,7 +64,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         disable_agent=a.disable_agent, node_name=a.node_name, cluster_cidr=a.cluster_cidr, service_cidr=a.service_cidr,
         cluster_dns=a.cluster_dns, cluster_domain=a.cluster_domain, token=a.token,
         container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
-        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table)
+        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
+        default_local_storage_path=os.path.abspath(a.default_local_storage_path) if a.default_local_storage_path else "")
 
 
 class _Formatter(logging.Formatter):

@@ -1,0 +1,62 @@
+"""Admission on create, in kube-apiserver's order: mutating plugins, then validating ones.
+
+1. LimitRanger (mutating half): container defaults from the namespace's LimitRanges.
+2. DefaultStorageClass: a claim without `storageClassName` gets the default class.
+3. StorageObjectInUseProtection: new claims and volumes get their protection finalizer.
+4. LimitRanger (validating half): min / max / maxLimitRequestRatio for containers, pods, claims.
+5. ResourceQuota: a create over a quota of its namespace → 403 "exceeded quota: …".
+Everything reads the store's in-memory cache (no SQL on the request path).
+Neighbours: called by `minik.api.kinds.KindHooksImpl.before_create`; the plugins are
+`minik.api.limitranger`, `minik.api.quota_admission`; class and finalizer names come from
+`minik.machinery.storage`, which the PV controllers share.
+"""
+
+from __future__ import annotations
+
+from minik.api.limitranger import LimitRanger
+from minik.api.meta import Obj
+from minik.api.quota_admission import QuotaAdmission
+from minik.apis.registry import ResourceType
+from minik.machinery import storage as sto
+from minik.store.store import Store
+
+
+class Admission:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.limits = LimitRanger(store)
+        self.quota = QuotaAdmission(store)
+
+    async def admit_create(self, rt: ResourceType, obj: Obj) -> None:
+        core = rt.group == ""
+        if core and rt.kind == "Pod":
+            self.limits.default_pod(obj)
+        elif core and rt.kind == "PersistentVolumeClaim":
+            self._default_class(obj)
+            _add_finalizer(obj, sto.PVC_PROTECTION)
+        elif core and rt.kind == "PersistentVolume":
+            _add_finalizer(obj, sto.PV_PROTECTION)
+        if core and rt.kind in ("Pod", "PersistentVolumeClaim"):
+            self.limits.validate(rt, obj)
+        if rt.namespaced:
+            self.quota.admit(rt, obj)
+
+    def _default_class(self, pvc: Obj) -> None:
+        """DefaultStorageClass: only a claim with no class at all (nil, not "") gets the default."""
+        spec = pvc.setdefault("spec", {})
+        if not isinstance(spec, dict) or spec.get("storageClassName") is not None:
+            return
+        if sto.ANN_BETA_CLASS in sto.annotations_of(pvc):
+            return
+        default = sto.default_class(self.store.list("storage.k8s.io/storageclasses", None).items)
+        if default is not None:
+            spec["storageClassName"] = default["metadata"]["name"]
+
+
+def _add_finalizer(obj: Obj, name: str) -> None:
+    m = obj.setdefault("metadata", {})
+    fins = m.get("finalizers")
+    if not isinstance(fins, list):
+        fins = []
+    if name not in fins:
+        m["finalizers"] = [*fins, name]
