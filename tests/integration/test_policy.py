@@ -1,0 +1,166 @@
+"""Disruption budgets, eviction, the cordon taint and quota status in process: a real store +
+resource service behind `LocalClient`, the shared informers, the disruption, unschedulable-taint
+and resource quota controllers; the test plays kubelet by patching pod status.
+
+- PDB status follows pod readiness; evictions through `minik.api.eviction` spend
+  `disruptionsAllowed` (so two evictions in a row cannot both pass a budget of one) and are
+  refused with 429 once it is spent;
+- `spec.unschedulable` adds and removes the NoSchedule taint without touching other taints;
+- quota `status.used` follows creates and deletes of pods, configmaps and services, and drops
+  names removed from the spec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minik.api import status as st
+from minik.api.eviction import evict
+from minik.api.kinds import KindHooksImpl
+from minik.api.service import ResourceService
+from minik.apis.registry import Registry
+from minik.apis.schema import Schemas
+from minik.client import Obj
+from minik.client.local import LocalClient
+from minik.controllers.disruption import DisruptionController
+from minik.controllers.nodeunschedulable import UnschedulableTaintController
+from minik.controllers.resourcequota import ResourceQuotaController
+from minik.machinery.informers import InformerFactory
+from minik.machinery.tasks import Supervisor
+from minik.store.store import Store
+
+NS = "default"
+PDBS = "policy/poddisruptionbudgets"
+
+
+async def eventually(fn: Callable[[], Awaitable[object]], timeout: float = 15.0, what: str = "") -> object:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        v = await fn()
+        if v:
+            return v
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Env:
+    client: LocalClient
+    service: ResourceService
+
+    async def pod(self, name: str, app: str = "web", ready: bool = True) -> None:
+        await self.client.create("pods", NS, {"metadata": {"name": name, "labels": {"app": app}},
+                                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        await self.client.patch("pods", NS, name, {"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": now}]}}, subresource="status")
+
+    async def pdb_status(self, name: str = "b") -> dict[str, Any]:
+        o = await self.client.get(PDBS, NS, name)
+        return dict((o or {}).get("status") or {})
+
+    async def evict(self, name: str) -> Obj:
+        rt = self.service.registry.lookup("", "v1", "pods")
+        assert rt is not None
+        return await evict(self.service, rt, NS, name, {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name}})
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    store = Store(str(tmp_path / "state.db"))
+    await store.start()
+    registry = Registry()
+    service = ResourceService(store, registry, Schemas(), KindHooksImpl(store, registry, "10.43.0.0/16"))
+    client = LocalClient(service)
+    await client.create("namespaces", "", {"metadata": {"name": NS}})
+    sup = Supervisor(max_backoff=1.0)
+    informers = InformerFactory(client, sup)
+    sup.spawn("disruption", DisruptionController(client, informers).run)
+    sup.spawn("taint", UnschedulableTaintController(client, informers.informer("nodes")).run)
+    sup.spawn("quota", ResourceQuotaController(client, informers).run)
+    informers.start()
+    try:
+        yield Env(client, service)
+    finally:
+        await sup.stop()
+        await store.close()
+
+
+async def test_budget_status_and_evictions_spend_it(env: Env) -> None:
+    for n in ("a", "b", "c"):
+        await env.pod(n)
+    await env.client.create(PDBS, NS, {"metadata": {"name": "b"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
+    await eventually(lambda: _status_is(env, currentHealthy=3, disruptionsAllowed=1), what="one disruption allowed")
+    s = await env.pdb_status()
+    assert (s["currentHealthy"], s["desiredHealthy"], s["expectedPods"]) == (3, 2, 3)
+    # Two evictions back to back: the first spends the budget, the second is refused at once
+    # (before the controller has seen anything).
+    assert (await env.evict("a"))["status"] == "Success"
+    with pytest.raises(st.StatusError) as e:
+        await env.evict("b")
+    assert e.value.code == 429 and e.value.message == "Cannot evict pod as it would violate the pod's disruption budget."
+    assert await env.client.get("pods", NS, "a") is None       # unbound pods are deleted at once
+    await eventually(lambda: _status_is(env, currentHealthy=2, disruptionsAllowed=0), what="status after eviction")
+    # A pod that is not ready is not healthy; an eviction of an unready pod passes when the budget is met.
+    await env.pod("d", ready=False)
+    await eventually(lambda: _status_is(env, currentHealthy=2, expectedPods=3), what="unready pod counted")
+    assert (await env.evict("d"))["status"] == "Success"
+
+
+async def _status_is(env: Env, **want: Any) -> bool:
+    s = await env.pdb_status()
+    return all(s.get(k) == v for k, v in want.items())
+
+
+async def test_cordon_taint_follows_unschedulable(env: Env) -> None:
+    other = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
+    await env.client.create("nodes", "", {"metadata": {"name": "n1"}, "spec": {"taints": [other]}})
+    await env.client.patch("nodes", "", "n1", {"spec": {"unschedulable": True}})
+
+    async def taints() -> list[Obj]:
+        n = await env.client.get("nodes", "", "n1")
+        return list(((n or {}).get("spec") or {}).get("taints") or [])
+    await eventually(lambda: _has_key(taints(), "node.kubernetes.io/unschedulable"), what="taint added")
+    assert (await taints())[0] == other
+    await env.client.patch("nodes", "", "n1", {"spec": {"unschedulable": False}})
+    await eventually(lambda: _lacks_key(taints(), "node.kubernetes.io/unschedulable"), what="taint removed")
+    assert await taints() == [other]
+
+
+async def _has_key(t: Awaitable[list[Obj]], key: str) -> bool:
+    return any(x.get("key") == key for x in await t)
+
+
+async def _lacks_key(t: Awaitable[list[Obj]], key: str) -> bool:
+    return not await _has_key(t, key)
+
+
+async def test_quota_status_used_follows_objects(env: Env) -> None:
+    await env.client.create("resourcequotas", NS, {"metadata": {"name": "q"}, "spec": {"hard": {
+        "pods": "10", "configmaps": "5", "services": "3", "services.nodeports": "4"}}})
+
+    async def used() -> dict[str, str]:
+        q = await env.client.get("resourcequotas", NS, "q")
+        return dict(((q or {}).get("status") or {}).get("used") or {})
+    await eventually(lambda: _eq(used(), {"pods": "0", "configmaps": "0", "services": "0", "services.nodeports": "0"}), what="zeros")
+    await env.pod("a")
+    await env.client.create("configmaps", NS, {"metadata": {"name": "cm"}, "data": {"k": "v"}})
+    await env.client.create("services", NS, {"metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}})
+    await eventually(lambda: _eq(used(), {"pods": "1", "configmaps": "1", "services": "1", "services.nodeports": "1"}), what="counted")
+    await env.client.delete("configmaps", NS, "cm")
+    await env.client.patch("resourcequotas", NS, "q", {"spec": {"hard": {"services.nodeports": None}}})
+    await eventually(lambda: _eq(used(), {"pods": "1", "configmaps": "0", "services": "1"}), what="after delete and spec change")
+    q = await env.client.get("resourcequotas", NS, "q")
+    assert q is not None and q["status"]["hard"] == {"pods": "10", "configmaps": "5", "services": "3"}
+
+
+async def _eq(v: Awaitable[dict[str, str]], want: dict[str, str]) -> bool:
+    return await v == want
