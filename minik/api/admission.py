@@ -17,6 +17,7 @@ from minik.api.limitranger import LimitRanger
 from minik.api.meta import Obj
 from minik.api.quota_admission import QuotaAdmission
 from minik.apis.registry import ResourceType
+from minik.apis.validation import validate
 from minik.machinery import storage as sto
 from minik.store.store import Store
 
@@ -36,10 +37,17 @@ class Admission:
             _add_finalizer(obj, sto.PVC_PROTECTION)
         elif core and rt.kind == "PersistentVolume":
             _add_finalizer(obj, sto.PV_PROTECTION)
-        if core and rt.kind in ("Pod", "PersistentVolumeClaim"):
-            self.limits.validate(rt, obj)
-        if rt.namespaced:
-            self.quota.admit(rt, obj)
+        # Validating admission runs after object validation in kube-apiserver: an invalid object
+        # is a 422 (raised by the service right after this hook), never a 403 from a limit or a
+        # quota, and must not hold a quota reservation. Validation runs here only when a
+        # LimitRange or a quota has something to say.
+        limited = core and rt.kind in ("Pod", "PersistentVolumeClaim") and self.limits.applies(obj)
+        quota = rt.namespaced and self.quota.applies(obj)
+        if (limited or quota) and not validate(rt, obj, None):
+            if limited:
+                self.limits.validate(rt, obj)
+            if quota:
+                self.quota.admit(rt, obj)
 
     def _default_class(self, pvc: Obj) -> None:
         """DefaultStorageClass: only a claim with no class at all (nil, not "") gets the default."""

@@ -69,6 +69,11 @@ class QuotaAdmission:
                     used[n] = rq.add(used.get(n), q)
         return used
 
+    def applies(self, obj: Obj) -> bool:
+        """The object's namespace has quotas (the only case where admission has work to do)."""
+        ns = str(_d(obj.get("metadata")).get("namespace") or "")
+        return bool(ns) and bool(self.store.list("resourcequotas", ns).items)
+
     def admit(self, rt: ResourceType, obj: Obj) -> None:
         m = _d(obj.get("metadata"))
         ns = str(m.get("namespace") or "")

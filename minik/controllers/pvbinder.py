@@ -224,12 +224,14 @@ class PVBinder:
         self.pvs: Informer = informers.informer(PVS)
         self.classes: Informer = informers.informer(CLASSES)
         self.nodes: Informer = informers.informer(NODES)
+        self.pods: Informer = informers.informer("pods")
         self.recorder = recorder or EventRecorder(client, COMPONENT)
         self.queue = WorkQueue()
         self.pvcs.add_handler(self._on_claim)
         self.pvs.add_handler(self._on_volume)
         self.classes.add_handler(self._on_class)
-        self.controller = Controller(COMPONENT, self.queue, self.sync, [self.pvcs, self.pvs, self.classes, self.nodes],
+        self.pods.add_handler(self._on_pod)
+        self.controller = Controller(COMPONENT, self.queue, self.sync, [self.pvcs, self.pvs, self.classes, self.nodes, self.pods],
                                      workers=1, run_informers=run_informers)
 
     def _on_claim(self, old: Obj | None, new: Obj | None) -> None:
@@ -259,6 +261,24 @@ class PVBinder:
         if ref.get("name"):
             self.queue.add(f"claim:{ref.get('namespace', '')}/{ref.get('name')}")
 
+    def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
+        # A pod placed on a node without the scheduler (spec.nodeName set by its author) is the
+        # first consumer of its WaitForFirstConsumer claims.
+        if new is None or not (new.get("spec") or {}).get("nodeName") or (old is not None and (old.get("spec") or {}).get("nodeName")):
+            return
+        ns = str(sto.meta(new).get("namespace", ""))
+        for claim in sto.pod_claim_names(new):
+            self.queue.add(f"claim:{ns}/{claim}")
+
+    def _scheduled_consumer(self, pvc: Obj) -> str:
+        """The node of a pod that uses the claim and is already on a node ("" when none)."""
+        m = sto.meta(pvc)
+        for pod in self.pods.list(str(m.get("namespace", ""))):
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node and m.get("name") in sto.pod_claim_names(pod) and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                return str(node)
+        return ""
+
     def _on_class(self, old: Obj | None, new: Obj | None) -> None:
         for pvc in self.pvcs.list():
             if sto.phase(pvc) != "Bound":
@@ -277,6 +297,13 @@ class PVBinder:
             cls_name = sto.claim_class(pvc)
             sc = self.classes.get("", cls_name) if cls_name else None
             node_name = sto.annotations_of(pvc).get(sto.ANN_SELECTED_NODE)
+            if (not node_name and not (pvc.get("spec") or {}).get("volumeName") and sc is not None
+                    and sc.get("volumeBindingMode") == sto.WAIT_FOR_FIRST_CONSUMER):
+                node_name = self._scheduled_consumer(pvc)
+                if node_name:
+                    await self.client.patch(PVCS, ns, name, {"metadata": {"annotations": {sto.ANN_SELECTED_NODE: node_name}}},
+                                            field_manager=COMPONENT)
+                    return None    # the claim's change brings it back with the node recorded
             node = self.nodes.get("", node_name) if node_name else None
             if node_name and node is None:
                 node = {"metadata": {"name": node_name, "labels": {"kubernetes.io/hostname": node_name}}}

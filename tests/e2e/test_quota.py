@@ -111,3 +111,13 @@ def test_limitrange_defaults_and_bounds(minik: Minik) -> None:
     assert r.returncode != 0 and "minimum cpu usage per Container is 50m, but request is 10m" in r.stderr, r.stderr
     r = _apply(minik, ns, _pod("skew", requests={"cpu": "60m"}, limits={"cpu": "1"}), check=False)
     assert r.returncode != 0 and "cpu max limit to request ratio per Container is 10, but provided ratio is 16.666667" in r.stderr, r.stderr
+
+
+def test_invalid_object_is_422_not_a_quota_error(minik: Minik) -> None:
+    ns = _ns(minik, "invalid")
+    minik.kubectl("-n", ns, "create", "quota", "one", "--hard=pods=1")
+    bad = _pod("bad")
+    bad["spec"]["containers"][0]["name"] = "Not_Valid"      # type: ignore[index]
+    code, status = minik.raw_json("POST", f"/api/v1/namespaces/{ns}/pods", bad)
+    assert code == 422 and status["reason"] == "Invalid", status
+    _apply(minik, ns, _pod("good"))      # the invalid create held no quota

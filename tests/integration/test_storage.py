@@ -214,3 +214,16 @@ async def _eq(v: Awaitable[str], want: str) -> bool:
 
 async def _has_event(env: Env, name: str, reason: str) -> bool:
     return any(r == reason for r, _ in await env.events(name))
+
+
+async def test_pod_placed_by_its_author_is_the_first_consumer(env: Env) -> None:
+    """spec.nodeName set without the scheduler: the binder records that node on the claim, as the
+    PV controller does for already-scheduled consumers, and the volume is provisioned there."""
+    await env.storage_class("local-path", default=True)
+    await env.claim("pinned")
+    await env.client.create("pods", NS, {"metadata": {"name": "placed"}, "spec": {
+        "nodeName": NODE, "containers": [{"name": "c", "image": "busybox"}],
+        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "pinned"}}]}})
+    await eventually(lambda: _eq(env.phase(PVCS, "pinned"), "Bound"), what="pinned Bound")
+    pvc = await env.pvc("pinned")
+    assert pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == NODE
