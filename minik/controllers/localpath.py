@@ -177,9 +177,9 @@ class LocalPathProvisioner:
     async def _provision(self, pvc: Obj, prov: Provision) -> None:
         if prov.node == self.node_name:
             await asyncio.to_thread(_make_dir, prov.path)
-        await self.recorder.event(pvc, "Normal", "Provisioning",
-                                  f'External provisioner is provisioning volume for claim "{object_key(pvc)}"')
         try:
+            # The PV first: the binder starts on it while the events below are written (the
+            # store commits concurrent writes together), which keeps them off the pod's path.
             await self.client.create(PVS, "", prov.volume, field_manager=COMPONENT)
         except ClientError as e:
             if e.code == 409:
@@ -188,6 +188,8 @@ class LocalPathProvisioner:
                                       f'"{sto.claim_class(pvc)}": {e.message}')
             raise
         log.info("provisioned %s for claim %s at %s on node %s", prov.volume["metadata"]["name"], object_key(pvc), prov.path, prov.node)
+        await self.recorder.event(pvc, "Normal", "Provisioning",
+                                  f'External provisioner is provisioning volume for claim "{object_key(pvc)}"')
         await self.recorder.event(pvc, "Normal", "ProvisioningSucceeded",
                                   f'Successfully provisioned volume {prov.volume["metadata"]["name"]}')
 
