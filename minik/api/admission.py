@@ -5,6 +5,8 @@
 3. StorageObjectInUseProtection: new claims and volumes get their protection finalizer.
 4. LimitRanger (validating half): min / max / maxLimitRequestRatio for containers, pods, claims.
 5. ResourceQuota: a create over a quota of its namespace → 403 "exceeded quota: …".
+On update (claims only): PersistentVolumeClaimResize (a bound claim grows only when its class has
+`allowVolumeExpansion`), then ResourceQuota on the growth.
 Everything reads the store's in-memory cache (no SQL on the request path).
 Neighbours: called by `minik.api.kinds.KindHooksImpl.before_create`; the plugins are
 `minik.api.limitranger`, `minik.api.quota_admission`; class and finalizer names come from
@@ -13,6 +15,7 @@ Neighbours: called by `minik.api.kinds.KindHooksImpl.before_create`; the plugins
 
 from __future__ import annotations
 
+from minik.api import status as st
 from minik.api.limitranger import LimitRanger
 from minik.api.meta import Obj
 from minik.api.quota_admission import QuotaAdmission
@@ -48,6 +51,24 @@ class Admission:
                 self.limits.validate(rt, obj)
             if quota:
                 self.quota.admit(rt, obj)
+
+    async def admit_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
+        """PersistentVolumeClaimResize, then ResourceQuota on the growth of a claim."""
+        if rt.group != "" or rt.kind != "PersistentVolumeClaim":
+            return
+        new_q, old_q = sto.claim_request(obj), sto.claim_request(old)
+        if new_q is None or old_q is None or not old_q < new_q:
+            return
+        if not (old.get("spec") or {}).get("volumeName"):
+            return   # an unbound claim's size is not editable: validation answers 422
+        cls = sto.claim_class(obj)
+        sc = self.store.get("storage.k8s.io/storageclasses", "", cls) if cls else None
+        if sc is None or sc.get("allowVolumeExpansion") is not True:
+            name = str(obj["metadata"].get("name", ""))
+            raise st.forbidden(f'persistentvolumeclaims "{name}" is forbidden: only dynamically provisioned pvc can be resized '
+                               "and the storageclass that provisions the pvc must support resize", rt, name)
+        if self.quota.applies(obj) and not validate(rt, obj, old):
+            self.quota.admit(rt, obj, old)
 
     def _default_class(self, pvc: Obj) -> None:
         """DefaultStorageClass: only a claim with no class at all (nil, not "") gets the default."""

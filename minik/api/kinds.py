@@ -89,6 +89,7 @@ class KindHooksImpl:
             rbac_escalation.check_write(rt, obj, None)
 
     async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
+        await self.admission.admit_update(rt, obj, old)
         if rt.group == "" and rt.kind == "Service":
             self._allocate_service(obj, old)
         elif rt.kind == "CustomResourceDefinition":

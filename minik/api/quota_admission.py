@@ -74,7 +74,8 @@ class QuotaAdmission:
         ns = str(_d(obj.get("metadata")).get("namespace") or "")
         return bool(ns) and bool(self.store.list("resourcequotas", ns).items)
 
-    def admit(self, rt: ResourceType, obj: Obj) -> None:
+    def admit(self, rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
+        """`old`: an update, where only the growth over the stored object is requested."""
         m = _d(obj.get("metadata"))
         ns = str(m.get("namespace") or "")
         quotas = self.store.list("resourcequotas", ns).items if ns else []
@@ -95,6 +96,10 @@ class QuotaAdmission:
                 if missing:
                     raise st.forbidden(f'{rt.plural} "{name}" is forbidden: failed quota: {qname}: must specify {"; ".join(missing)}', rt, name)
             requested = rq.usage(rt.store_key, obj, names)
+            if old is not None:
+                before = rq.usage(rt.store_key, old, names)
+                requested = {n: q - before[n] if n in before else q for n, q in requested.items()}
+                requested = {n: q for n, q in requested.items() if rq.ZERO < q}
             if not requested:
                 continue
             used = self._used(quota, names, ns, scopes)
@@ -112,5 +117,5 @@ class QuotaAdmission:
                                    f"used: {show(used)}, limited: {show(hard)}", rt, name)
             for n, q in requested.items():
                 total[n] = q
-        if total:
+        if total and old is None:
             self._reserved.append(_Reserved(rt.store_key, ns, name, str(m.get("uid", "")), total, self.clock()))

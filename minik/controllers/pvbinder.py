@@ -117,6 +117,10 @@ def plan_claim(pvc: Obj, pvs: Sequence[Obj], storage_class: Obj | None, selected
             p = _status_patch(pvc, PVCS, {"phase": "Pending"})
             return Plan(tuple(x for x in (p,) if x), (Event(pvc, "Warning", "FailedBinding",
                                                              "volume \"%s\" already bound to a different claim." % vol_name),))
+        grow = _expansion(pvc, pv, storage_class)
+        if grow is not None:
+            return Plan((grow,), (Event(pvc, "Normal", "FileSystemResizeSuccessful",
+                                        f"MountVolume.NodeExpandVolume succeeded for volume \"{vol_name}\""),))
         return _finish_binding(pvc, pv, bind_volume=not ref or not ref.get("uid"))
     cls = sto.claim_class(pvc)
     wait = storage_class is not None and storage_class.get("volumeBindingMode") == sto.WAIT_FOR_FIRST_CONSUMER
@@ -147,6 +151,20 @@ def plan_claim(pvc: Obj, pvs: Sequence[Obj], storage_class: Obj | None, selected
                                        f"Waiting for a volume to be created either by the external provisioner '{provisioner}' "
                                        "or manually by the system administrator. If volume creation is delayed, please verify "
                                        "that the provisioner is running and correctly registered."),))
+
+
+def _expansion(pvc: Obj, pv: Obj, storage_class: Obj | None) -> Patch | None:
+    """A bound local-path claim grown by its user (admission let it through: the class allows
+    expansion): the volume's capacity follows, then the claim's status (a directory has no size to
+    change, so the expansion is complete at once)."""
+    if storage_class is None or storage_class.get("allowVolumeExpansion") is not True:
+        return None
+    if sto.annotations_of(pv).get(sto.ANN_PROVISIONED_BY) != sto.PROVISIONER:
+        return None
+    want, have = sto.claim_request(pvc), sto.volume_capacity(pv)
+    if want is None or have is None or not have < want:
+        return None
+    return Patch(PVS, "", str(sto.meta(pv).get("name", "")), {"spec": {"capacity": {"storage": str(want)}}}, rv=_rv(pv))
 
 
 def _finish_binding(pvc: Obj, pv: Obj, bind_volume: bool) -> Plan:

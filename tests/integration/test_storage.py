@@ -227,3 +227,32 @@ async def test_pod_placed_by_its_author_is_the_first_consumer(env: Env) -> None:
     await eventually(lambda: _eq(env.phase(PVCS, "pinned"), "Bound"), what="pinned Bound")
     pvc = await env.pvc("pinned")
     assert pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == NODE
+
+
+async def test_resize_needs_an_expandable_class_and_quota_room(env: Env) -> None:
+    from minik.client import ClientError
+    await env.storage_class("fixed", mode="Immediate")
+    await env.client.create("storage.k8s.io/storageclasses", "", {"metadata": {"name": "grow"}, "provisioner": "minik.io/local-path",
+                                                                   "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
+                                                                   "allowVolumeExpansion": True})
+    await env.claim("small", "1Gi", "fixed")
+    await env.claim("elastic", "1Gi", "grow")
+    await eventually(lambda: _eq(env.phase(PVCS, "small"), "Bound"), what="small Bound")
+    await eventually(lambda: _eq(env.phase(PVCS, "elastic"), "Bound"), what="elastic Bound")
+    with pytest.raises(ClientError) as e:
+        await env.client.patch(PVCS, NS, "small", {"spec": {"resources": {"requests": {"storage": "2Gi"}}}})
+    assert e.value.code == 403 and e.value.message == ('persistentvolumeclaims "small" is forbidden: only dynamically provisioned pvc '
+                                                       "can be resized and the storageclass that provisions the pvc must support resize")
+    await env.client.patch(PVCS, NS, "elastic", {"spec": {"resources": {"requests": {"storage": "3Gi"}}}})
+
+    async def capacity() -> str:
+        return str(((await env.pvc("elastic")).get("status") or {}).get("capacity", {}).get("storage"))
+    await eventually(lambda: _eq(capacity(), "3Gi"), what="capacity follows the request")
+    pv = await env.client.get(PVS, "", (await env.pvc("elastic"))["spec"]["volumeName"])
+    assert pv is not None and pv["spec"]["capacity"] == {"storage": "3Gi"}
+    # Growth counts against a quota: 1Gi + 3Gi used, 5Gi hard → growing by 2Gi is refused.
+    await env.client.create("resourcequotas", NS, {"metadata": {"name": "disk"}, "spec": {"hard": {"requests.storage": "5Gi"}}})
+    with pytest.raises(ClientError) as e:
+        await env.client.patch(PVCS, NS, "elastic", {"spec": {"resources": {"requests": {"storage": "5Gi"}}}})
+    assert e.value.code == 403 and ("exceeded quota: disk, requested: requests.storage=2Gi, used: requests.storage=4Gi, "
+                                    "limited: requests.storage=5Gi") in e.value.message
