@@ -245,6 +245,9 @@ class PVBinder:
         self.pods: Informer = informers.informer("pods")
         self.recorder = recorder or EventRecorder(client, COMPONENT)
         self.queue = WorkQueue()
+        # The last event told about each object (uid): a sync that would say the same again
+        # stays silent, so resyncs (a volume appearing, a restart) write no repeats.
+        self._told: dict[str, tuple[str, str]] = {}
         self.pvcs.add_handler(self._on_claim)
         self.pvs.add_handler(self._on_volume)
         self.classes.add_handler(self._on_class)
@@ -260,6 +263,7 @@ class PVBinder:
         if vol:
             self.queue.add(f"volume:{vol}")
         if new is None:
+            self._told.pop(str(sto.meta(obj).get("uid", "")), None)
             # A deleted claim releases the volumes that point at it.
             for pv in self.pvs.list():
                 ref = sto.claim_ref(pv)
@@ -350,6 +354,10 @@ class PVBinder:
                     return
                 raise
         for ev in plan.events:
+            uid = str(sto.meta(ev.obj).get("uid", ""))
+            if self._told.get(uid) == (ev.reason, ev.message):
+                continue
+            self._told[uid] = (ev.reason, ev.message)
             await self.recorder.event(ev.obj, ev.type, ev.reason, ev.message)
         for k in plan.requeue:
             self.queue.add(k)

@@ -106,3 +106,30 @@ def test_claim_of_missing_class_and_shrink(node_minik: Minik) -> None:
                                        content_type="application/merge-patch+json")
     assert code == 422 and status["reason"] == "Invalid"
     assert status["details"]["causes"][0]["field"] == "spec.resources.requests.storage"
+
+
+def test_idle_volume_budget_and_quota_write_nothing(node_minik: Minik) -> None:
+    """A bound claim in use, a budget over its pod and a quota counting both: once settled, the
+    binder, provisioner, protection, disruption and quota controllers write nothing."""
+    import time
+
+    from tests.e2e.test_idle import db_files, settled
+    ns = Ns.make(node_minik, "idlevol")
+    ns.kubectl("create", "quota", "q", "--hard=pods=5,persistentvolumeclaims=2,requests.storage=1Gi")
+    ns.create(_claim("keep"))
+    p = _with_claim("holder", "exec sleep 3600", "keep")
+    p["metadata"]["labels"] = {"app": "holder"}
+    ns.create(p, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "hold"},
+                  "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "holder"}}}})
+    ns.wait("holder", timeout=60)
+    assert eventually(lambda: (_get(ns, "pdb", "hold") or {}).get("status", {}).get("currentHealthy") == 1, timeout=30)
+    before_rev = settled(node_minik)
+    before_files = db_files(node_minik)
+    time.sleep(8)
+    kinds = ["pods", "persistentvolumeclaims", "persistentvolumes", "poddisruptionbudgets", "resourcequotas", "events",
+             "storageclasses", "nodes"]
+    items = json.loads(node_minik.kubectl("get", ",".join(kinds), "-A", "-o", "json").stdout)["items"]
+    written = [f"{i['kind']}/{i['metadata'].get('namespace', '')}/{i['metadata']['name']}" for i in items
+               if int(i["metadata"]["resourceVersion"]) > before_rev]
+    assert written == [], "idle storage/policy controllers wrote to the store"
+    assert db_files(node_minik) == before_files
