@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 from minik.apis.selectors import LabelSelector
 from minik.client import Client, ClientError, Obj
 from minik.machinery.controller import Controller, controller_ref
+from minik.machinery.events import EventRecorder
 from minik.machinery.informer import Informer, object_key, split_key
 from minik.machinery.informers import InformerFactory
 from minik.machinery.pods import pod_ready
@@ -80,6 +81,7 @@ def _int_or_percent(v: Any, total: int, round_up: bool) -> int | None:
 class Plan:
     status: dict[str, Any]
     recheck_after: float | None = None     # seconds until a disrupted-pod entry expires
+    event: tuple[str, str, str] | None = None   # (type, reason, message) kube would record
 
 
 def plan(pdb: Obj, pods: Sequence[Obj], scale_of: Callable[[Obj], tuple[str, int] | None], now: dt.datetime) -> Plan:
@@ -136,7 +138,12 @@ def plan(pdb: Obj, pods: Sequence[Obj], scale_of: Callable[[Obj], tuple[str, int
            "desiredHealthy": desired, "expectedPods": expected, "conditions": [cond]}
     if disrupted:
         new["disruptedPods"] = disrupted
-    return Plan(new, recheck)
+    event = None
+    if failure:
+        event = ("Warning", "CalculateExpectedPodCountFailed", f"Failed to calculate the number of expected pods: {failure}")
+    elif not matched:
+        event = ("Normal", "NoPods", "No matching pods found")
+    return Plan(new, recheck, event)
 
 
 def status_differs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -145,19 +152,28 @@ def status_differs(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 
 class DisruptionController:
-    def __init__(self, client: Client, informers: InformerFactory, run_informers: bool = False,
+    def __init__(self, client: Client, informers: InformerFactory, run_informers: bool = False, recorder: EventRecorder | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
         self.client, self.clock = client, clock
         self.pdbs: Informer = informers.informer(PDBS)
         self.pods: Informer = informers.informer("pods")
         self.owners: dict[str, Informer] = {k: informers.informer(v) for k, v in SCALABLE.items()}
+        self.recorder = recorder or EventRecorder(client, COMPONENT)
+        self._told: dict[str, tuple[str, str, str] | None] = {}     # uid → last event (said once)
         self.queue = WorkQueue()
-        self.pdbs.add_handler(lambda old, new: self.queue.add(object_key(new if new is not None else old or {})))
+        self.pdbs.add_handler(self._on_pdb)
         self.pods.add_handler(self._on_pod)
         for inf in self.owners.values():
             inf.add_handler(self._on_owner)
         self.controller = Controller(COMPONENT, self.queue, self.sync, [self.pdbs, self.pods, *self.owners.values()],
                                      workers=1, run_informers=run_informers)
+
+    def _on_pdb(self, old: Obj | None, new: Obj | None) -> None:
+        if new is None:
+            if old is not None:
+                self._told.pop(str(_d(old.get("metadata")).get("uid", "")), None)
+            return
+        self.queue.add(object_key(new))
 
     def _enqueue_namespace(self, ns: str) -> None:
         for pdb in self.pdbs.list(ns):
@@ -202,6 +218,11 @@ class DisruptionController:
         if pdb is None or _d(pdb.get("metadata")).get("deletionTimestamp"):
             return None
         p = plan(pdb, self.pods.list(ns), self._scale_of, self.clock())
+        uid = str(_d(pdb.get("metadata")).get("uid", ""))
+        if p.event != self._told.get(uid):
+            self._told[uid] = p.event
+            if p.event is not None:
+                await self.recorder.event(pdb, *p.event)
         old = _d(pdb.get("status"))
         if status_differs(_strip_times(old), _strip_times(p.status)):
             body = dict(p.status)

@@ -15,6 +15,7 @@ Neighbours: `minik.api.quota_admission` refuses creates over quota; shared infor
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Iterable
 
 from minik.apis import resourcequota as rq
@@ -29,6 +30,7 @@ log = logging.getLogger("minik.controllers.resourcequota")
 
 COMPONENT = "resourcequota-controller"
 QUOTAS = "resourcequotas"
+RECHECK = 10.0
 
 
 def _d(v: Any) -> dict[str, Any]:
@@ -58,20 +60,29 @@ class ResourceQuotaController:
         self.client, self.factory = client, informers
         self.quotas: Informer = informers.informer(QUOTAS)
         self.watched: dict[str, Informer] = {}
+        # Resource types the API serves (discovery); a quota naming another counts 0 for it
+        # rather than watching a resource that does not exist. Refreshed when a quota names an
+        # unknown one (a CRD may have been added since), at most every RECHECK seconds.
+        self.served: set[str] = set()
+        self._served_at = -RECHECK
         self.queue = WorkQueue()
         self.quotas.add_handler(self._on_quota)
         self.controller = Controller(COMPONENT, self.queue, self.sync, [self.quotas], workers=1, run_informers=run_informers)
 
     def _on_quota(self, old: Obj | None, new: Obj | None) -> None:
-        if new is None:
-            return
-        self.queue.add(object_key(new))
-        for name in hard_of(new):
-            key = rq.store_key_of(name)
-            if key and key not in self.watched:
-                inf = self.factory.informer(key)
-                inf.add_handler(self._on_object)
-                self.watched[key] = inf
+        if new is not None:
+            self.queue.add(object_key(new))
+
+    async def _watch(self, keys: set[str]) -> None:
+        """Shared informers for the served resource types among `keys` (asked for once)."""
+        missing = keys - set(self.watched)
+        if missing - self.served and time.monotonic() - self._served_at >= RECHECK:
+            self.served = {r.resource for r in await self.client.resources()}
+            self._served_at = time.monotonic()
+        for key in missing & self.served:
+            inf = self.factory.informer(key)
+            inf.add_handler(self._on_object)
+            self.watched[key] = inf
 
     def _on_object(self, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
@@ -89,11 +100,12 @@ class ResourceQuotaController:
         if quota is None:
             return None
         keys = {k for k in (rq.store_key_of(n) for n in hard_of(quota)) if k}
+        await self._watch(keys)
         for k in keys:
             inf = self.watched.get(k)
-            if inf is None or not inf.synced:
+            if inf is not None and not inf.synced:
                 return 0.2    # its cache is still filling: counting now would under-count
-        used = compute_used(quota, lambda k: self.watched[k].list(ns))
+        used = compute_used(quota, lambda k: self.watched[k].list(ns) if k in self.watched else [])
         hard = hard_of(quota)
         status = _d(quota.get("status"))
         if status.get("hard") == hard and status.get("used") == used:

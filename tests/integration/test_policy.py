@@ -164,3 +164,31 @@ async def test_quota_status_used_follows_objects(env: Env) -> None:
 
 async def _eq(v: Awaitable[dict[str, str]], want: dict[str, str]) -> bool:
     return await v == want
+
+
+async def test_quota_of_an_unserved_resource_counts_zero(env: Env) -> None:
+    await env.client.create("resourcequotas", NS, {"metadata": {"name": "odd"}, "spec": {"hard": {
+        "count/widgets.example.com": "1", "pods": "2"}}})
+
+    async def used() -> dict[str, str]:
+        q = await env.client.get("resourcequotas", NS, "odd")
+        return dict(((q or {}).get("status") or {}).get("used") or {})
+    await eventually(lambda: _eq(used(), {"count/widgets.example.com": "0", "pods": "0"}), what="zeros")
+
+
+async def test_budget_without_pods_says_so_once(env: Env) -> None:
+    await env.client.create(PDBS, NS, {"metadata": {"name": "lonely"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "none"}}}})
+
+    async def events() -> list[str]:
+        items, _ = await env.client.list("events", NS)
+        return [e["reason"] for e in items if e["involvedObject"]["name"] == "lonely"]
+    await eventually(lambda: _nonempty(events()), what="NoPods event")
+    await env.pod("other", app="other")
+    await asyncio.sleep(0.5)
+    items, _ = await env.client.list("events", NS)
+    ev = [e for e in items if e["involvedObject"]["name"] == "lonely"]
+    assert [(e["reason"], e["message"], e.get("count", 1)) for e in ev] == [("NoPods", "No matching pods found", 1)]
+
+
+async def _nonempty(v: Awaitable[list[str]]) -> bool:
+    return bool(await v)
