@@ -172,3 +172,26 @@ def test_budget_with_max_unavailable_counts_the_deployments_replicas(drain_minik
     # The eviction was spent from the budget before the controller saw the pod go.
     assert eventually(lambda: victim not in {p["metadata"]["name"] for p in _json(ns, "pods")["items"]}, timeout=60)
     assert eventually(lambda: st().get("disruptionsAllowed") == 2 and not st().get("disruptedPods"), timeout=90)
+
+
+def test_eviction_through_the_python_client(minik: Minik) -> None:
+    """Control plane only: a Pending pod is evicted whatever its budget says (kube's
+    canIgnorePDB); the Eviction must name the pod; a missing pod is 404."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    api = client.CoreV1Api(minik.client())
+    ns = "evict-" + time.strftime("%H%M%S")
+    api.create_namespace({"metadata": {"name": ns}})
+    api.create_namespaced_pod(ns, {"metadata": {"name": "waiting", "labels": {"app": "w"}},
+                                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    client.PolicyV1Api(minik.client()).create_namespaced_pod_disruption_budget(
+        ns, {"metadata": {"name": "strict"}, "spec": {"minAvailable": 5, "selector": {"matchLabels": {"app": "w"}}}})
+    with pytest.raises(ApiException) as e:
+        api.create_namespaced_pod_eviction("waiting", ns, {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "other"}})
+    assert e.value.status == 400 and "name in URL does not match name in Eviction object" in str(e.value.body)
+    with pytest.raises(ApiException) as e:
+        api.create_namespaced_pod_eviction("nobody", ns, {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "nobody"}})
+    assert e.value.status == 404
+    api.create_namespaced_pod_eviction("waiting", ns, {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "waiting"}})
+    assert eventually(lambda: not api.list_namespaced_pod(ns).items, timeout=20)
