@@ -14,7 +14,8 @@ kube-apiserver's EvictionREST, in order:
   budget." with a `DisruptionBudget` cause saying why (kubectl drain retries on it);
 - otherwise the budget's `disruptionsAllowed` is decremented and the pod recorded in
   `status.disruptedPods` by a compare-and-swap status write (so concurrent evictions cannot both
-  spend the last disruption), then the pod is deleted with the Eviction's deleteOptions.
+  spend the last disruption), then the pod gets the `DisruptionTarget` condition and is deleted
+  with the Eviction's deleteOptions.
 Answer: 201 with a Success Status.
 Neighbours: `minik.api.handlers` routes POST …/pods/<name>/eviction here; the disruption
 controller (`minik.controllers.disruption`) keeps the budgets' status current.
@@ -97,9 +98,31 @@ async def evict(service: ResourceService, pod_rt: ResourceType, namespace: str, 
             if budgets and not await _spend(service, pdb_rt, budgets[0], pod, now or dt.datetime.now(dt.timezone.utc), options.dry_run):
                 contended = str(budgets[0]["metadata"].get("name", ""))
                 continue   # lost a race on the budget's status: read it again
+        if not options.dry_run:
+            await _mark_disruption_target(service, pod_rt, pod, now or dt.datetime.now(dt.timezone.utc))
         await service.delete(pod_rt, namespace, name, options)
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
     raise too_many(f"The disruption budget {contended} is being updated by too many evictions at once")
+
+
+async def _mark_disruption_target(service: ResourceService, pod_rt: ResourceType, pod: Obj, now: dt.datetime) -> None:
+    """The `DisruptionTarget` condition (reason EvictionByEvictionAPI) kube-apiserver adds before
+    deleting an evicted pod, so a Job's podFailurePolicy can tell an eviction from a failure.
+    Skipped for pods already finished or terminating, as kube does."""
+    m = _d(pod.get("metadata"))
+    if m.get("deletionTimestamp") or _d(pod.get("status")).get("phase") in ("Succeeded", "Failed"):
+        return
+    conds = [c for c in _d(pod.get("status")).get("conditions") or [] if _d(c).get("type") != "DisruptionTarget"]
+    conds.append({"type": "DisruptionTarget", "status": "True", "lastProbeTime": None, "lastTransitionTime": rfc3339(now),
+                  "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"})
+    new = copy.deepcopy(pod)
+    new.setdefault("status", {})["conditions"] = conds
+    try:
+        await service.update(pod_rt, str(m.get("namespace", "")), str(m.get("name", "")), new,
+                             WriteOptions("minik-eviction", "Ignore", False, "status"))
+    except st.StatusError as e:
+        if e.code not in (404, 409):
+            raise   # gone, or changed meanwhile: the delete below still evicts it
 
 
 async def _spend(service: ResourceService, pdb_rt: ResourceType, pdb: Obj, pod: Obj, now: dt.datetime, dry_run: bool) -> bool:

@@ -192,3 +192,14 @@ async def test_budget_without_pods_says_so_once(env: Env) -> None:
 
 async def _nonempty(v: Awaitable[list[str]]) -> bool:
     return bool(await v)
+
+
+async def test_evicted_pod_on_a_node_gets_disruption_target_then_grace(env: Env) -> None:
+    await env.client.create("nodes", "", {"metadata": {"name": "n1"}})
+    await env.pod("bound")
+    await env.client.patch("pods", NS, "bound", {"target": {"name": "n1"}}, subresource="binding")
+    assert (await env.evict("bound"))["status"] == "Success"
+    p = await env.client.get("pods", NS, "bound")
+    assert p is not None and p["metadata"]["deletionTimestamp"]          # graceful: its node finishes it
+    cond = next(c for c in p["status"]["conditions"] if c["type"] == "DisruptionTarget")
+    assert (cond["status"], cond["reason"], cond["message"]) == ("True", "EvictionByEvictionAPI", "Eviction API: evicting")
