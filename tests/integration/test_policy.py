@@ -203,3 +203,22 @@ async def test_evicted_pod_on_a_node_gets_disruption_target_then_grace(env: Env)
     assert p is not None and p["metadata"]["deletionTimestamp"]          # graceful: its node finishes it
     cond = next(c for c in p["status"]["conditions"] if c["type"] == "DisruptionTarget")
     assert (cond["status"], cond["reason"], cond["message"]) == ("True", "EvictionByEvictionAPI", "Eviction API: evicting")
+
+
+async def test_concurrent_creates_cannot_overrun_a_quota(env: Env) -> None:
+    """Admission counts the creates it admitted that the cache does not show yet: ten pods created
+    at once against `pods: 3` → exactly three are stored."""
+    from minik.client import ClientError
+    await env.client.create("resourcequotas", NS, {"metadata": {"name": "three"}, "spec": {"hard": {"pods": "3"}}})
+
+    async def create(i: int) -> bool:
+        try:
+            await env.client.create("pods", NS, {"metadata": {"name": f"burst-{i}"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+            return True
+        except ClientError as e:
+            assert e.code == 403 and "exceeded quota: three" in e.message
+            return False
+    results = await asyncio.gather(*(create(i) for i in range(10)))
+    assert sum(results) == 3
+    items, _ = await env.client.list("pods", NS)
+    assert len(items) == 3
