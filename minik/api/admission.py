@@ -52,6 +52,10 @@ class Admission:
             if quota:
                 self.quota.admit(rt, obj)
 
+    def created(self, obj: Obj) -> None:
+        """A create is stored: the store's cache counts it from now on."""
+        self.quota.release(obj)
+
     async def admit_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
         """PersistentVolumeClaimResize, then ResourceQuota on the growth of a claim."""
         if rt.group != "" or rt.kind != "PersistentVolumeClaim":

@@ -98,6 +98,8 @@ class KindHooksImpl:
             rbac_escalation.check_write(rt, obj, old)
 
     async def after_write(self, rt: ResourceType, obj: Obj | None, old: Obj | None) -> None:
+        if obj is not None and old is None:
+            self.admission.created(obj)
         if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
             if obj is not None:
                 self.register_crd(obj)

@@ -4,8 +4,8 @@ with 403 Forbidden and Kubernetes's message
 
 Usage is counted from the store's cache at admission (the objects of the namespace that the
 quota's resource names cover, `minik.apis.resourcequota.usage`), plus the creates admitted in the
-last few seconds that the cache does not show yet, so two concurrent creates cannot both take the
-last slot. (Kubernetes serialises through compare-and-swap writes of `status.used`; counting from
+last few seconds that are not stored yet, so two concurrent creates cannot both take the last
+slot. (Kubernetes serialises through compare-and-swap writes of `status.used`; counting from
 the cache gives the same answer without writing the quota on every create. `status.used` is kept
 by `minik.controllers.resourcequota`.) A pod that does not state a compute resource a quota
 limits is refused as Kubernetes does ("failed quota: q: must specify limits.cpu for: c").
@@ -54,6 +54,8 @@ class QuotaAdmission:
 
     def _pending(self, namespace: str) -> list[_Reserved]:
         now = self.clock()
+        # Reservations end when the store took the create (`release`), when the name exists (a
+        # create that lost to another), or after RESERVATION_SECONDS (a create that failed later).
         self._reserved = [r for r in self._reserved if now - r.at < RESERVATION_SECONDS
                           and self.store.get(r.store_key, r.namespace, r.name) is None]
         return [r for r in self._reserved if r.namespace == namespace]
@@ -68,6 +70,12 @@ class QuotaAdmission:
                 for n, q in rq.usage(key, obj, names).items():
                     used[n] = rq.add(used.get(n), q)
         return used
+
+    def release(self, obj: Obj) -> None:
+        """Drop the reservation of a create the store has taken (it is in the cache now)."""
+        if self._reserved:
+            uid = _d(obj.get("metadata")).get("uid")
+            self._reserved = [r for r in self._reserved if r.uid != uid]
 
     def applies(self, obj: Obj) -> bool:
         """The object's namespace has quotas (the only case where admission has work to do)."""

@@ -222,3 +222,11 @@ async def test_concurrent_creates_cannot_overrun_a_quota(env: Env) -> None:
     assert sum(results) == 3
     items, _ = await env.client.list("pods", NS)
     assert len(items) == 3
+
+
+async def test_create_delete_create_within_a_tight_quota(env: Env) -> None:
+    await env.client.create("resourcequotas", NS, {"metadata": {"name": "one"}, "spec": {"hard": {"pods": "1"}}})
+    body = {"metadata": {"name": "again"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    for _ in range(3):
+        await env.client.create("pods", NS, body)
+        await env.client.delete("pods", NS, "again")
