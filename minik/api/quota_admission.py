@@ -90,6 +90,9 @@ class QuotaAdmission:
         if not quotas:
             return
         name = str(m.get("name", ""))
+        # An earlier reservation of this very name (a dry run, or a create that failed after
+        # admission) is replaced: at most one create of a name can be stored.
+        self._reserved = [r for r in self._reserved if (r.store_key, r.namespace, r.name) != (rt.store_key, ns, name)]
         pending = self._pending(ns)
         total: dict[str, Quantity] = {}
         for quota in sorted(quotas, key=lambda q: str(q["metadata"].get("name", ""))):

@@ -121,3 +121,12 @@ def test_invalid_object_is_422_not_a_quota_error(minik: Minik) -> None:
     code, status = minik.raw_json("POST", f"/api/v1/namespaces/{ns}/pods", bad)
     assert code == 422 and status["reason"] == "Invalid", status
     _apply(minik, ns, _pod("good"))      # the invalid create held no quota
+
+
+def test_server_dry_run_then_create_under_a_full_quota(minik: Minik) -> None:
+    ns = _ns(minik, "dry")
+    minik.kubectl("-n", ns, "create", "quota", "one", "--hard=pods=1")
+    minik.kubectl("-n", ns, "apply", "--dry-run=server", "-f", "-", input=json.dumps(_pod("p")))
+    _apply(minik, ns, _pod("p"))
+    r = _apply(minik, ns, _pod("q"), check=False)
+    assert r.returncode != 0 and "exceeded quota: one" in r.stderr   # type: ignore[attr-defined]
