@@ -51,6 +51,8 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--horizontal-pod-autoscaler-sync-period", type=float,
                    default=float(_env("horizontal-pod-autoscaler-sync-period", str(d.hpa_sync_period))),
                    help="seconds between HorizontalPodAutoscaler checks (default %(default)s)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=float(_env("node-monitor-grace-period", str(d.node_monitor_grace_period))),
+                   help="seconds without a node heartbeat before the node is marked Unknown and tainted unreachable (default %(default)s)")
     p.add_argument("--default-local-storage-path", default=_env("default-local-storage-path", ""),
                    help="directory of the local-path provisioner's volumes (default <data-dir>/storage)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
@@ -71,6 +73,7 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
         node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
         metric_resolution=a.metric_resolution, hpa_sync_period=a.horizontal_pod_autoscaler_sync_period,
+        node_monitor_grace_period=a.node_monitor_grace_period,
         default_local_storage_path=os.path.abspath(a.default_local_storage_path) if a.default_local_storage_path else "")
 
 
