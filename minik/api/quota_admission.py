@@ -60,7 +60,7 @@ class QuotaAdmission:
                           and self.store.get(r.store_key, r.namespace, r.name) is None]
         return [r for r in self._reserved if r.namespace == namespace]
 
-    def _used(self, quota: Obj, names: list[str], namespace: str, scopes: list[str]) -> dict[str, Quantity]:
+    def _used(self, quota: Obj, names: list[str], namespace: str, scopes: list[rq.Scope]) -> dict[str, Quantity]:
         used: dict[str, Quantity] = {}
         keys = {k for k in (rq.store_key_of(n) for n in names) if k}
         for key in keys:

@@ -9,13 +9,15 @@ Kubernetes's quota evaluators in small:
   `<class>.storageclass.storage.k8s.io/persistentvolumeclaims` and `…/requests.storage`;
 - every kind: `count/<plural>` (core) or `count/<plural>.<group>`; the legacy names
   `configmaps`, `secrets`, `replicationcontrollers`, `resourcequotas`.
-Quota scopes Terminating/NotTerminating/BestEffort/NotBestEffort select pods.
+Quota scopes select pods: Terminating/NotTerminating/BestEffort/NotBestEffort/
+CrossNamespacePodAffinity, and PriorityClass (In/NotIn/Exists/DoesNotExist) from a scopeSelector.
 Neighbours: `minik.api.quota_admission` (admission: 403 over quota) and
 `minik.controllers.resourcequota` (status.used) both count with these functions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from minik.apis.quantity import Quantity
@@ -101,28 +103,54 @@ def best_effort(pod: Obj) -> bool:
     return True
 
 
-def pod_matches_scopes(pod: Obj, scopes: Iterable[str]) -> bool:
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One scope of a quota: `spec.scopes` entries read as `Exists`; `spec.scopeSelector`
+    expressions keep their operator and values (PriorityClass In/NotIn)."""
+    name: str
+    operator: str = "Exists"
+    values: tuple[str, ...] = ()
+
+
+def _scope_holds(pod: Obj, name: str) -> bool | None:
     spec = _d(pod.get("spec"))
-    for s in scopes:
+    if name in ("Terminating", "NotTerminating"):
         terminating = spec.get("activeDeadlineSeconds") is not None
-        if s == "Terminating" and not terminating:
-            return False
-        if s == "NotTerminating" and terminating:
-            return False
-        if s == "BestEffort" and not best_effort(pod):
-            return False
-        if s == "NotBestEffort" and best_effort(pod):
+        return terminating if name == "Terminating" else not terminating
+    if name in ("BestEffort", "NotBestEffort"):
+        return best_effort(pod) if name == "BestEffort" else not best_effort(pod)
+    if name == "CrossNamespacePodAffinity":
+        aff = _d(spec.get("affinity"))
+        terms = [t for k in ("podAffinity", "podAntiAffinity") for kind in ("requiredDuringSchedulingIgnoredDuringExecution",
+                 "preferredDuringSchedulingIgnoredDuringExecution") for t in _l(_d(aff.get(k)).get(kind))]
+        return any(_d(t).get("namespaces") or _d(t).get("namespaceSelector") is not None
+                   or _d(_d(t).get("podAffinityTerm")).get("namespaceSelector") is not None for t in terms)
+    return None
+
+
+def pod_matches_scopes(pod: Obj, scopes: Iterable[Scope]) -> bool:
+    for s in scopes:
+        if s.name == "PriorityClass":
+            pc = _d(pod.get("spec")).get("priorityClassName") or ""
+            ok = {"In": pc in s.values, "NotIn": pc not in s.values, "Exists": bool(pc), "DoesNotExist": not pc}.get(s.operator, False)
+        else:
+            holds = _scope_holds(pod, s.name)
+            if holds is None:
+                return False
+            ok = holds if s.operator != "DoesNotExist" else not holds
+        if not ok:
             return False
     return True
 
 
-def quota_scopes(quota: Obj) -> list[str]:
+def quota_scopes(quota: Obj) -> list[Scope]:
     spec = _d(quota.get("spec"))
-    scopes = [s for s in _l(spec.get("scopes")) if isinstance(s, str)]
+    scopes = [Scope(s) for s in _l(spec.get("scopes")) if isinstance(s, str)]
     for e in _l(_d(spec.get("scopeSelector")).get("matchExpressions")):
         e = _d(e)
-        if e.get("operator") == "Exists" and isinstance(e.get("scopeName"), str):
-            scopes.append(e["scopeName"])
+        if isinstance(e.get("scopeName"), str):
+            scopes.append(Scope(e["scopeName"], str(e.get("operator") or "Exists"),
+                                tuple(str(v) for v in _l(e.get("values")))))
     return scopes
 
 

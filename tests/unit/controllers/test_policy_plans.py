@@ -177,3 +177,17 @@ def test_limitrange_violations() -> None:
     claim = {"spec": {"resources": {"requests": {"storage": "20Gi"}}}}
     assert limitranger.violations("PersistentVolumeClaim", claim, [LR]) == [
         "maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"]
+
+
+def test_quota_scope_selector_priority_class() -> None:
+    quota = {"spec": {"hard": {"pods": "2"}, "scopeSelector": {"matchExpressions": [
+        {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}}}
+    scopes = rq.quota_scopes(quota)
+    high = {"spec": {"priorityClassName": "high", "containers": [{"name": "a"}]}}
+    low = {"spec": {"priorityClassName": "low", "containers": [{"name": "a"}]}}
+    assert rq.pod_matches_scopes(high, scopes) and not rq.pod_matches_scopes(low, scopes)
+    assert resourcequota.compute_used(quota, lambda key: [high, low, high]) == {"pods": "2"}
+    not_be = rq.quota_scopes({"spec": {"scopeSelector": {"matchExpressions": [{"scopeName": "BestEffort", "operator": "DoesNotExist"}]}}})
+    assert not rq.pod_matches_scopes({"spec": {"containers": [{"name": "a"}]}}, not_be)
+    term = rq.quota_scopes({"spec": {"scopes": ["Terminating"]}})
+    assert rq.pod_matches_scopes({"spec": {"activeDeadlineSeconds": 5}}, term) and not rq.pod_matches_scopes({"spec": {}}, term)
