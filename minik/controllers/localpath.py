@@ -8,7 +8,8 @@ write) and a PersistentVolume `pvc-<uid>`: hostPath (DirectoryOrCreate) on that 
 required node affinity `kubernetes.io/hostname In [<node>]`, the claim's size and access modes,
 the class's reclaim policy, pre-bound to the claim (`claimRef` with its uid); the binder then
 binds both. When such a volume is Released (its claim is gone) and its reclaim policy is Delete,
-the directory is removed and the PV deleted; Retain keeps both.
+the directory is removed and the PV deleted; Retain keeps both. A claim a directory cannot serve
+(ReadWriteMany/ReadOnlyMany, a selector, volumeMode Block) gets a ProvisioningFailed event.
 Directories are made and removed here for volumes on this server's node (`node_name`); for another
 node the agent creates the directory on first mount (DirectoryOrCreate).
 `plan_claim`/`plan_volume` are pure; file work goes through `asyncio.to_thread`.
@@ -103,6 +104,20 @@ def plan_claim(pvc: Obj, storage_class: Obj | None, existing: Obj | None, storag
     return Provision(node, path, pv)
 
 
+def unsupported(pvc: Obj) -> str:
+    """Why a directory cannot serve this claim ("" when it can), as local-path-provisioner says."""
+    spec = pvc.get("spec") if isinstance(pvc.get("spec"), dict) else {}
+    assert isinstance(spec, dict)
+    for mode in spec.get("accessModes") or []:
+        if mode not in ("ReadWriteOnce", "ReadWriteOncePod"):
+            return f"NodePath only supports ReadWriteOnce and ReadWriteOncePod access modes, not {mode}"
+    if spec.get("selector"):
+        return "claim.Spec.Selector is not supported"
+    if sto.volume_mode(pvc) == "Block":
+        return "volumeMode Block is not supported: local-path volumes are directories"
+    return ""
+
+
 def plan_volume(pv: Obj) -> Reclaim | None:
     """A Released volume we provisioned whose policy is Delete: remove its directory and the PV."""
     if sto.annotations_of(pv).get(sto.ANN_PROVISIONED_BY) != sto.PROVISIONER:
@@ -140,10 +155,18 @@ class LocalPathProvisioner:
         self.classes: Informer = informers.informer(CLASSES)
         self.recorder = recorder or EventRecorder(client, COMPONENT)
         self.queue = WorkQueue()
-        self.pvcs.add_handler(lambda old, new: self.queue.add("claim:" + object_key(new if new is not None else old or {})))
+        self._refused: dict[str, str] = {}     # claim uid → why it cannot be provisioned (said once)
+        self.pvcs.add_handler(self._on_claim)
         self.pvs.add_handler(self._on_volume)
         self.controller = Controller("local-path-provisioner", self.queue, self.sync, [self.pvcs, self.pvs, self.classes],
                                      workers=1, run_informers=run_informers)
+
+    def _on_claim(self, old: Obj | None, new: Obj | None) -> None:
+        if new is None:
+            if old is not None:
+                self._refused.pop(str(sto.meta(old).get("uid", "")), None)
+            return
+        self.queue.add("claim:" + object_key(new))
 
     def _on_volume(self, old: Obj | None, new: Obj | None) -> None:
         if new is not None:
@@ -164,6 +187,14 @@ class LocalPathProvisioner:
             sc = self.classes.get("", cls_name) if cls_name else None
             prov = plan_claim(pvc, sc, self.pvs.get("", volume_name(pvc)), self.storage_dir, self.node_name)
             if prov is not None:
+                why = unsupported(pvc)
+                if why:
+                    uid = str(sto.meta(pvc).get("uid", ""))
+                    if self._refused.get(uid) != why:
+                        self._refused[uid] = why
+                        await self.recorder.event(pvc, "Warning", "ProvisioningFailed",
+                                                  f'failed to provision volume with StorageClass "{sto.claim_class(pvc)}": {why}')
+                    return None
                 await self._provision(pvc, prov)
             return None
         pv = self.pvs.get("", rest)

@@ -256,3 +256,12 @@ async def test_resize_needs_an_expandable_class_and_quota_room(env: Env) -> None
         await env.client.patch(PVCS, NS, "elastic", {"spec": {"resources": {"requests": {"storage": "5Gi"}}}})
     assert e.value.code == 403 and ("exceeded quota: disk, requested: requests.storage=2Gi, used: requests.storage=4Gi, "
                                     "limited: requests.storage=5Gi") in e.value.message
+
+
+async def test_shared_access_is_refused_by_local_path(env: Env) -> None:
+    await env.storage_class("now", mode="Immediate")
+    await env.claim("shared", "1Gi", "now", ("ReadWriteMany",))
+    await eventually(lambda: _has_event(env, "shared", "ProvisioningFailed"), what="ProvisioningFailed")
+    assert ("ProvisioningFailed", 'failed to provision volume with StorageClass "now": NodePath only supports ReadWriteOnce '
+            "and ReadWriteOncePod access modes, not ReadWriteMany") in await env.events("shared")
+    assert await env.phase(PVCS, "shared") == "Pending"

@@ -212,3 +212,10 @@ def test_claim_in_use_by_unfinished_pods_only() -> None:
     claim["metadata"]["finalizers"] = [sto.PVC_PROTECTION]
     assert pvprotection.finalizer_to_remove(claim, sto.PVC_PROTECTION, in_use=False)
     assert not pvprotection.finalizer_to_remove(claim, sto.PVC_PROTECTION, in_use=True)
+
+
+def test_local_path_refuses_what_a_directory_cannot_be() -> None:
+    assert localpath.unsupported(pvc()) == ""
+    assert "ReadWriteMany" in localpath.unsupported(pvc(modes=("ReadWriteMany",)))
+    assert localpath.unsupported(pvc(spec={"selector": {"matchLabels": {"a": "b"}}})) == "claim.Spec.Selector is not supported"
+    assert "Block" in localpath.unsupported(pvc(spec={"volumeMode": "Block"}))
