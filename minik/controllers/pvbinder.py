@@ -139,9 +139,7 @@ def plan_claim(pvc: Obj, pvs: Sequence[Obj], storage_class: Obj | None, selected
         return Plan(base, (Event(pvc, "Warning", "ProvisioningFailed", f'storageclass.storage.k8s.io "{cls}" not found'),))
     provisioner = str(storage_class.get("provisioner") or "")
     if provisioner == "kubernetes.io/no-provisioner":
-        return Plan(base, (Event(pvc, "Normal", "FailedBinding",
-                                 "no persistent volumes available for this claim and no storage class is set"
-                                 if not cls else "no persistent volumes available for this claim"),))
+        return Plan(base, (Event(pvc, "Normal", "FailedBinding", "no persistent volumes available for this claim"),))
     ann = sto.annotations_of(pvc)
     patches = list(base)
     if ann.get(sto.ANN_STORAGE_PROVISIONER) != provisioner or ann.get(sto.ANN_STORAGE_PROVISIONER_BETA) != provisioner:
@@ -174,7 +172,6 @@ def _finish_binding(pvc: Obj, pv: Obj, bind_volume: bool) -> Plan:
     ns, name = str(m.get("namespace", "")), str(m.get("name", ""))
     pv_name = str(sto.meta(pv).get("name", ""))
     patches: list[Patch] = []
-    events: list[Event] = []
     ref = sto.claim_ref(pv)
     if bind_volume or not ref.get("uid"):
         body: dict[str, Any] = {"spec": {"claimRef": claim_ref_to(pvc)}}
@@ -198,7 +195,7 @@ def _finish_binding(pvc: Obj, pv: Obj, bind_volume: bool) -> Plan:
         assert isinstance(pspec, dict)
         patches.append(Patch(PVCS, ns, name, {"status": {"phase": "Bound", "accessModes": list(pspec.get("accessModes") or []),
                                                          "capacity": dict(pspec.get("capacity") or {})}}, "status"))
-    return Plan(tuple(patches), tuple(events))
+    return Plan(tuple(patches))
 
 
 def plan_volume(pv: Obj, claim: Obj | None) -> Plan:
