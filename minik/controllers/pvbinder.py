@@ -12,6 +12,10 @@ Claims (key `claim:<ns>/<name>`):
   waits for the scheduler's `volume.kubernetes.io/selected-node`; otherwise the claim is
   annotated `volume.kubernetes.io/storage-provisioner` for the class's provisioner
   (`minik.controllers.localpath`), which creates a volume pre-bound to it.
+A `WaitForFirstConsumer` claim used by a pod its author placed on a node (`spec.nodeName`, no
+scheduler) gets that node as its selected node. A bound local-path claim grown by its user (the
+class allows expansion; admission checked it) has its volume's capacity and its status follow.
+Events are said once per claim (a resync repeating the same reason writes nothing).
 Volumes (key `volume:<name>`): no claimRef → Available; the claim of the claimRef is gone (or
 replaced: another uid) → Released, and the reclaim policy applies (Retain keeps it; Delete of a
 provisioned volume is the provisioner's job); otherwise Bound.
