@@ -45,6 +45,11 @@ class ServerConfig:
     dns_interface: str = "minik-dns0"    # dummy link holding the cluster DNS IP (unique per instance)
     resolv_conf: str = "/etc/resolv.conf"  # upstreams for names outside the cluster (127.0.0.53 → systemd-resolved's real ones)
     disable_network_policy: bool = False  # k3s's flag: no NetworkPolicy enforcement on this node
+    default_local_storage_path: str = ""  # local-path volumes; default: <data_dir>/storage
+
+    @property
+    def storage_dir(self) -> str:
+        return self.default_local_storage_path or os.path.join(self.data_dir, "storage")
 
     @property
     def kubeconfig_path(self) -> str:

@@ -153,6 +153,7 @@ class Server:
             self.informers.informer("pods"), grace=cfg.node_monitor_grace_period, run_informers=False).run)
         self._start_workloads()
         self._start_autoscaling(handlers)
+        await self._start_storage_and_policy()
         self.informers.start()
         await self._start_dns()
         if not cfg.disable_agent:
@@ -175,6 +176,31 @@ class Server:
         self.supervisor.spawn("statefulset-controller", StatefulSetController(self.client, informers=self.informers).run)
         self.supervisor.spawn("daemonset-controller", DaemonSetController(self.client, informers=self.informers).run)
         self.supervisor.spawn("cronjob-controller", CronJobController(self.client, informers=self.informers).run)
+    async def _start_storage_and_policy(self) -> None:
+        """Storage (default `local-path` class, PV binder, local-path provisioner, in-use
+        protection), disruption budgets, the cordon taint and quota status, on the shared informers."""
+        from minik.controllers.disruption import DisruptionController
+        from minik.controllers.localpath import LocalPathProvisioner
+        from minik.controllers.nodeunschedulable import UnschedulableTaintController
+        from minik.controllers.pvbinder import PVBinder
+        from minik.controllers.pvprotection import PVProtection
+        from minik.controllers.resourcequota import ResourceQuotaController
+        from minik.machinery.storage import DEFAULT_CLASS, IS_DEFAULT_CLASS, PROVISIONER
+        assert self.service is not None and self.informers is not None
+        sc_rt = self.registry.lookup("storage.k8s.io", "v1", "storageclasses")
+        assert sc_rt is not None
+        if self.store.get(sc_rt.store_key, "", DEFAULT_CLASS) is None:
+            await self.service.create(sc_rt, "", {
+                "metadata": {"name": DEFAULT_CLASS, "annotations": {IS_DEFAULT_CLASS: "true"}},
+                "provisioner": PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"},
+                WriteOptions("minik", "Ignore"))
+        inf = self.informers
+        self.supervisor.spawn("persistentvolume-binder", PVBinder(self.client, inf).run)
+        self.supervisor.spawn("local-path-provisioner", LocalPathProvisioner(self.client, inf, self.cfg.storage_dir, self.node_name).run)
+        self.supervisor.spawn("pv-protection-controller", PVProtection(self.client, inf).run)
+        self.supervisor.spawn("disruption-controller", DisruptionController(self.client, inf).run)
+        self.supervisor.spawn("node-unschedulable-taint", UnschedulableTaintController(self.client, inf.informer("nodes")).run)
+        self.supervisor.spawn("resourcequota-controller", ResourceQuotaController(self.client, inf).run)
 
     def _start_autoscaling(self, handlers: ApiHandlers) -> None:
         """APIServices for what is served locally, and the HPA on the metrics the node samples

@@ -17,6 +17,7 @@ import random
 from typing import Any, Protocol
 
 from minik.api import rbac_escalation
+from minik.api.admission import Admission
 from minik.api import status as st
 from minik.api.meta import Obj, rfc3339, utcnow
 from minik.apis import errors as api_errors
@@ -65,6 +66,7 @@ class KindHooksImpl:
         self._custom_status: set[tuple[str, str, str]] = set()
         self._custom_scale: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._custom_columns: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self.admission = Admission(store)   # LimitRanger, DefaultStorageClass, storage protection, ResourceQuota
 
     # ---- KindHooks protocol -------------------------------------------------------------------
     def custom_schema(self, rt: ResourceType) -> dict[str, Any] | None:
@@ -76,6 +78,7 @@ class KindHooksImpl:
         return "status" in rt.subresources
 
     async def before_create(self, rt: ResourceType, obj: Obj) -> None:
+        await self.admission.admit_create(rt, obj)
         if rt.group == "" and rt.kind == "Pod":
             status = obj.setdefault("status", {})
             status.setdefault("phase", "Pending")
@@ -89,6 +92,7 @@ class KindHooksImpl:
             rbac_escalation.check_write(rt, obj, None)
 
     async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
+        await self.admission.admit_update(rt, obj, old)
         if rt.group == "" and rt.kind == "Service":
             self._allocate_service(obj, old)
         elif rt.kind == "CustomResourceDefinition":
@@ -97,6 +101,8 @@ class KindHooksImpl:
             rbac_escalation.check_write(rt, obj, old)
 
     async def after_write(self, rt: ResourceType, obj: Obj | None, old: Obj | None) -> None:
+        if obj is not None and old is None:
+            self.admission.created(obj)
         if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
             if obj is not None:
                 self.register_crd(obj)

@@ -58,6 +58,8 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--dns-interface", default=_env("dns-interface", d.dns_interface), help="dummy interface that holds the cluster DNS IP on this node (default %(default)s)")
     p.add_argument("--resolv-conf", default=_env("resolv-conf", d.resolv_conf), help="resolv.conf whose nameservers answer names outside the cluster (default %(default)s)")
     p.add_argument("--disable-network-policy", action="store_true", default=_env("disable-network-policy", "") in ("1", "true"), help="do not enforce NetworkPolicies on this node")
+    p.add_argument("--default-local-storage-path", default=_env("default-local-storage-path", ""),
+                   help="directory of the local-path provisioner's volumes (default <data-dir>/storage)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -79,7 +81,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         node_monitor_grace_period=a.node_monitor_grace_period,
         service_node_port_range=_port_range(a.service_node_port_range),
         disable_dns=a.disable_dns, dns_interface=a.dns_interface, resolv_conf=a.resolv_conf,
-        disable_network_policy=a.disable_network_policy)
+        disable_network_policy=a.disable_network_policy,
+        default_local_storage_path=os.path.abspath(a.default_local_storage_path) if a.default_local_storage_path else "")
 
 
 def _port_range(value: str) -> str:
