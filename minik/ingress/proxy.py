@@ -244,6 +244,9 @@ class Downstream(asyncio.Protocol):
         transport.set_write_buffer_limits(HIGH_WATER)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
+        sock = transport.get_extra_info("sockname")
+        if isinstance(sock, tuple):
+            self.port = sock[1]
         self.proxy.downstreams.add(self)
         self.proxy.counters.connections += 1
 
