@@ -47,6 +47,7 @@ from minik.store.store import Store
 
 if TYPE_CHECKING:
     from minik.agent.runtime import NodeRuntime
+    from minik.ingress.controller import IngressController
 
 log = logging.getLogger("minik")
 
@@ -82,6 +83,7 @@ class Server:
         self._ready = False
         self.runtime: NodeRuntime | None = None
         self.informers: InformerFactory | None = None
+        self.ingress: IngressController | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -141,6 +143,7 @@ class Server:
         self.informers.start()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
+            await self._start_ingress()
         self._ready = True
         release_memory()
         sd_notify("READY=1")
@@ -171,6 +174,20 @@ class Server:
         handlers.pod_streams = CriPodStreams(self.runtime.cri)
         self.supervisor.spawn("node-agent", self.runtime.run)
         log.info("node agent started for node %s", self.runtime.node_name)
+
+    async def _start_ingress(self) -> None:
+        """The ingress proxy on this node (it runs where the agent runs), unless --disable ingress."""
+        if self.cfg.disabled("ingress"):
+            log.info("ingress disabled")
+            return
+        from minik.ingress.controller import IngressController, IngressSettings, ensure_class
+        assert self.informers is not None
+        await ensure_class(self.client)
+        cfg = self.cfg
+        addresses = (cfg.node_ip or self.advertise,)
+        self.ingress = IngressController(self.client, self.informers, IngressSettings(
+            cfg.ingress_bind_address, cfg.ingress_http_port, cfg.ingress_https_port, addresses))
+        self.supervisor.spawn("ingress", self.ingress.run)
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None
@@ -220,6 +237,8 @@ class Server:
         if self.informers is not None:
             for key, inf in self.informers.informers().items():
                 lines.append(f'minik_informer_objects{{resource="{key.resource}"}} {len(inf.list())}')
+        if self.ingress is not None:
+            lines += self.ingress.metrics()
         return "\n".join(lines) + "\n"
 
     async def stop(self) -> None:

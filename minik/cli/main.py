@@ -46,6 +46,11 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--node-ip", default=_env("node-ip", ""), help="IP address to advertise for this node (default: the advertise address)")
     p.add_argument("--bridge-name", default=_env("bridge-name", d.bridge_name), help="name of the pod bridge (default %(default)s)")
     p.add_argument("--nft-table", default=_env("nft-table", d.nft_table), help="name of minik's nftables table (default %(default)s)")
+    p.add_argument("--disable", action="append", default=[s for s in _env("disable", "").split(",") if s],
+                   help="turn off a packaged component (repeatable or comma-separated, like k3s): ingress (or traefik)")
+    p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the built-in ingress proxy for HTTP (default %(default)s)")
+    p.add_argument("--ingress-https-port", type=int, default=int(_env("ingress-https-port", str(d.ingress_https_port))), help="port of the built-in ingress proxy for HTTPS (default %(default)s)")
+    p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -62,7 +67,10 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         disable_agent=a.disable_agent, node_name=a.node_name, cluster_cidr=a.cluster_cidr, service_cidr=a.service_cidr,
         cluster_dns=a.cluster_dns, cluster_domain=a.cluster_domain, token=a.token,
         container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
-        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table)
+        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
+        disable=tuple(sorted({c.strip() for item in a.disable for c in item.split(",") if c.strip()})),
+        ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
+        ingress_bind_address=a.ingress_bind_address)
 
 
 class _Formatter(logging.Formatter):
