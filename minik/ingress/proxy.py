@@ -43,6 +43,8 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te"
                         b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization"})
 # Set by the proxy itself: a client's own values are not trusted (this is the edge).
 FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"x-real-ip"})
+SPECIAL = HOP_BY_HOP | FORWARDED | {b"host", b"content-length"}
+CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 REASONS = {400: "Bad Request", 404: "Not Found", 408: "Request Timeout", 413: "Content Too Large",
@@ -59,7 +61,7 @@ class ProxySettings:
     keepalive_timeout: float = 75.0     # idle client connection between requests
     connect_timeout: float = 5.0
     max_header_bytes: int = 32 * 1024
-    upstream_idle: int = 32             # idle keep-alive connections kept per endpoint
+    upstream_idle: int = 256            # idle keep-alive connections kept per endpoint
     upstream_idle_timeout: float = 30.0
 
 
@@ -177,36 +179,42 @@ def _error_body(status: int, detail: str) -> bytes:
 
 
 class Exchange:
-    """One request and its answer."""
+    """One request and its answer. Most fields start from class-level defaults: an exchange is
+    created per request, and only what differs from the default is written."""
 
-    __slots__ = ("down", "method", "url", "version", "headers", "keep_alive", "upgrade", "chunked", "length",
-                 "host", "backend", "head", "buffer", "request_done", "up", "sent_body", "response_started",
-                 "done", "status", "attempts", "reused", "resp_close", "resp_chunked", "resp_has_body", "tunnel_data",
-                 "started_at", "body_seen", "informational", "close")
+    backend: Backend | None = None
+    head = b""
+    buffer: tuple[bytes, ...] | list[bytes] = ()   # framed body bytes not yet handed to a backend (see `hold`)
+    request_done = False
+    up: Upstream | None = None
+    sent_body = False
+    response_started = False
+    done = False
+    status = 0
+    attempts = 0
+    reused = False
+    resp_close = False                 # the answer ends when the backend closes: so does the client connection
+    resp_chunked = False               # the answer is re-framed as chunked for the client
+    resp_has_body = True
+    resp_until_close = False           # the backend's answer has no length: it ends when the backend closes
+    tunnel_data = b""
+    body_seen = 0
+    informational = False
+    close = False                      # close the client connection once this answer is sent
 
-    def __init__(self, down: Downstream, method: bytes, url: bytes, version: str, headers: list[tuple[bytes, bytes]],
-                 keep_alive: bool, upgrade: bool, chunked: bool, length: int | None, host: str) -> None:
-        self.down, self.method, self.url, self.version, self.headers = down, method, url, version, headers
+    def __init__(self, down: Downstream, method: bytes, url: bytes, version: str, lines: list[tuple[bytes, bytes]],
+                 keep_alive: bool, upgrade: bytes, chunked: bool, length: int | None, host: str, host_value: bytes) -> None:
+        self.down, self.method, self.url, self.version, self.lines = down, method, url, version, lines
         self.keep_alive, self.upgrade, self.chunked, self.length, self.host = keep_alive, upgrade, chunked, length, host
-        self.backend: Backend | None = None
-        self.head = b""
-        self.buffer: list[bytes] = []        # framed body bytes not yet handed to a backend
-        self.request_done = False
-        self.up: Upstream | None = None
-        self.sent_body = False
-        self.response_started = False
-        self.done = False
-        self.status = 0
-        self.attempts = 0
-        self.reused = False
-        self.resp_close = False
-        self.resp_chunked = False
-        self.resp_has_body = True
-        self.tunnel_data = b""
+        self.host_value = host_value
         self.started_at = time.monotonic()
-        self.body_seen = 0
-        self.informational = False
-        self.close = False              # close the client connection once this answer is sent
+
+    def hold(self, data: bytes) -> None:
+        """Keep body bytes until a backend connection takes them."""
+        if isinstance(self.buffer, list):
+            self.buffer.append(data)
+        else:
+            self.buffer = [data]
 
     @property
     def retryable(self) -> bool:
@@ -244,6 +252,8 @@ class Downstream(asyncio.Protocol):
         transport.set_write_buffer_limits(HIGH_WATER)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
+        self.peer_bytes = self.peer.encode()
+        self.scheme_bytes = self.scheme.encode()
         sock = transport.get_extra_info("sockname")
         if isinstance(sock, tuple):
             self.port = sock[1]
@@ -325,17 +335,33 @@ class Downstream(asyncio.Protocol):
         chunked = False
         length: int | None = None
         hosts = 0
+        upgrade = b""
+        tokens: list[bytes] = []
+        lines: list[tuple[bytes, bytes]] = []      # (lower-case name, header line) to forward
         for name, value in self.headers:
             n = name.lower()
-            if n == b"host":
+            if n not in SPECIAL:
+                lines.append((n, b"%b: %b\r\n" % (name, value)))
+            elif n == b"host":
                 host = value
                 hosts += 1
+                lines.append((n, b"%b: %b\r\n" % (name, value)))
+            elif n == b"content-length":
+                length = int(value)
+                lines.append((n, b"%b: %b\r\n" % (name, value)))
             elif n == b"transfer-encoding":
                 if value.strip().lower() != b"chunked":
                     raise _BadRequest("only Transfer-Encoding: chunked is accepted", 400)
                 chunked = True
-            elif n == b"content-length":
-                length = int(value)
+            elif n == b"connection":
+                tokens += [t.strip().lower() for t in value.split(b",")]
+            elif n == b"upgrade":
+                upgrade = value
+            # other hop-by-hop headers and the client's X-Forwarded-*/X-Real-IP are dropped
+        if tokens:
+            extra = set(tokens) - CONNECTION_TOKENS
+            if extra:   # headers the client named as hop-by-hop (RFC 9110 §7.6.1)
+                lines = [line for line in lines if line[0] not in extra]
         version = p.get_http_version()
         if hosts > 1 or (not host and version == "1.1"):
             raise _BadRequest("exactly one Host header is required", 400)
@@ -347,8 +373,8 @@ class Downstream(asyncio.Protocol):
             except httptools.HttpParserInvalidURLError:
                 raise _BadRequest("invalid request target", 400) from None
             url = (parsed.path or b"/") + (b"?" + parsed.query if parsed.query else b"")
-        ex = Exchange(self, p.get_method(), url, version, self.headers, p.should_keep_alive(), p.should_upgrade(),
-                      chunked, length, _host_name(host))
+        ex = Exchange(self, p.get_method(), url, version, lines, p.should_keep_alive(),
+                      upgrade if p.should_upgrade() else b"", chunked, length, _host_name(host), host)
         self.parsing = ex
         if self.cur is None:
             self.cur = ex
@@ -373,7 +399,7 @@ class Downstream(asyncio.Protocol):
             ex.up.last_activity = self.last_read
             ex.up.send(framed)
         else:
-            ex.buffer.append(framed)
+            ex.hold(framed)
             if ex is not self.cur or ex.up is None:
                 self.pause_reading()
 
@@ -387,7 +413,7 @@ class Downstream(asyncio.Protocol):
             if ex.up is not None and ex.sent_body:
                 ex.up.send(b"0\r\n\r\n")
             else:
-                ex.buffer.append(b"0\r\n\r\n")
+                ex.hold(b"0\r\n\r\n")
         if ex is not self.cur and not ex.done:
             # A pipelined request waits for the answers before it: read no more meanwhile.
             self.pause_reading()
@@ -416,33 +442,19 @@ class Downstream(asyncio.Protocol):
         self.connect(ex)
 
     def upstream_head(self, ex: Exchange) -> bytes:
-        drop = HOP_BY_HOP
-        conn_tokens: set[bytes] = set()
-        xfh = None
-        for name, value in ex.headers:
-            if name.lower() == b"connection":
-                conn_tokens.update(t.strip().lower() for t in value.split(b","))
         out = [b"%b %b HTTP/1.1\r\n" % (ex.method, ex.url)]
-        for name, value in ex.headers:
-            n = name.lower()
-            if n in drop or n in FORWARDED or n in conn_tokens:
-                continue
-            if n == b"host":
-                xfh = value
-            out.append(b"%b: %b\r\n" % (name, value))
-        if xfh is None:
-            out.append(b"Host: %b\r\n" % ex.host.encode("latin-1"))
+        out += [line for _, line in ex.lines]
+        xfh = ex.host_value
+        if not xfh:   # HTTP/1.0 without Host: name the route's host
             xfh = ex.host.encode("latin-1")
-        peer = self.peer.encode()
+            out.append(b"Host: %b\r\n" % xfh)
+        peer = self.peer_bytes
         out.append(b"X-Forwarded-For: %b\r\nX-Real-IP: %b\r\nX-Forwarded-Proto: %b\r\nX-Forwarded-Host: %b\r\n"
-                   b"X-Forwarded-Port: %d\r\n" % (peer, peer, self.scheme.encode(), xfh, self.port))
+                   b"X-Forwarded-Port: %d\r\n" % (peer, peer, self.scheme_bytes, xfh, self.port))
         if ex.chunked:
             out.append(b"Transfer-Encoding: chunked\r\n")
         if ex.upgrade:
-            for name, value in ex.headers:
-                if name.lower() == b"upgrade":
-                    out.append(b"Upgrade: %b\r\n" % value)
-            out.append(b"Connection: Upgrade\r\n\r\n")
+            out.append(b"Upgrade: %b\r\nConnection: Upgrade\r\n\r\n" % ex.upgrade)
         else:
             out.append(b"\r\n")
         return b"".join(out)
@@ -498,7 +510,8 @@ class Downstream(asyncio.Protocol):
         up.last_activity = time.monotonic()
         if ex.buffer:
             up.send(ex.head + b"".join(ex.buffer))
-            ex.buffer = [] if not ex.retryable else ex.buffer
+            if not ex.retryable:
+                ex.buffer = ()
         else:
             up.send(ex.head)
         ex.sent_body = True
@@ -640,46 +653,46 @@ class Downstream(asyncio.Protocol):
                 self.abort()
 
     # ---- response path (called by Upstream) -----------------------------------------------------
-    def response_head(self, ex: Exchange, status: int, reason: bytes, version: str, headers: list[tuple[bytes, bytes]],
-                      upstream_keep_alive: bool) -> None:
+    def response_head(self, ex: Exchange, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         ex.status = status
         informational = 100 <= status < 200 and status != 101
-        conn_tokens: set[bytes] = set()
-        length = None
+        tokens: list[bytes] = []
+        length = False
         chunked = False
+        upgrade = b""
+        lines: list[tuple[bytes, bytes]] = []
         for name, value in headers:
             n = name.lower()
-            if n == b"connection":
-                conn_tokens.update(t.strip().lower() for t in value.split(b","))
-            elif n == b"content-length":
-                length = value
+            if n not in HOP_BY_HOP:
+                if n == b"content-length":
+                    length = True
+                lines.append((n, b"%b: %b\r\n" % (name, value)))
+            elif n == b"connection":
+                tokens += [t.strip().lower() for t in value.split(b",")]
             elif n == b"transfer-encoding":
                 chunked = True
-        no_body = ex.method == b"HEAD" or status in (204, 304) or informational or status == 101
+            elif n == b"upgrade":
+                upgrade = value
+        if tokens:
+            extra = set(tokens) - CONNECTION_TOKENS
+            if extra:
+                lines = [line for line in lines if line[0] not in extra]
         out = [b"HTTP/1.1 %d %b\r\n" % (status, reason or REASONS.get(status, "").encode())]
-        for name, value in headers:
-            n = name.lower()
-            if n in HOP_BY_HOP or n in conn_tokens:
-                continue
-            out.append(b"%b: %b\r\n" % (name, value))
+        out += [line for _, line in lines]
         if informational:
             out.append(b"\r\n")
             self.send(b"".join(out))
             return
         ex.response_started = True
         if status == 101:
-            for name, value in headers:
-                if name.lower() == b"upgrade":
-                    out.append(b"Upgrade: %b\r\n" % value)
-            out.append(b"Connection: Upgrade\r\n\r\n")
+            out.append(b"Upgrade: %b\r\nConnection: Upgrade\r\n\r\n" % upgrade)
             self.send(b"".join(out))
             return
-        client_11 = ex.version == "1.1"
+        no_body = ex.method == b"HEAD" or status == 204 or status == 304
         ex.resp_has_body = not no_body
-        if no_body or (length is not None and not chunked):
-            pass
-        elif chunked or length is None:
-            if client_11:
+        if not no_body and (chunked or not length):
+            ex.resp_until_close = not chunked and not length
+            if ex.version == "1.1":
                 ex.resp_chunked = True
                 out.append(b"Transfer-Encoding: chunked\r\n")
             else:
@@ -688,7 +701,7 @@ class Downstream(asyncio.Protocol):
         if not keep:
             out.append(b"Connection: close\r\n\r\n")
             ex.close = True
-        elif not client_11:
+        elif ex.version != "1.1":
             out.append(b"Connection: keep-alive\r\n\r\n")
         else:
             out.append(b"\r\n")
@@ -803,14 +816,12 @@ class Upstream(asyncio.Protocol):
             b = ex.backend
             down.respond(ex, 502, f"{b.namespace}/{b.service} at {self.addr[0]}:{self.addr[1]} closed the connection "
                          f"without an answer" if b else "backend closed the connection", close=True)
-        elif ex.resp_close or (ex.resp_chunked and self._read_until_close):
+        elif ex.resp_until_close:
             down.response_done(ex, False)
         else:
             down.abort()
             return
         down.flush()
-
-    _read_until_close = False
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
@@ -880,11 +891,8 @@ class Upstream(asyncio.Protocol):
         if ex is None:
             return
         status = self.parser.get_status_code()
-        ex.down.response_head(ex, status, self.reason, self.parser.get_http_version(), self.headers,
-                              self.parser.should_keep_alive())
+        ex.down.response_head(ex, status, self.reason, self.headers)
         ex.informational = 100 <= status < 200 and status != 101
-        self._read_until_close = ex.resp_has_body and not any(
-            n.lower() in (b"content-length", b"transfer-encoding") for n, _ in self.headers)
         if ex.method == b"HEAD" and not ex.informational:
             self.complete = True
             keep = self.parser.should_keep_alive()
