@@ -147,6 +147,14 @@ def wait_port(port: int, timeout: float = 10) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
+def uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def stop(p: subprocess.Popen[bytes]) -> None:
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
@@ -178,10 +186,17 @@ def throughput(duration: float, profile: bool, rounds: int) -> None:
         minik = subprocess.Popen(["taskset", "-c", "0", sys.executable, os.path.abspath(__file__), "--serve", str(mport),
                                   str(bport), prof_out])
         procs.append(minik)
-        for p in (bport, nport, mport):
+        targets = [("backend direct", bport, 0), ("nginx proxy", nport, procs[1].pid), ("minik proxy", mport, minik.pid)]
+        if uvloop_available():
+            # Not what the daemon runs (it uses asyncio's own loop): shows what the event loop costs.
+            uport = free_port()
+            env = dict(os.environ, BENCH_UVLOOP="1")
+            uv = subprocess.Popen(["taskset", "-c", "0", sys.executable, os.path.abspath(__file__), "--serve", str(uport),
+                                   str(bport), ""], env=env)
+            procs.append(uv)
+            targets.append(("minik+uvloop", uport, uv.pid))
+        for _, p, _ in targets:
             wait_port(p)
-        nginx_pid = procs[1].pid
-        targets = (("backend direct", bport, 0), ("nginx proxy", nport, nginx_pid), ("minik proxy", mport, minik.pid))
         results: dict[tuple[str, int], Result] = {}
         for _, port, _ in targets:
             wrk(port, 16, 1, "1")      # warm-up (connections, pools, caches)
@@ -271,6 +286,9 @@ def idle_rss() -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        if os.environ.get("BENCH_UVLOOP") == "1":
+            import uvloop
+            uvloop.install()
         asyncio.run(_serve(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else ""))
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

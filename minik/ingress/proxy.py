@@ -30,7 +30,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httptools
 
@@ -247,9 +247,9 @@ class Downstream(asyncio.Protocol):
 
     # ---- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(HIGH_WATER)
+        # (cast, not isinstance: other event loops' transports, e.g. uvloop's, are no subclasses)
+        self.transport = t = cast(asyncio.Transport, transport)
+        t.set_write_buffer_limits(HIGH_WATER)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
         self.peer_bytes = self.peer.encode()
@@ -790,9 +790,9 @@ class Upstream(asyncio.Protocol):
 
     # ---- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(HIGH_WATER)
+        # (cast, not isinstance: other event loops' transports, e.g. uvloop's, are no subclasses)
+        self.transport = t = cast(asyncio.Transport, transport)
+        t.set_write_buffer_limits(HIGH_WATER)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
