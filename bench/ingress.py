@@ -296,8 +296,10 @@ def main() -> None:
     p.add_argument("--no-rss", action="store_true")
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rss-only", action="store_true")
     args = p.parse_args()
-    throughput(args.duration, not args.no_profile, args.rounds)
+    if not args.rss_only:
+        throughput(args.duration, not args.no_profile, args.rounds)
     if not args.no_rss:
         idle_rss()
 
