@@ -298,6 +298,14 @@ class Downstream(asyncio.Protocol):
             self.bad_request(str(e) or type(e).__name__)
         self.flush()
 
+    def eof_received(self) -> bool:
+        """The client finished sending (half-close): answer what is in flight, then close."""
+        cur = self.cur
+        if self.tunnel is None and cur is not None and not cur.done:
+            cur.close = True
+            return True      # keep the transport open for the answer
+        return False
+
     def pause_writing(self) -> None:
         self.writing_paused = True
         up = self.tunnel or (self.cur.up if self.cur else None)

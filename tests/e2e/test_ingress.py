@@ -359,3 +359,11 @@ def test_smuggling_probes_are_rejected(cluster: Cluster, probe: str) -> None:
     out = cluster.raw(SMUGGLING[probe])   # returns once the proxy closed the connection
     assert out.startswith(b"HTTP/1.1 400 "), out[:200]
     assert out.count(b"HTTP/1.1") == 1    # nothing smuggled through to a second answer
+
+
+def test_metrics_count_requests(cluster: Cluster) -> None:
+    cluster.curl("nobody.example.test", "/")
+    code, _, body = cluster.m.raw("GET", "/metrics")
+    text = body.decode()
+    assert code == 200 and 'minik_ingress_requests_total{code="404"}' in text
+    assert "minik_ingress_upstream_connections_total" in text and "minik_ingress_route_builds_total" in text

@@ -349,3 +349,38 @@ async def test_slow_body_408(env: Env) -> None:
     resp = await asyncio.wait_for(read_response(r), 10)
     assert resp.status == 408
     assert await closed(r)
+
+
+async def test_stale_pooled_connection_is_retried_only_when_safe(env: Env) -> None:
+    """A backend that closes a kept-alive connection when the next request arrives (the classic
+    keep-alive race): an idempotent request without a body goes to a fresh connection, a POST
+    gets a 502 (it may have been processed)."""
+    async def once_per_connection(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        head = await r.readuntil(b"\r\n\r\n")
+        n = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]) if b"content-length:" in head.lower() else 0
+        await r.readexactly(n)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+        await w.drain()
+        await r.read(1)          # the next request on this connection: hang up without answering
+        w.transport.abort()
+    srv = await asyncio.start_server(once_per_connection, "127.0.0.1", 0)
+    env.use(web_test=env.backend_to(("127.0.0.1", srv.sockets[0].getsockname()[1])))
+    r, w = await asyncio.open_connection("127.0.0.1", env.port)
+    for _ in range(3):
+        w.write(get("/"))
+        resp = await read_response(r)
+        assert (resp.status, resp.body) == (200, b"first")
+    assert env.proxy.counters.retries >= 2
+    w.write(b"POST / HTTP/1.1\r\nHost: web.test\r\nContent-Length: 1\r\n\r\nx")
+    assert (await read_response(r)).status == 502
+    w.close()
+    srv.close()
+
+
+async def test_half_closed_client_still_gets_its_answer(env: Env) -> None:
+    r, w = await asyncio.open_connection("127.0.0.1", env.port)
+    w.write(get("/echo?half=1"))
+    w.write_eof()
+    resp = await read_response(r)
+    assert resp.status == 200 and json.loads(resp.body)["path"] == "/echo?half=1"
+    assert await closed(r)
