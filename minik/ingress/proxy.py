@@ -668,13 +668,14 @@ class Downstream(asyncio.Protocol):
         length = False
         chunked = False
         upgrade = b""
-        lines: list[tuple[bytes, bytes]] = []
+        # One flat list joined once: [status line, name, ": ", value, CRLF, name, …].
+        out = [b"HTTP/1.1 %d %b\r\n" % (status, reason or REASONS.get(status, "").encode())]
         for name, value in headers:
             n = name.lower()
             if n not in HOP_BY_HOP:
                 if n == b"content-length":
                     length = True
-                lines.append((n, b"%b: %b\r\n" % (name, value)))
+                out += (name, b": ", value, b"\r\n")
             elif n == b"connection":
                 tokens += [t.strip().lower() for t in value.split(b",")]
             elif n == b"transfer-encoding":
@@ -683,10 +684,12 @@ class Downstream(asyncio.Protocol):
                 upgrade = value
         if tokens:
             extra = set(tokens) - CONNECTION_TOKENS
-            if extra:
-                lines = [line for line in lines if line[0] not in extra]
-        out = [b"HTTP/1.1 %d %b\r\n" % (status, reason or REASONS.get(status, "").encode())]
-        out += [line for _, line in lines]
+            if extra:   # headers the backend named as hop-by-hop
+                out = out[:1]
+                for name, value in headers:
+                    n = name.lower()
+                    if n not in HOP_BY_HOP and n not in extra:
+                        out += (name, b": ", value, b"\r\n")
         if informational:
             out.append(b"\r\n")
             self.send(b"".join(out))
