@@ -37,6 +37,8 @@ class ServerConfig:
     nft_table: str = "minik"             # minik's nftables table (ip family)
     node_ip: str = ""                    # default: the advertise address
     extra: dict[str, str] = field(default_factory=dict)
+    metric_resolution: float = 15.0      # seconds between resource usage samples (metrics.k8s.io, HPA)
+    hpa_sync_period: float = 15.0        # seconds between HorizontalPodAutoscaler checks
     disable: tuple[str, ...] = ()        # packaged components turned off (k3s --disable): "ingress" (alias "traefik")
     ingress_http_port: int = 80
     ingress_https_port: int = 443
