@@ -26,6 +26,7 @@ Neighbours: `minik.ingress.routes` (the table), `minik.ingress.tls` (server cont
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
@@ -198,6 +199,7 @@ class Exchange:
     resp_has_body = True
     resp_until_close = False           # the backend's answer has no length: it ends when the backend closes
     tunnel_data = b""
+    up_addr: tuple[str, int] | None = None     # the endpoint that answered (access log)
     body_seen = 0
     informational = False
     close = False                      # close the client connection once this answer is sent
@@ -597,8 +599,11 @@ class Downstream(asyncio.Protocol):
                 up.close()
         if access_log.isEnabledFor(logging.DEBUG):
             b = ex.backend
-            access_log.debug("%s %s %s %s %d %.1fms %s", self.peer, ex.host, ex.method.decode(), ex.url.decode("latin-1"),
-                             ex.status, (time.monotonic() - ex.started_at) * 1000, b.key if b else "-")
+            # One structured line per request (logfmt), only when --log-level debug asks for it.
+            access_log.debug("client=%s scheme=%s host=%s method=%s path=%s status=%d ms=%.1f upstream=%s ingress=%s "
+                             "request_bytes=%d", self.peer, self.scheme, ex.host, ex.method.decode(),
+                             json.dumps(ex.url.decode("latin-1")), ex.status, (time.monotonic() - ex.started_at) * 1000,
+                             f"{ex.up_addr[0]}:{ex.up_addr[1]}" if ex.up_addr else "-", b.ingress if b else "-", ex.body_seen)
         if ex.close or (not ex.request_done and (ex.chunked or bool(ex.length))):
             # (An answer that came before the whole request body: the rest cannot be skipped safely.)
             self.close_after = True
@@ -781,6 +786,7 @@ class Upstream(asyncio.Protocol):
     def attach(self, ex: Exchange) -> None:
         self.ex = ex
         ex.up = self
+        ex.up_addr = self.addr
         self.got_bytes = False
         self.complete = False
         if self.transport is not None:

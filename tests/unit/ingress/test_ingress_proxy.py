@@ -384,3 +384,16 @@ async def test_half_closed_client_still_gets_its_answer(env: Env) -> None:
     resp = await read_response(r)
     assert resp.status == 200 and json.loads(resp.body)["path"] == "/echo?half=1"
     assert await closed(r)
+
+
+async def test_access_log_line_at_debug(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    with caplog.at_level(logging.DEBUG, logger="minik.ingress.access"):
+        resp, _, w = await exchange(env.port, get("/echo?a=1"))
+        w.close()
+    assert resp.status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "minik.ingress.access"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert 'host=web.test method=GET path="/echo?a=1" status=200' in line
+    assert f"upstream=127.0.0.1:{env.backend[1]} ingress=default/i" in line
