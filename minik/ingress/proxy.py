@@ -103,6 +103,7 @@ class Proxy:
         self.idle: dict[tuple[str, int], list[Upstream]] = {}
         self._rr: dict[str, int] = {}
         self.downstreams: set[Downstream] = set()
+        self._busy = asyncio.Event()          # set while any connection exists (wakes the sweep)
         self.servers: list[asyncio.Server] = []
 
     # ---- listeners --------------------------------------------------------------------------
@@ -127,8 +128,12 @@ class Proxy:
         self.servers.clear()
 
     async def sweep(self) -> None:
-        """Once a second: time out slow clients, slow backends and idle pooled connections."""
+        """Once a second: time out slow clients, slow backends and idle pooled connections. With
+        no connection at all it sleeps until one comes (an idle node does not wake up for it)."""
         while True:
+            if not self.downstreams and not self.idle:
+                self._busy.clear()
+                await self._busy.wait()
             await asyncio.sleep(1.0)
             now = time.monotonic()
             for d in list(self.downstreams):
@@ -260,6 +265,7 @@ class Downstream(asyncio.Protocol):
         if isinstance(sock, tuple):
             self.port = sock[1]
         self.proxy.downstreams.add(self)
+        self.proxy._busy.set()
         self.proxy.counters.connections += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
