@@ -103,6 +103,7 @@ class Proxy:
         self.idle: dict[tuple[str, int], list[Upstream]] = {}
         self._rr: dict[str, int] = {}
         self.downstreams: set[Downstream] = set()
+        self.connecting: set[asyncio.Task[None]] = set()
         self._busy = asyncio.Event()          # set while any connection exists (wakes the sweep)
         self.servers: list[asyncio.Server] = []
 
@@ -117,6 +118,8 @@ class Proxy:
     async def close(self) -> None:
         for s in self.servers:
             s.close()
+        for t in list(self.connecting):
+            t.cancel()
         for d in list(self.downstreams):
             d.abort()
         for conns in self.idle.values():
@@ -489,7 +492,11 @@ class Downstream(asyncio.Protocol):
             self.send_request(ex)
             return
         ex.reused = False
-        asyncio.get_running_loop().create_task(self._open(ex, addr), name="ingress-connect")
+        # A request-scoped task (it ends with the connect): held by the proxy so it is neither
+        # garbage-collected mid-flight nor left running when the proxy closes.
+        task = asyncio.get_running_loop().create_task(self._open(ex, addr), name="ingress-connect")
+        proxy.connecting.add(task)
+        task.add_done_callback(proxy.connecting.discard)
 
     async def _open(self, ex: Exchange, addr: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
@@ -497,7 +504,7 @@ class Downstream(asyncio.Protocol):
             async with asyncio.timeout(self.proxy.settings.connect_timeout):
                 _, up = await loop.create_connection(lambda: Upstream(self.proxy, addr), addr[0], addr[1])
         except (OSError, TimeoutError) as e:
-            if self.closed:
+            if self.closed or ex.done:
                 return
             b = ex.backend
             assert b is not None
@@ -579,7 +586,12 @@ class Downstream(asyncio.Protocol):
     def bad_request(self, detail: str, status: int = 400) -> None:
         self.proxy.counters.bad_requests += 1
         self.proxy.count(status)
-        if self.cur is not None and self.cur.response_started:
+        cur = self.cur
+        if cur is not None and (cur.response_started or cur is not self.parsing):
+            # An answer is under way (or owed to an earlier request): a 400 now would be taken
+            # as that answer. Cut the connection instead.
+            if cur.up is not None:
+                cur.up.close()
             self.abort()
             return
         body = _error_body(status, detail)

@@ -397,3 +397,10 @@ async def test_access_log_line_at_debug(env: Env, caplog: pytest.LogCaptureFixtu
     line = lines[0]
     assert 'host=web.test method=GET path="/echo?a=1" status=200' in line
     assert f"upstream=127.0.0.1:{env.backend[1]} ingress=default/i" in line
+
+
+async def test_garbage_pipelined_behind_a_pending_request_cuts_the_connection(env: Env) -> None:
+    r, w = await asyncio.open_connection("127.0.0.1", env.port)
+    w.write(get("/slow") + b"GARBAGE\r\n\r\n")
+    # No 400 may stand in for the answer to /slow: the connection is cut without a response.
+    assert await asyncio.wait_for(r.read(), 10) == b""
