@@ -59,6 +59,11 @@ async def _ws(req: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def _delay(req: web.Request) -> web.Response:
+    await asyncio.sleep(0.5)
+    return web.Response(text="done")
+
+
 async def _slow(req: web.Request) -> web.Response:
     await asyncio.sleep(5)
     return web.Response(text="late")
@@ -85,6 +90,7 @@ async def env() -> AsyncIterator[Env]:
     app.router.add_post("/upload", _upload)
     app.router.add_get("/ws", _ws)
     app.router.add_get("/slow", _slow)
+    app.router.add_get("/delay", _delay)
     runner = web.AppRunner(app)
     await runner.setup()
     bport = free_port()
@@ -404,3 +410,15 @@ async def test_garbage_pipelined_behind_a_pending_request_cuts_the_connection(en
     w.write(get("/slow") + b"GARBAGE\r\n\r\n")
     # No 400 may stand in for the answer to /slow: the connection is cut without a response.
     assert await asyncio.wait_for(r.read(), 10) == b""
+
+
+async def test_route_change_keeps_requests_in_flight(env: Env) -> None:
+    r, w = await asyncio.open_connection("127.0.0.1", env.port)
+    w.write(get("/delay"))
+    await asyncio.sleep(0.1)
+    env.use()       # the host's route is gone for new requests
+    resp = await read_response(r)
+    assert (resp.status, resp.body) == (200, b"done")
+    w.write(get("/delay"))
+    assert (await read_response(r)).status == 404
+    w.close()
