@@ -51,6 +51,8 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--horizontal-pod-autoscaler-sync-period", type=float,
                    default=float(_env("horizontal-pod-autoscaler-sync-period", str(d.hpa_sync_period))),
                    help="seconds between HorizontalPodAutoscaler checks (default %(default)s)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=float(_env("node-monitor-grace-period", str(d.node_monitor_grace_period))),
+                   help="seconds without a node heartbeat before the node is marked Unknown and tainted unreachable (default %(default)s)")
     p.add_argument("--disable", action="append", default=[s for s in _env("disable", "").split(",") if s],
                    help="turn off a packaged component (repeatable or comma-separated, like k3s): ingress (or traefik)")
     p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the built-in ingress proxy for HTTP (default %(default)s)")
@@ -74,6 +76,7 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
         node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
         metric_resolution=a.metric_resolution, hpa_sync_period=a.horizontal_pod_autoscaler_sync_period,
+        node_monitor_grace_period=a.node_monitor_grace_period,
         disable=tuple(sorted({c.strip() for item in a.disable for c in item.split(",") if c.strip()})),
         ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
         ingress_bind_address=a.ingress_bind_address)
