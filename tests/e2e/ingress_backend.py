@@ -9,6 +9,7 @@ Keep-alive is supported (the proxy pools connections). `SOURCE` is passed to `py
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 SOURCE = r'''
@@ -91,12 +92,16 @@ asyncio.run(main())
 Obj = dict[str, Any]
 
 
+# What the host's /usr/bin/python3 needs (/lib64 only exists on some architectures).
+HOST_DIRS = tuple(d for d in ("/usr", "/lib", "/lib64") if os.path.exists(d))
+
+
 def python_container(name: str, port: int) -> Obj:
     return {"name": name, "image": "busybox", "command": ["/usr/bin/python3", "-I", "-c", SOURCE, str(port)],
             "ports": [{"name": "http", "containerPort": port}],
             "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1},
-            "volumeMounts": [{"name": d.strip("/"), "mountPath": d, "readOnly": True} for d in ("/usr", "/lib", "/lib64")]}
+            "volumeMounts": [{"name": d.strip("/"), "mountPath": d, "readOnly": True} for d in HOST_DIRS]}
 
 
 def python_volumes() -> list[Obj]:
-    return [{"name": d.strip("/"), "hostPath": {"path": d}} for d in ("/usr", "/lib", "/lib64")]
+    return [{"name": d.strip("/"), "hostPath": {"path": d}} for d in HOST_DIRS]
