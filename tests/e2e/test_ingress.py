@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -111,6 +112,8 @@ def rule(host: str, *paths: tuple[str, str]) -> Obj:
 
 @pytest.fixture(scope="module")
 def cluster(local_registry: str) -> Iterator[Cluster]:
+    if shutil.which("curl") is None or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs curl and the host's /usr/bin/python3 (the backend pods run it)")
     net = claim_node_net()
     m = node_minik_for(net, local_registry)
     http, https = free_port(), free_port()
