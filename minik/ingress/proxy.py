@@ -43,7 +43,8 @@ access_log = logging.getLogger("minik.ingress.access")
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"trailers",
                         b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization"})
 # Set by the proxy itself: a client's own values are not trusted (this is the edge).
-FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"x-real-ip"})
+FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"x-real-ip",
+                       b"forwarded"})
 SPECIAL = HOP_BY_HOP | FORWARDED | {b"host", b"content-length"}
 CONNECTION_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})

@@ -161,7 +161,7 @@ def get(path: str, host: str = "web.test", extra: str = "") -> bytes:
 
 async def test_routes_and_rewrites_headers(env: Env) -> None:
     raw = get("/echo?x=1", "Web.Test:8080", "Connection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n"
-              "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nProxy-Authorization: x\r\n")
+              "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nProxy-Authorization: x\r\nForwarded: for=6.6.6.6\r\n")
     resp, r, w = await exchange(env.port, raw)
     assert resp.status == 200
     got = json.loads(resp.body)
@@ -171,7 +171,7 @@ async def test_routes_and_rewrites_headers(env: Env) -> None:
     assert h["x-forwarded-for"] == "127.0.0.1" and h["x-real-ip"] == "127.0.0.1"   # client's values not trusted
     assert h["x-forwarded-proto"] == "http" and h["x-forwarded-host"] == "Web.Test:8080"
     assert h["x-forwarded-port"] == str(env.port)
-    for hop in ("x-secret", "keep-alive", "proxy-authorization"):
+    for hop in ("x-secret", "keep-alive", "proxy-authorization", "forwarded"):
         assert hop not in h
     assert "connection" not in resp.headers or resp.headers["connection"] != "close"
     w.close()
