@@ -339,13 +339,14 @@ class Downstream(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self.header_bytes += len(url)
         if self.header_bytes > self.proxy.settings.max_header_bytes:
-            raise _BadRequest("request line too long", 414)
+            raise _BadRequest(f"request target longer than {self.proxy.settings.max_header_bytes} bytes", 414)
         self.url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
         if self.header_bytes > self.proxy.settings.max_header_bytes:
-            raise _BadRequest("request header too large", 431)
+            # 400 as nginx answers ("Request Header Or Cookie Too Large"), then the connection closes.
+            raise _BadRequest(f"request header larger than {self.proxy.settings.max_header_bytes} bytes", 400)
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:

@@ -208,3 +208,24 @@ async def _serial_is(port: int, sni: str, serial: int) -> bool:
     der = w.get_extra_info("ssl_object").getpeercert(binary_form=True)
     w.close()
     return bool(x509.load_der_x509_certificate(der).serial_number == serial)
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda p: p.update(pathType="Regex"), "spec.rules[0].http.paths[0].pathType"),
+    (lambda p: p.update(path="api"), "spec.rules[0].http.paths[0].path"),
+    (lambda p: p.update(pathType="Exact", path="no-slash"), "spec.rules[0].http.paths[0].path"),
+])
+async def test_invalid_ingress_is_422_naming_the_field(server: Server, mutate: Any, field: str) -> None:
+    from minik.client import ClientError
+    bad = ingress("bad", "ok.test")
+    mutate(bad["spec"]["rules"][0]["http"]["paths"][0])
+    with pytest.raises(ClientError) as e:
+        await server.client.create(INGRESSES, NS, bad)
+    assert e.value.code == 422 and field in e.value.message
+
+
+async def test_invalid_host_is_422(server: Server) -> None:
+    from minik.client import ClientError
+    with pytest.raises(ClientError) as e:
+        await server.client.create(INGRESSES, NS, ingress("bad", "Not_A_Host!"))
+    assert e.value.code == 422 and "spec.rules[0].host" in e.value.message
