@@ -184,6 +184,7 @@ def test_status_load_balancer_is_the_node_address(cluster: Cluster) -> None:
         time.sleep(0.3)
     assert lb == [{"ip": NODE}]
     row = cluster.ns.kubectl("get", "ingress", "shop", "--no-headers").stdout.split()
+    assert row[1] == "minik"      # the default IngressClass, set at create (DefaultIngressClass admission)
     assert row[2] == "shop.example.test" and row[3] == NODE
 
 

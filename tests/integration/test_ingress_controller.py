@@ -112,6 +112,9 @@ async def test_controller_end_to_end_in_process(server: Server, backend: int) ->
         return await get(host) == want
 
     await eventually(lambda: answers("site.test", (200, "hello /")))
+    # DefaultIngressClass admission named the class of an Ingress created without one.
+    site = await client.get(INGRESSES, NS, "site")
+    assert site is not None and site["spec"]["ingressClassName"] == "minik"
     # status.loadBalancer.ingress = the node's address
     async def lb() -> Any:
         ing = await client.get(INGRESSES, NS, "site")
