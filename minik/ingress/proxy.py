@@ -665,7 +665,8 @@ class Downstream(asyncio.Protocol):
                 self.bad_request("request head not received in time", 408)
                 self.flush()
             elif not self.in_head and now - self.last_read > s.keepalive_timeout:
-                self.abort()
+                self.close_after = True      # idle keep-alive connection: a clean close
+                self.flush()
             return
         if cur is None:
             return

@@ -429,3 +429,11 @@ async def test_route_change_keeps_requests_in_flight(env: Env) -> None:
     w.write(get("/delay"))
     assert (await read_response(r)).status == 404
     w.close()
+
+
+async def test_idle_keep_alive_connection_is_closed(env: Env) -> None:
+    env.proxy.settings = ProxySettings(keepalive_timeout=1.0)
+    r, w = await asyncio.open_connection("127.0.0.1", env.port)
+    w.write(get("/echo"))
+    assert (await read_response(r)).status == 200
+    assert await closed(r)       # within a couple of sweeps
