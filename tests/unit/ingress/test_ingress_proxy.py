@@ -437,3 +437,22 @@ async def test_idle_keep_alive_connection_is_closed(env: Env) -> None:
     w.write(get("/echo"))
     assert (await read_response(r)).status == 200
     assert await closed(r)       # within a couple of sweeps
+
+
+async def test_http10_client_gets_an_unframed_body_and_a_close(env: Env) -> None:
+    r, w = await asyncio.open_connection("127.0.0.1", env.port)
+    w.write(b"GET /chunked HTTP/1.0\r\nHost: web.test\r\n\r\n")
+    raw = await asyncio.wait_for(r.read(), 10)     # ends when the proxy closes
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding" not in head.lower()
+    assert b"connection: close" in head.lower()
+    assert body == b"part0;part1;part2;part3;part4;"
+
+
+async def test_http10_keep_alive_client(env: Env) -> None:
+    r, w = await asyncio.open_connection("127.0.0.1", env.port)
+    for i in range(2):
+        w.write(f"GET /echo?i={i} HTTP/1.0\r\nHost: web.test\r\nConnection: keep-alive\r\n\r\n".encode())
+        resp = await read_response(r)
+        assert resp.status == 200 and resp.headers["connection"] == "keep-alive"
+    w.close()
