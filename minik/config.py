@@ -50,6 +50,15 @@ class ServerConfig:
     @property
     def storage_dir(self) -> str:
         return self.default_local_storage_path or os.path.join(self.data_dir, "storage")
+    disable: tuple[str, ...] = ()        # packaged components turned off (k3s --disable): "ingress" (alias "traefik")
+    ingress_http_port: int = 80
+    ingress_https_port: int = 443
+    ingress_bind_address: str = "0.0.0.0"
+
+    def disabled(self, component: str) -> bool:
+        """k3s habit: `--disable traefik` turns off the ingress too."""
+        aliases = {"ingress": ("ingress", "traefik")}.get(component, (component,))
+        return any(a in self.disable for a in aliases)
 
     @property
     def kubeconfig_path(self) -> str:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from minik.agent.netpol import NetpolEnforcer
     from minik.agent.runtime import NodeRuntime
     from minik.dns.service import ClusterDns
+    from minik.ingress.controller import IngressController
 
 log = logging.getLogger("minik")
 
@@ -91,6 +92,7 @@ class Server:
         self.informers: InformerFactory | None = None
         self.dns: ClusterDns | None = None
         self.netpol: NetpolEnforcer | None = None
+        self.ingress: IngressController | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -159,6 +161,7 @@ class Server:
         if not cfg.disable_agent:
             await self._start_agent(handlers)
             self._start_netpol()
+            await self._start_ingress()
         self._start_services()
         self._ready = True
         release_memory()
@@ -288,6 +291,19 @@ class Server:
             return
         self.netpol = NetpolEnforcer(self.informers, self.runtime.node_name, cfg.nft_table, cfg.bridge_name, cfg.cluster_dns)
         self.supervisor.spawn("netpol-enforcer", self.netpol.run)
+    async def _start_ingress(self) -> None:
+        """The ingress proxy on this node (it runs where the agent runs), unless --disable ingress."""
+        if self.cfg.disabled("ingress"):
+            log.info("ingress disabled")
+            return
+        from minik.ingress.controller import IngressController, IngressSettings, ensure_class
+        assert self.informers is not None
+        await ensure_class(self.client)
+        cfg = self.cfg
+        addresses = (cfg.node_ip or self.advertise,)
+        self.ingress = IngressController(self.client, self.informers, IngressSettings(
+            cfg.ingress_bind_address, cfg.ingress_http_port, cfg.ingress_https_port, addresses))
+        self.supervisor.spawn("ingress", self.ingress.run)
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None
@@ -337,6 +353,8 @@ class Server:
         if self.informers is not None:
             for key, inf in self.informers.informers().items():
                 lines.append(f'minik_informer_objects{{resource="{key.resource}"}} {len(inf.list())}')
+        if self.ingress is not None:
+            lines += self.ingress.metrics()
         return "\n".join(lines) + "\n"
 
     async def stop(self) -> None:

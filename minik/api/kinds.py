@@ -6,6 +6,7 @@
 - CustomResourceDefinition: accepted names, Established condition, and (after the write) the
   served resource types registered in the `Registry` and OpenAPI, so custom resources are served.
 - Role/ClusterRole/(Cluster)RoleBinding: escalation prevention (`minik.api.rbac_escalation`).
+- Ingress: the default IngressClass's name when none is given (`minik.apis.ingressclass`).
 Neighbours: called by `minik.api.service`; updates `minik.apis.registry` and `minik.api.openapi`.
 """
 
@@ -21,6 +22,7 @@ from minik.api.admission import Admission
 from minik.api import status as st
 from minik.api.meta import Obj, rfc3339, utcnow
 from minik.apis import errors as api_errors
+from minik.apis.ingressclass import set_default_class
 from minik.apis.registry import Registry, ResourceType
 from minik.store.store import Store
 
@@ -90,6 +92,8 @@ class KindHooksImpl:
             self._crd_status(obj)
         elif rt.group == "rbac.authorization.k8s.io":
             rbac_escalation.check_write(rt, obj, None)
+        elif rt.group == "networking.k8s.io" and rt.kind == "Ingress":
+            set_default_class(obj, self.store.list("networking.k8s.io/ingressclasses").items)
 
     async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
         await self.admission.admit_update(rt, obj, old)

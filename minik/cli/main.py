@@ -60,6 +60,11 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--disable-network-policy", action="store_true", default=_env("disable-network-policy", "") in ("1", "true"), help="do not enforce NetworkPolicies on this node")
     p.add_argument("--default-local-storage-path", default=_env("default-local-storage-path", ""),
                    help="directory of the local-path provisioner's volumes (default <data-dir>/storage)")
+    p.add_argument("--disable", action="append", default=[s for s in _env("disable", "").split(",") if s],
+                   help="turn off a packaged component (repeatable or comma-separated, like k3s): ingress (or traefik)")
+    p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the built-in ingress proxy for HTTP (default %(default)s)")
+    p.add_argument("--ingress-https-port", type=int, default=int(_env("ingress-https-port", str(d.ingress_https_port))), help="port of the built-in ingress proxy for HTTPS (default %(default)s)")
+    p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -82,7 +87,10 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         service_node_port_range=_port_range(a.service_node_port_range),
         disable_dns=a.disable_dns, dns_interface=a.dns_interface, resolv_conf=a.resolv_conf,
         disable_network_policy=a.disable_network_policy,
-        default_local_storage_path=os.path.abspath(a.default_local_storage_path) if a.default_local_storage_path else "")
+        default_local_storage_path=os.path.abspath(a.default_local_storage_path) if a.default_local_storage_path else "",
+        disable=tuple(sorted({c.strip() for item in a.disable for c in item.split(",") if c.strip()})),
+        ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
+        ingress_bind_address=a.ingress_bind_address)
 
 
 def _port_range(value: str) -> str:
