@@ -56,6 +56,28 @@ def headless(name: str) -> Obj:
             "spec": {"clusterIP": "None", "selector": {"app": name}, "ports": [{"port": 80, "name": "web"}]}}
 
 
+# ---- idle: first in the module, before any CronJob ticks --------------------------------------------
+
+def test_idle_workloads_write_nothing(node_minik: Minik) -> None:
+    from tests.e2e.test_idle import db_files, settled, written_since
+    ns = Ns.make(node_minik, "quiet")
+    ns.create(headless("q"), sts("q", 2, podManagementPolicy="Parallel"),
+              {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "qd"},
+               "spec": {"selector": {"matchLabels": {"app": "qd"}},
+                        "template": {"metadata": {"labels": {"app": "qd"}},
+                                     "spec": {"terminationGracePeriodSeconds": 1, "containers": [bb("c", "exec sleep 3600")]}}}},
+              job("qj", "true", completions=2, parallelism=2),
+              cronjob("qc", schedule="0 3 1 1 *"))
+    ns.kubectl("rollout", "status", "sts/q", "--timeout=120s")
+    ns.kubectl("rollout", "status", "ds/qd", "--timeout=120s")
+    ns.kubectl("wait", "--for=condition=complete", "job/qj", "--timeout=120s", timeout=140)
+    rev = settled(node_minik)
+    files = db_files(node_minik)
+    time.sleep(5)
+    assert db_files(node_minik) == files, written_since(node_minik, rev)
+    ns.kubectl("delete", "namespace", ns.name, "--wait=false")
+
+
 # ---- StatefulSet ----------------------------------------------------------------------------------
 
 def test_statefulset_ordered_identity_partition_and_rollout(node_minik: Minik) -> None:
