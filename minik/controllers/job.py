@@ -12,7 +12,8 @@ twice — the `batch.kubernetes.io/job-tracking` protocol):
 Behaviour followed: completions/parallelism, NonIndexed and Indexed modes, backoffLimit with
 exponential back-off (10s·2^(n-1), capped at 6 min) between a failure and the replacement,
 activeDeadlineSeconds, suspend, podFailurePolicy (FailJob/Ignore/Count on exit codes and pod
-conditions), podReplacementPolicy (TerminatingOrFailed counts a deleted pod as failed at once;
+conditions), successPolicy for Indexed Jobs (succeededIndexes/succeededCount; pods stopped after
+the criteria are met are not failures), podReplacementPolicy (TerminatingOrFailed counts a deleted pod as failed at once;
 Failed waits for it), SuccessCriteriaMet/Complete and FailureTarget/Failed conditions (the final
 one once no pod is left running), ttlSecondsAfterFinished (the Job is deleted, its pods with it).
 Neighbours: `minik.machinery` (shared informers, queue, expectations, events, pod helpers); the
@@ -222,6 +223,27 @@ def failure_policy_match(job: Obj, pod: Obj) -> tuple[str, str] | None:
     return None
 
 
+def success_policy_match(job: Obj, completed: set[int]) -> int | None:
+    """The index of the first successPolicy rule the completed indexes satisfy (Indexed Jobs):
+    succeededIndexes alone — all of them; with succeededCount — that many of them; succeededCount
+    alone — that many indexes in total."""
+    sp = _spec(job).get("successPolicy")
+    if not is_indexed(job) or not isinstance(sp, dict):
+        return None
+    for i, rule in enumerate(sp.get("rules") or []):
+        if not isinstance(rule, dict):
+            continue
+        count = _int(rule.get("succeededCount"))
+        if rule.get("succeededIndexes") is not None:
+            want = parse_indexes(rule.get("succeededIndexes"))
+            got = len(completed & want)
+            if (count is None and want and got == len(want)) or (count is not None and got >= count):
+                return i
+        elif count is not None and len(completed) >= count:
+            return i
+    return None
+
+
 def finished_time(pod: Obj) -> dt.datetime | None:
     """When a pod finished: its containers' latest finishedAt, else its deletion or creation time."""
     best: dt.datetime | None = None
@@ -275,6 +297,7 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
     suspended = spec.get("suspend") is True
     finished = is_finished(job)
     deleting = bool(_meta(job).get("deletionTimestamp"))
+    succeeded_already = condition_true(job, "SuccessCriteriaMet")
 
     unc = status.get("uncountedTerminatedPods")
     unc = unc if isinstance(unc, dict) else {}
@@ -316,7 +339,8 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
         if uid in unc_ok or uid in unc_fail:
             remove.append(p)
             continue
-        if finished or deleting:
+        if finished or deleting or (succeeded_already and outcome != "Succeeded"):
+            # Pods stopped after the success criteria were met are not failures.
             if outcome is not None or _meta(p).get("deletionTimestamp") or deleting:
                 remove.append(p)
             continue
@@ -368,6 +392,8 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
                     w.requeue.append(left + 0.05)
             if failure_target is not None:
                 set_condition(status, "FailureTarget", "True", failure_target[0], failure_target[1], ts)
+            elif (rule := success_policy_match(job, completed)) is not None:
+                set_condition(status, "SuccessCriteriaMet", "True", "SuccessPolicy", f"Matched rules at index {rule}", ts)
             elif (completions is not None and known_ok >= completions) or \
                     (completions is None and known_ok > 0 and not active):
                 set_condition(status, "SuccessCriteriaMet", "True", "CompletionsReached",
@@ -380,8 +406,8 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
                 if ft is not None:
                     set_condition(status, "Failed", "True", str(ft.get("reason")), str(ft.get("message")), ts)
                     w.events.append(("Warning", str(ft.get("reason")), str(ft.get("message"))))
-                else:
-                    set_condition(status, "Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods", ts)
+                elif sc is not None:
+                    set_condition(status, "Complete", "True", str(sc.get("reason")), str(sc.get("message")), ts)
                     status["completionTime"] = ts
                     w.events.append(("Normal", "Completed", "Job completed"))
         elif suspended:

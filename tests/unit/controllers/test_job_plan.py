@@ -204,3 +204,30 @@ def test_finished_job_releases_remaining_finalizers() -> None:
           "conditions": [{"type": "Complete", "status": "True"}]}
     p = plan(job(status=st), [pod("z", "Failed", exit_code=1)], NOW)
     assert [x["metadata"]["uid"] for x in p.remove_finalizers] == ["z"] and p.status["uncountedTerminatedPods"] == {}
+
+
+@pytest.mark.parametrize("rules,completed,met", [
+    ([{"succeededIndexes": "0,2"}], "0", None),
+    ([{"succeededIndexes": "0,2"}], "0,2", 0),
+    ([{"succeededIndexes": "0-3", "succeededCount": 2}], "1,3", 0),
+    ([{"succeededCount": 3}], "0-1", None),
+    ([{"succeededCount": 1}, {"succeededCount": 3}], "4", 0),
+    ([{"succeededIndexes": "5"}, {"succeededCount": 2}], "1-2", 1),
+])
+def test_success_policy(rules: list[Obj], completed: str, met: int | None) -> None:
+    st = {"startTime": ts(NOW), "completedIndexes": completed, "uncountedTerminatedPods": {}}
+    j = job(status=st, completions=6, parallelism=2, completionMode="Indexed", successPolicy={"rules": rules})
+    p = plan(j, [pod("a", index=5)], NOW)
+    if met is None:
+        assert "SuccessCriteriaMet" not in conds(p)
+    else:
+        c = next(c for c in p.status["conditions"] if c["type"] == "SuccessCriteriaMet")
+        assert (c["reason"], c["message"]) == ("SuccessPolicy", f"Matched rules at index {met}")
+        assert [x["metadata"]["uid"] for x in p.delete] == ["a"] and "Complete" not in conds(p)
+        # The pod stopped for the success is not a failure; then the Job is Complete.
+        after = plan(job(status=p.status, completions=6, parallelism=2, completionMode="Indexed", successPolicy={"rules": rules}),
+                     [pod("a", deleting=True, index=5)], NOW)
+        assert "failed" not in after.status and after.status["uncountedTerminatedPods"] == {}
+        done = plan(job(status=after.status, completions=6, parallelism=2, completionMode="Indexed",
+                        successPolicy={"rules": rules}), [], NOW)
+        assert conds(done)["Complete"] == "SuccessPolicy" and done.status["completionTime"]
