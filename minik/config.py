@@ -54,6 +54,10 @@ class ServerConfig:
     ingress_http_port: int = 80
     ingress_https_port: int = 443
     ingress_bind_address: str = "0.0.0.0"
+    pod_network_backend: str = "vxlan"   # pods across nodes: vxlan | host-gw | none (minik.net.overlay)
+    vxlan_device: str = "minik.1"        # VXLAN device name (unique per instance when several run side by side)
+    vxlan_vni: int = 1
+    vxlan_port: int = 8472
 
     def disabled(self, component: str) -> bool:
         """k3s habit: `--disable traefik` turns off the ingress too."""
@@ -105,6 +109,10 @@ class AgentConfig:
     container_runtime_endpoint: str = ""  # use an existing containerd instead of starting one
     server: bool = True                  # the node also runs the control plane (node-role labels)
     resolv_conf: str = "/etc/resolv.conf"  # the host's resolvers for dnsPolicy Default (systemd's stub replaced)
+    pod_network_backend: str = "vxlan"   # pods across nodes: vxlan | host-gw | none (minik.net.overlay)
+    vxlan_device: str = "minik.1"
+    vxlan_vni: int = 1
+    vxlan_port: int = 8472
 
     @property
     def agent_dir(self) -> str:
@@ -132,4 +140,6 @@ def agent_config(cfg: ServerConfig, node_ip: str = "") -> AgentConfig:
         container_runtime_endpoint=cfg.container_runtime_endpoint,
         server=True,
         resolv_conf=cfg.resolv_conf,
+        pod_network_backend=cfg.pod_network_backend, vxlan_device=cfg.vxlan_device,
+        vxlan_vni=cfg.vxlan_vni, vxlan_port=cfg.vxlan_port,
     )

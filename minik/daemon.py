@@ -160,6 +160,7 @@ class Server:
         await self._start_dns()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
+            self._start_overlay()
             self._start_netpol()
             await self._start_ingress()
         self._start_services()
@@ -252,6 +253,21 @@ class Server:
         handlers.metrics.source = stats
         self.supervisor.spawn("stats-collector", stats.run)
         log.info("node agent started for node %s", self.runtime.node_name)
+
+    def _start_overlay(self) -> None:
+        """The pod network across nodes on this node (VXLAN or host-gw entries from the Nodes)."""
+        from minik.agent.overlay import OverlayAgent
+        import ipaddress
+        from minik.net.overlay import OverlaySettings, parse_backend
+        assert self.informers is not None and self.runtime is not None
+        cfg = self.cfg
+        if cfg.pod_network_backend == "none":
+            return
+        settings = OverlaySettings(parse_backend(cfg.pod_network_backend), cfg.vxlan_device, cfg.vxlan_vni, cfg.vxlan_port,
+                                   ipaddress.IPv4Network(cfg.cluster_cidr, strict=False))
+        agent = OverlayAgent(self.client, self.informers.informer("nodes"), self.runtime.node_name, settings,
+                             node_ip=cfg.node_ip or self.advertise)
+        self.supervisor.spawn("pod-network-overlay", agent.run)
 
     def _start_services(self) -> None:
         """ServiceLB (LoadBalancer status), and with the agent the node's Service proxy: VIPs,

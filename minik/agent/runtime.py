@@ -37,6 +37,7 @@ from minik.agent.worker import WorkerContext
 from minik.client import Client, ClientError
 from minik.config import AgentConfig
 from minik.net.hostaddr import default_ip
+from minik.net.overlay import pod_mtu
 from minik.net.podnet import PodNetwork
 from minik.net.resolvconf import host_resolv_conf
 
@@ -122,6 +123,7 @@ class NodeRuntime:
             cni_bin_dir=paths.cni_bin_dir, cni_conf_dir=paths.cni_conf_dir,
             cluster_cidr=cfg.cluster_cidr, node_subnet=subnet,
             bridge=cfg.bridge_name, nft_table=cfg.nft_table,
+            mtu=await pod_mtu(cfg.pod_network_backend, node_ip),
         )
         await self.network.start()
         # Addresses of sandboxes that vanished while we were down (crash without CNI DEL).

@@ -89,7 +89,13 @@ class NodeNet:
                 "--bridge-name", self.bridge, "--nft-table", self.nft_table,
                 # Each instance owns its DNS IP on its own link; names outside the cluster are not
                 # forwarded anywhere unless a test points --resolv-conf at its own resolver.
-                "--dns-interface", self.dns_interface, "--resolv-conf", "/dev/null"]
+                "--dns-interface", self.dns_interface, "--resolv-conf", "/dev/null",
+                # Its own VXLAN device and VNI: instances on one host share UDP port 8472.
+                "--vxlan-device", self.vxlan_device, "--vxlan-vni", str(self.octet)]
+
+    @property
+    def vxlan_device(self) -> str:
+        return f"mkv{self.tag}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -227,6 +233,7 @@ def reap_node(m: Minik, net: NodeNet, keep_dir: bool = False) -> None:
     subprocess.run(["ip", "link", "del", net.bridge], capture_output=True, check=False)
     subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True, check=False)
     subprocess.run(["ip", "link", "del", net.dns_interface], capture_output=True, check=False)
+    subprocess.run(["ip", "link", "del", net.vxlan_device], capture_output=True, check=False)
     subprocess.run(["ip", "-4", "addr", "flush", "dev", "lo", "label", f"lo:{net.dns_interface}"], capture_output=True, check=False)
     if not keep_dir:
         shutil.rmtree(m.root, ignore_errors=True)
