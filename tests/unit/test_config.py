@@ -49,3 +49,19 @@ def test_local_storage_path_flag_and_default() -> None:
     assert cfg.storage_dir == "/srv/mk/storage"
     cfg = build_server_config(top.parse_args(["server", "--data-dir", "/srv/mk", "--default-local-storage-path", "/mnt/disk"]))
     assert cfg.storage_dir == "/mnt/disk"
+
+
+def test_pod_network_backend_flags_reach_the_agent_config() -> None:
+    import argparse
+
+    from minik.cli.main import _server_parser, build_server_config
+    top = argparse.ArgumentParser()
+    _server_parser(top.add_subparsers())
+    cfg = build_server_config(top.parse_args(["server"]))
+    assert (cfg.pod_network_backend, cfg.vxlan_device, cfg.vxlan_vni, cfg.vxlan_port) == ("vxlan", "minik.1", 1, 8472)
+    cfg = build_server_config(top.parse_args(["server", "--pod-network-backend", "host-gw", "--vxlan-device", "mkv1",
+                                              "--vxlan-vni", "7", "--vxlan-port", "4789"]))
+    a = agent_config(cfg)
+    assert (a.pod_network_backend, a.vxlan_device, a.vxlan_vni, a.vxlan_port) == ("host-gw", "mkv1", 7, 4789)
+    with pytest.raises(SystemExit):
+        top.parse_args(["server", "--pod-network-backend", "wireguard"])
