@@ -95,7 +95,7 @@ class NodeNet:
 
     @property
     def vxlan_device(self) -> str:
-        return f"mkv{self.tag}"
+        return f"mkx{self.tag}"
 
 
 def _pid_alive(pid: int) -> bool:
