@@ -256,18 +256,9 @@ class Server:
 
     def _start_overlay(self) -> None:
         """The pod network across nodes on this node (VXLAN or host-gw entries from the Nodes)."""
-        from minik.agent.overlay import OverlayAgent
-        import ipaddress
-        from minik.net.overlay import OverlaySettings, parse_backend
+        from minik.agent.overlay import start_overlay
         assert self.informers is not None and self.runtime is not None
-        cfg = self.cfg
-        if cfg.pod_network_backend == "none":
-            return
-        settings = OverlaySettings(parse_backend(cfg.pod_network_backend), cfg.vxlan_device, cfg.vxlan_vni, cfg.vxlan_port,
-                                   ipaddress.IPv4Network(cfg.cluster_cidr, strict=False))
-        agent = OverlayAgent(self.client, self.informers.informer("nodes"), self.runtime.node_name, settings,
-                             node_ip=cfg.node_ip or self.advertise)
-        self.supervisor.spawn("pod-network-overlay", agent.run)
+        start_overlay(self.supervisor, self.client, self.informers, self.runtime.node_name, self.runtime.cfg)
 
     def _start_services(self) -> None:
         """ServiceLB (LoadBalancer status), and with the agent the node's Service proxy: VIPs,

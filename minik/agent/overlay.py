@@ -7,7 +7,8 @@ and reconciles the kernel to `minik.net.overlay.plan(...)` whenever a Node chang
 `resync` seconds to repair drift (a netlink read; nothing is written when nothing differs).
 One queue key: the plan is a decision over all Nodes at once.
 Neighbours: `minik.net.overlay` (plan, diff, kernel I/O), `minik.machinery.controller` (the
-loop), `minik.client` (the annotation patch); started by `minik.daemon._start_overlay`.
+loop), `minik.client` (the annotation patch); `start_overlay` is the one call that starts it, from
+`minik.daemon._start_overlay` for the server's node and from `minik agent` for a joined one.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import logging
 from collections.abc import Iterable
 
 from minik.client import Client, ClientError, Obj
+from minik.config import AgentConfig
 from minik.machinery.controller import Controller
 from minik.machinery.informer import Informer
+from minik.machinery.informers import InformerFactory
+from minik.machinery.tasks import Supervisor
 from minik.machinery.workqueue import WorkQueue
 from minik.net.overlay import (
-    VTEP_MAC_ANNOTATION, NodeNet, Overlay, OverlayError, OverlaySettings, normalize_mac, plan, vtep_mac,
+    VTEP_MAC_ANNOTATION, NodeNet, Overlay, OverlayError, OverlaySettings, normalize_mac, parse_backend, plan,
+    vtep_mac,
 )
 
-__all__ = ["OverlayAgent", "node_net", "node_nets"]
+__all__ = ["OverlayAgent", "node_net", "node_nets", "overlay_settings", "start_overlay"]
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +123,21 @@ class OverlayAgent:
         except ClientError as e:
             if not e.not_found:
                 raise
+
+
+def overlay_settings(cfg: AgentConfig) -> OverlaySettings:
+    return OverlaySettings(parse_backend(cfg.pod_network_backend), cfg.vxlan_device, cfg.vxlan_vni, cfg.vxlan_port,
+                           ipaddress.IPv4Network(cfg.cluster_cidr, strict=False))
+
+
+def start_overlay(supervisor: Supervisor, client: Client, informers: InformerFactory, node_name: str,
+                  cfg: AgentConfig) -> OverlayAgent | None:
+    """Start this node's side of the pod network across nodes (task `pod-network-overlay`); None
+    with `--pod-network-backend none`. `informers` is the process's shared factory."""
+    settings = overlay_settings(cfg)
+    if settings.backend == "none":
+        log.info("pod network across nodes: backend none, not managed")
+        return None
+    agent = OverlayAgent(client, informers.informer("nodes"), node_name, settings, node_ip=cfg.node_ip)
+    supervisor.spawn("pod-network-overlay", agent.run)
+    return agent
