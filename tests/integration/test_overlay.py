@@ -15,144 +15,26 @@ Node's entries go.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
-import secrets
 import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from minik.agent.overlay import node_nets
-from minik.net.nft import EgressRules, render_apply
-from minik.net.overlay import VTEP_MAC_ANNOTATION, Overlay, OverlaySettings, parse_backend, plan, vtep_mac
-from tests.support.builders import make_node
+from minik.net.overlay import Overlay, vtep_mac
+from tests.support.netlab import UNDERLAY_MTU, Host, Lab, in_ns, netlab
+from tests.support.netlab import seen_source as _seen_source
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nft", "ping")),
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nft", "ping", "bridge")),
     reason="needs root, iproute2, nftables and ping",
 )
-
-UNDERLAY_MTU = 1500
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check)
-
-
-def in_ns(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *args, check=check)
-
-
-@dataclass
-class Host:
-    name: str            # the node name
-    ns: str              # the host namespace
-    pod_ns: str
-    ip: str
-    pod_cidr: ipaddress.IPv4Network
-
-    @property
-    def pod_ip(self) -> str:
-        return str(self.pod_cidr.network_address + 2)
-
-    @property
-    def netns_path(self) -> str:
-        return f"/var/run/netns/{self.ns}"
-
-
-@dataclass
-class Lab:
-    tag: str
-    cluster: ipaddress.IPv4Network
-    device: str
-    switch: str
-    hosts: list[Host]
-
-    def settings(self, backend: str) -> OverlaySettings:
-        return OverlaySettings(parse_backend(backend), device=self.device, cluster_cidr=self.cluster)
-
-    def node_objs(self, hosts: list[Host], backend: str) -> list[dict[str, Any]]:
-        objs = []
-        for h in hosts:
-            n = make_node(h.name)
-            n["spec"] = {"podCIDR": str(h.pod_cidr), "podCIDRs": [str(h.pod_cidr)]}
-            n["status"]["addresses"] = [{"type": "InternalIP", "address": h.ip}, {"type": "Hostname", "address": h.name}]
-            if backend == "vxlan":
-                n["metadata"]["annotations"] = {VTEP_MAC_ANNOTATION: vtep_mac(h.name)}
-            objs.append(n)
-        return objs
-
-    async def reconcile(self, host: Host, backend: str, present: list[Host]) -> Any:
-        """One reconcile on `host` from the Nodes `present`, as a fresh process would do it."""
-        nodes = node_nets(self.node_objs(present, backend))
-        local = next(n for n in node_nets(self.node_objs([host], backend)))
-        overlay = Overlay(self.settings(backend), netns=host.netns_path)
-        try:
-            return await overlay.reconcile(plan(self.settings(backend), local, nodes))
-        finally:
-            await overlay.close()
-
-
-def _root_snapshot(lab: Lab) -> tuple[bool, str]:
-    has_device = sh("ip", "link", "show", lab.device, check=False).returncode == 0
-    ours = [line for line in sh("ip", "-4", "route", "show", "table", "all").stdout.splitlines()
-            if any(line.startswith(str(h.pod_cidr)) for h in lab.hosts)]
-    return has_device, "\n".join(ours)
 
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    tag = secrets.token_hex(3)
-    octet = 100 + secrets.randbelow(100)
-    cluster = ipaddress.IPv4Network(f"10.{octet}.0.0/16")
-    switch = f"pnsw-{tag}"
-    hosts = [Host(f"node-{c}", f"pnh{c}-{tag}", f"pnp{c}-{tag}", f"192.168.{octet}.{i + 1}",
-                  ipaddress.IPv4Network(f"10.{octet}.{i}.0/24")) for i, c in enumerate("ab")]
-    made: list[str] = []
-    try:
-        sh("ip", "netns", "add", switch)
-        made.append(switch)
-        in_ns(switch, "ip", "link", "add", "br0", "type", "bridge")
-        in_ns(switch, "ip", "link", "set", "br0", "up")
-        for i, h in enumerate(hosts):
-            for ns in (h.ns, h.pod_ns):
-                sh("ip", "netns", "add", ns)
-                made.append(ns)
-            # The host's uplink: eth0 in the host, its peer on the switch's bridge.
-            in_ns(switch, "ip", "link", "add", f"p{i}", "mtu", str(UNDERLAY_MTU), "type", "veth",
-                  "peer", "name", "eth0", "netns", h.ns)
-            in_ns(switch, "ip", "link", "set", f"p{i}", "master", "br0", "up")
-            in_ns(h.ns, "ip", "addr", "add", f"{h.ip}/24", "dev", "eth0")
-            in_ns(h.ns, "ip", "link", "set", "eth0", "up")
-            in_ns(h.ns, "ip", "link", "set", "lo", "up")
-            in_ns(h.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-            # The host's pod bridge with the gateway address, and one pod on it (as PodNetwork does),
-            # at the MTU the VXLAN backend gives pods.
-            gw = f"{h.pod_cidr.network_address + 1}/{h.pod_cidr.prefixlen}"
-            mtu = str(UNDERLAY_MTU - 50)
-            in_ns(h.ns, "ip", "link", "add", "cni0", "mtu", mtu, "type", "bridge")
-            in_ns(h.ns, "ip", "addr", "add", gw, "dev", "cni0")
-            in_ns(h.ns, "ip", "link", "set", "cni0", "up")
-            in_ns(h.ns, "ip", "link", "add", "vpod", "mtu", mtu, "type", "veth", "peer", "name", "eth0",
-                  "netns", h.pod_ns)
-            in_ns(h.ns, "ip", "link", "set", "vpod", "master", "cni0", "up")
-            in_ns(h.pod_ns, "ip", "addr", "add", f"{h.pod_ip}/{h.pod_cidr.prefixlen}", "dev", "eth0")
-            in_ns(h.pod_ns, "ip", "link", "set", "eth0", "up")
-            in_ns(h.pod_ns, "ip", "link", "set", "lo", "up")
-            in_ns(h.pod_ns, "ip", "route", "add", "default", "via", str(h.pod_cidr.network_address + 1))
-            # minik's egress rules: masquerade whatever leaves the cluster CIDR, nothing else.
-            proc = subprocess.run(["ip", "netns", "exec", h.ns, "nft", "-f", "-"],
-                                  input=render_apply(EgressRules("minik", cluster, "cni0")),
-                                  capture_output=True, text=True)
-            assert proc.returncode == 0, proc.stderr
-        yield Lab(tag, cluster, f"pnv{tag}", switch, hosts)
-    finally:
-        for ns in reversed(made):
-            sh("ip", "netns", "del", ns, check=False)
+    with netlab(hosts=2) as lab:
+        yield lab
 
 
 def ping(src: Host, dst_ip: str, count: int = 2) -> bool:
@@ -160,23 +42,11 @@ def ping(src: Host, dst_ip: str, count: int = 2) -> bool:
 
 
 def seen_source(lab: Lab, client: Host, server: Host) -> str:
-    """The source address `server`'s pod sees for a TCP connection from `client`'s pod."""
-    script = ("import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
-              "s.bind(('0.0.0.0',7777));s.listen();s.settimeout(20);c,a=s.accept();print(a[0])")
-    import sys
-    srv = subprocess.Popen(["ip", "netns", "exec", server.pod_ns, sys.executable, "-c", script],
-                           stdout=subprocess.PIPE, text=True)
-    try:
-        connect = ("import socket,time\nfor _ in range(100):\n    try:\n"
-                   f"        socket.create_connection(('{server.pod_ip}',7777),timeout=2).close();break\n"
-                   "    except OSError:\n        time.sleep(0.1)\n")
-        in_ns(client.pod_ns, sys.executable, "-c", connect)
-        out, _ = srv.communicate(timeout=30)
-        return out.strip()
-    finally:
-        if srv.poll() is None:
-            srv.kill()
-            srv.wait()
+    return _seen_source(server.pod_ns, server.pod_ip, client.pod_ns)
+
+
+def _root_snapshot(lab: Lab) -> tuple[bool, str]:
+    return lab.root_snapshot()
 
 
 def test_vxlan_pods_reach_each_other_across_hosts(lab: Lab) -> None:
