@@ -29,7 +29,10 @@ UNDERLAY_MTU = 1500
 
 
 def sh(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check, input=input)
+    r = subprocess.run(list(args), capture_output=True, text=True, check=False, input=input)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:6])}… failed ({r.returncode}): {r.stderr.strip()[-800:]}")
+    return r
 
 
 def in_ns(ns: str, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -193,3 +193,18 @@ def test_settings_are_validated() -> None:
 
 def test_changes_empty() -> None:
     assert Changes().empty and not Changes(delete_device=True).empty
+
+
+def test_overlap_checks_across_prefix_lengths() -> None:
+    big = node("b", "192.168.1.11", "10.42.0.0/23")       # covers a's /24
+    small = node("c", "192.168.1.12", "10.42.4.128/25")   # inside d's /22, which sorts after it
+    wide = node("d", "192.168.1.13", "10.42.4.0/22")
+    d = plan(HGW, A, [A, big, small, wide])
+    assert d.routes == {Route(small.pod_cidr, small.ip, False)}
+    assert [s.split(":")[0] for s in d.skipped] == ["b", "d"]
+
+
+def test_every_node_of_a_full_cluster_cidr_is_routed() -> None:
+    nodes = [node(f"n{i}", f"192.168.{i // 250}.{i % 250 + 1}", f"10.42.{i}.0/24") for i in range(1, 256)]
+    d = plan(VX, A, [A, *nodes])
+    assert len(d.routes) == len(d.fdb) == len(d.neigh) == 255 and not d.skipped

@@ -1,0 +1,178 @@
+"""Cluster benchmark (issue 11), the pod network part: cross-node vs same-node pod-to-pod.
+
+Hosts are network namespaces joined by veths to a test switch (`tests/support/netlab.py`, the
+same lab as tests/integration/test_overlay.py); each host has a pod bridge with two pods, and the
+overlay (`minik.net.overlay`) is reconciled in every host from Node objects exactly as the node
+agent does it. Measured in the same run, for each backend (vxlan, host-gw):
+
+  (a) baseline: same-node pod-to-pod TCP throughput (pod 0 → pod 1 on one host's bridge);
+  (b) cross-node pod-to-pod TCP throughput (host 0's pod → host 1's pod through the overlay);
+      ratio (b)/(a), medians of alternating (a)/(b) rounds so drift on a shared machine hits both;
+  (c) the overlay's own cost: plan for 1,000 Nodes (pure), first reconcile of 100 remote Nodes into
+      a host namespace, and the no-op reconcile the agent repeats every resync period.
+
+Throughput is a Python stream (no iperf3 in Debian's base here): the sender `sendfile`s a 16 MiB
+file from /dev/shm in a loop for --seconds, the receiver `recv_into`s a 4 MiB buffer; both run
+inside the pods' namespaces (`ip netns exec`). Every host shares this machine's kernel and CPUs,
+so the ratio is the cost of the extra path (VXLAN encap/decap, routing between bridges), not of a
+wire. Aims (issue 11): ≥ 0.9 with VXLAN, ≥ 0.97 with host-gw.
+
+    python bench/cluster.py [--seconds 3] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from minik.net.overlay import NodeNet, Overlay, OverlaySettings, plan, vtep_mac  # noqa: E402
+from tests.support.netlab import Lab, in_ns, netlab  # noqa: E402
+
+PORT = 5201
+
+RECEIVER = textwrap.dedent("""
+    import json, socket, sys, time
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1)
+    print("ready", flush=True)
+    c, _ = s.accept()
+    buf = memoryview(bytearray(4 << 20)); n = 0; t0 = None
+    while True:
+        k = c.recv_into(buf)
+        if not k:
+            break
+        if t0 is None:
+            t0 = time.monotonic()
+        n += k
+    print(json.dumps({"bytes": n, "seconds": time.monotonic() - (t0 or time.monotonic())}), flush=True)
+""")
+
+SENDER = textwrap.dedent("""
+    import os, socket, sys, time
+    host, port, seconds, path = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+    c = socket.create_connection((host, port), timeout=30)
+    end = time.monotonic() + seconds
+    with open(path, "rb") as f:
+        while time.monotonic() < end:
+            f.seek(0)
+            c.sendfile(f)
+    c.close()
+""")
+
+
+def stream(lab: Lab, src_ns: str, dst_ns: str, dst_ip: str, seconds: float, blob: str) -> float:
+    """Bytes per second from `src_ns` to `dst_ip` (in `dst_ns`), as the receiver counted them."""
+    rx = subprocess.Popen(["ip", "netns", "exec", dst_ns, sys.executable, "-c", RECEIVER, str(PORT)],
+                          stdout=subprocess.PIPE, text=True)
+    try:
+        assert rx.stdout is not None and rx.stdout.readline().strip() == "ready"
+        subprocess.run(["ip", "netns", "exec", src_ns, sys.executable, "-c", SENDER, dst_ip, str(PORT), str(seconds), blob],
+                       check=True, timeout=seconds + 60)
+        out, _ = rx.communicate(timeout=seconds + 30)
+        r = json.loads(out.strip().splitlines()[-1])
+        return float(r["bytes"]) / max(float(r["seconds"]), 1e-9)
+    finally:
+        if rx.poll() is None:
+            rx.kill()
+            rx.wait()
+
+
+def throughput(lab: Lab, backend: str, seconds: float, rounds: int, blob: str) -> tuple[float, float]:
+    a, b = lab.hosts
+    for h in lab.hosts:
+        asyncio.run(lab.reconcile(h, backend, lab.hosts))
+    assert lab.ping(a.pod_ns, b.pod_ip), f"{backend}: pods cannot reach each other across hosts"
+    same: list[float] = []
+    cross: list[float] = []
+    for i in range(rounds):
+        # Alternate which side goes first, so a burst of load elsewhere does not favour one side.
+        order = [("same", a.pod_nses[1], a.pod_ip_of(1)), ("cross", b.pod_ns, b.pod_ip)]
+        for kind, dst_ns, dst_ip in (order if i % 2 == 0 else order[::-1]):
+            bps = stream(lab, a.pod_ns, dst_ns, dst_ip, seconds, blob)
+            print(f"  {backend} round {i + 1} {kind}-node: {bps * 8 / 1e9:.2f} Gbit/s", file=sys.stderr, flush=True)
+            (same if kind == "same" else cross).append(bps)
+    return statistics.median(same), statistics.median(cross)
+
+
+def overlay_cost(lab: Lab) -> tuple[float, float, float]:
+    """Plan for 1,000 Nodes (s), first reconcile of 100 remote Nodes (s), a no-op reconcile (s)."""
+    cluster = ipaddress.IPv4Network("10.0.0.0/8")
+    settings = OverlaySettings(device=lab.device, cluster_cidr=cluster)
+    host = lab.hosts[0]
+    local = NodeNet(host.name, ipaddress.IPv4Address(host.ip), ipaddress.IPv4Network("10.0.0.0/24"), vtep_mac(host.name))
+
+    def nodes(n: int) -> list[NodeNet]:
+        # Remote VTEPs on the host's own underlay subnet (never contacted: nothing is sent).
+        base = ipaddress.IPv4Address(host.ip)
+        return [NodeNet(f"n{i}", ipaddress.IPv4Address(int(base) + 1000 + i), ipaddress.IPv4Network(f"10.{1 + i // 256}.{i % 256}.0/24"),
+                        vtep_mac(f"n{i}")) for i in range(n)]
+
+    big = nodes(1000)
+    t = time.perf_counter()
+    for _ in range(10):
+        plan(settings, local, big)
+    plan_s = (time.perf_counter() - t) / 10
+    desired = plan(settings, local, nodes(100))
+
+    async def go() -> tuple[float, float]:
+        overlay = Overlay(settings, netns=host.netns_path)
+        try:
+            t0 = time.perf_counter()
+            await overlay.reconcile(desired)
+            first = time.perf_counter() - t0
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                changes = await overlay.reconcile(desired)
+                times.append(time.perf_counter() - t0)
+                assert changes.empty
+            await overlay.teardown()
+            return first, statistics.median(times)
+        finally:
+            await overlay.close()
+
+    first, noop = asyncio.run(go())
+    return plan_s, first, noop
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of one throughput stream")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating same/cross-node rounds per backend")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        return 2
+    blob = f"/dev/shm/minik-bench-{os.getpid()}"
+    with open(blob, "wb") as f:
+        f.write(os.urandom(16 << 20))
+    try:
+        with netlab(hosts=2, pods=2) as lab:
+            results = {backend: throughput(lab, backend, args.seconds, args.rounds, blob) for backend in ("vxlan", "host-gw")}
+            plan_s, first, noop = overlay_cost(lab)
+    finally:
+        os.unlink(blob)
+    print(f"minik pod network across nodes: TCP throughput pod → pod, medians of {args.rounds} rounds of {args.seconds:g} s "
+          f"(hosts are network namespaces on one kernel)")
+    print(f"{'backend':<10}{'same-node Gbit/s':>18}{'cross-node Gbit/s':>19}{'ratio':>8}{'aim':>7}")
+    for backend, (same, cross) in results.items():
+        aim = 0.9 if backend == "vxlan" else 0.97
+        print(f"{backend:<10}{same * 8 / 1e9:>18.2f}{cross * 8 / 1e9:>19.2f}{cross / same:>8.3f}{aim:>7}")
+    print(f"overlay: plan for 1,000 nodes {plan_s * 1000:.1f} ms; reconcile of 100 remote nodes: "
+          f"first {first * 1000:.1f} ms, no-op (each resync) {noop * 1000:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
