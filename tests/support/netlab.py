@@ -127,7 +127,7 @@ def _build_host(switch: str, cluster: ipaddress.IPv4Network, i: int, h: Host, po
     in_ns(h.ns, "ip", "link", "set", "cni0", "up")
     for k, pod_ns in enumerate(h.pod_nses):
         in_ns(h.ns, "ip", "link", "add", f"vpod{k}", "mtu", mtu, "type", "veth", "peer", "name", "eth0",
-              "netns", pod_ns)
+              "mtu", mtu, "netns", pod_ns)
         in_ns(h.ns, "ip", "link", "set", f"vpod{k}", "master", "cni0", "up")
         in_ns(pod_ns, "ip", "addr", "add", f"{h.pod_ip_of(k)}/{h.pod_cidr.prefixlen}", "dev", "eth0")
         in_ns(pod_ns, "ip", "link", "set", "eth0", "up")
