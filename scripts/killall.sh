@@ -7,13 +7,15 @@
 # from the same settings `minik server` reads (the service's env file, then the environment):
 #   MINIK_DATA_DIR (/var/lib/minik)  MINIK_RUN_DIR (/run/minik)
 #   MINIK_BRIDGE_NAME (minik0)       MINIK_NFT_TABLE (minik)
-#   MINIK_DNS_INTERFACE (minik-dns0)
+#   MINIK_DNS_INTERFACE (minik-dns0) MINIK_VXLAN_DEVICE (minik.1)  MINIK_CLUSTER_CIDR (10.42.0.0/16)
 # - the server: the pid in $MINIK_RUN_DIR/minik.pid, or a `minik server` process whose data dir
 #   (--data-dir, else its MINIK_DATA_DIR, else the default) is ours;
 # - containerd: the pid in $MINIK_RUN_DIR/containerd/containerd.pid if that process runs with a
 #   config under our data dir; shims: those whose -address is our containerd's socket, each
 #   with its whole process tree (the containers);
 # - links: the veths enslaved to our bridge, then the bridge; the nftables table `ip $MINIK_NFT_TABLE`;
+#   the VXLAN device of the pod network across nodes (with its routes) and minik's host-gw routes
+#   (route protocol 77) into our cluster CIDR;
 # - mounts under our data and run directories.
 set -u
 [ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
@@ -22,7 +24,7 @@ ENV_FILE="${MINIK_ENV_FILE:-/etc/systemd/system/minik.service.env}"
 if [ -r "$ENV_FILE" ]; then
   while IFS='=' read -r key value; do
     case "$key" in
-      MINIK_DATA_DIR|MINIK_RUN_DIR|MINIK_BRIDGE_NAME|MINIK_NFT_TABLE|MINIK_DNS_INTERFACE)
+      MINIK_DATA_DIR|MINIK_RUN_DIR|MINIK_BRIDGE_NAME|MINIK_NFT_TABLE|MINIK_DNS_INTERFACE|MINIK_VXLAN_DEVICE|MINIK_CLUSTER_CIDR)
         [ -n "${!key:-}" ] || export "$key=$value" ;;
     esac
   done < "$ENV_FILE"
@@ -116,6 +118,11 @@ if ip link show "$BRIDGE" >/dev/null 2>&1; then
   ip link delete "$BRIDGE" 2>/dev/null
 fi
 nft delete table ip "$TABLE" 2>/dev/null
+# Pod network across nodes: our VXLAN device (its FDB, neighbour and route entries go with it) and
+# the host-gw routes minik marks with route protocol 77, only inside our cluster CIDR.
+vxlan_if="${MINIK_VXLAN_DEVICE:-minik.1}"
+ip -d -o link show "$vxlan_if" 2>/dev/null | grep -q " vxlan " && ip link delete "$vxlan_if"
+ip -4 route flush root "${MINIK_CLUSTER_CIDR:-10.42.0.0/16}" proto 77 2>/dev/null
 # Cluster DNS IP: its dummy link, or (kernel without the dummy driver) the lo address labelled lo:<interface>.
 dns_if="${MINIK_DNS_INTERFACE:-minik-dns0}"; dns_label="lo:$dns_if"
 ip -d -o link show "$dns_if" 2>/dev/null | grep -q " dummy " && ip link delete "$dns_if"

@@ -19,6 +19,7 @@ import pytest
 from tests.e2e.agent_fixtures import (NodeNet, Ns, bb, claim_node_net, containerd_pid, node_minik_for, pod,
                                       reap_node, release_node_net, wait_node_ready)
 from tests.e2e.minikd import Minik
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -87,8 +88,11 @@ def test_killall_stops_only_its_own_installation(two_nodes: tuple[tuple[Minik, N
     try:
         containerd_a, containerd_b = containerd_pid(a), containerd_pid(b)
         assert containerd_a and containerd_b
+        for net in (net_a, net_b):  # the pod network across nodes is up on both
+            eventually(lambda n=net: _link_exists(n.vxlan_device), timeout=30)  # type: ignore[misc]
         env = dict(os.environ, MINIK_DATA_DIR=a.data_dir, MINIK_RUN_DIR=os.path.join(a.root, "run"),
                    MINIK_BRIDGE_NAME=net_a.bridge, MINIK_NFT_TABLE=net_a.nft_table,
+                   MINIK_VXLAN_DEVICE=net_a.vxlan_device, MINIK_CLUSTER_CIDR=net_a.cluster_cidr,
                    MINIK_ENV_FILE="/nonexistent")
         r = subprocess.run(["bash", KILLALL], env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
@@ -97,6 +101,7 @@ def test_killall_stops_only_its_own_installation(two_nodes: tuple[tuple[Minik, N
         assert not _alive(containerd_a)
         assert not _alive(pods[a.root][1])
         assert not _link_exists(net_a.bridge) and not _table_exists(net_a.nft_table)
+        assert not _link_exists(net_a.vxlan_device) and _link_exists(net_b.vxlan_device)
         # B and the foreign veth are untouched.
         assert b.proc is not None and b.proc.poll() is None
         assert _alive(containerd_b) and _alive(pods[b.root][1])
