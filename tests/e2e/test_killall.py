@@ -9,6 +9,7 @@ table) and the foreign veth untouched.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import subprocess
@@ -89,7 +90,7 @@ def test_killall_stops_only_its_own_installation(two_nodes: tuple[tuple[Minik, N
         containerd_a, containerd_b = containerd_pid(a), containerd_pid(b)
         assert containerd_a and containerd_b
         for net in (net_a, net_b):  # the pod network across nodes is up on both
-            eventually(lambda n=net: _link_exists(n.vxlan_device), timeout=30)  # type: ignore[misc]
+            eventually(functools.partial(_link_exists, net.vxlan_device), timeout=30)
         env = dict(os.environ, MINIK_DATA_DIR=a.data_dir, MINIK_RUN_DIR=os.path.join(a.root, "run"),
                    MINIK_BRIDGE_NAME=net_a.bridge, MINIK_NFT_TABLE=net_a.nft_table,
                    MINIK_VXLAN_DEVICE=net_a.vxlan_device, MINIK_CLUSTER_CIDR=net_a.cluster_cidr,
