@@ -322,3 +322,21 @@ def test_disable_dns_creates_no_kube_dns() -> None:
     finally:
         m.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_dns_policies_use_cluster_dns_or_the_resolv_conf(node: DnsNode, app: App) -> None:
+    ns = app.ns
+    host_net = pod("hostnet", [bb("c", "exec sleep 3600")], hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    default = pod("dflt", [bb("c", "exec sleep 3600")], dnsPolicy="Default")
+    ns.create(host_net, default)
+    ns.wait("hostnet", timeout=90)
+    ns.wait("dflt", timeout=90)
+    conf = ns.exec("hostnet", "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {node.ip}" in conf and f"search {ns.name}.svc.{D}" in conf, conf
+    # From the host's network namespace the DNS IP is a local address too.
+    out = ns.exec("hostnet", "nslookup", f"kubernetes.default.svc.{D}", check=False).stdout
+    first = str(ipaddress.ip_network(node.net.service_cidr).network_address + 1)
+    assert first in out, out
+    # dnsPolicy Default: the resolvers of --resolv-conf, not cluster DNS.
+    conf = ns.exec("dflt", "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {node.upstream.host}" in conf and node.ip not in conf, conf
