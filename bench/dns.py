@@ -203,6 +203,7 @@ def main() -> None:
                     pass
                 time.sleep(0.2)
             dns.message.from_wire(_ask(ip, external_q))   # fills the forwarder's cache
+            wait_idle(m)   # the controllers are done with the new Services before anything is timed
             # The baseline runs now, next to the idle daemon, so all rows share the machine's state.
             rows.append(("(a) baseline: bare asyncio UDP echo", *load("127.0.0.1", echo_port, cluster_q, args.seconds, args.window)))
             echo.terminate()
