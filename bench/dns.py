@@ -15,7 +15,8 @@ pinned to the other core when there are two (the daemon is pinned to the first),
 Rows print q/s, p50/p99 latency and the ratio to (a), and the server's CPU time per query
 (utime+stime over the row / answers): on a shared, loaded machine wall-clock rates and tails
 measure everyone's processes, CPU per query mostly ours; 1e6 / that is the q/s one core could give.
-Rows (b1)/(c1) repeat (b)/(c) with one query outstanding (latency without queueing). dnsperf, when installed, is run on (b)
+Row (d) asks a different name every query (the uncached path: parse, zone lookup, render with
+dnspython). Rows (b1)/(c1) repeat (b)/(c) with one query outstanding (latency without queueing). dnsperf, when installed, is run on (b)
 too (its q/s; it reports no percentiles). Then the idle RSS of the daemon with DNS (after the
 load: caches filled) and of a second daemon started with `--disable-dns`.
 
@@ -65,12 +66,13 @@ def pin(pid: int, cpu: int) -> None:
 
 # ---- load generator (runs in its own process) ----------------------------------------------------
 
-def _generate(host: str, port: int, wire: bytes, seconds: float, window: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _generate(host: str, port: int, wire: bytes | list[bytes], seconds: float, window: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
     pin(0, 1)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.connect((host, port))
     sock.settimeout(1.0)
-    body = wire[2:]
+    bodies = [w[2:] for w in (wire if isinstance(wire, list) else [wire])]
+    count = len(bodies)
     sent: dict[int, float] = {}
     lat: list[float] = []
     lost = 0
@@ -81,7 +83,7 @@ def _generate(host: str, port: int, wire: bytes, seconds: float, window: int, ou
         nonlocal qid
         qid = (qid + 1) & 0xFFFF
         sent[qid] = clock()
-        sock.send(struct.pack("!H", qid) + body)
+        sock.send(struct.pack("!H", qid) + bodies[qid % count])
 
     for _ in range(window):
         send()
@@ -110,7 +112,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(host: str, port: int, wire: bytes, seconds: float, window: int,
+def load(host: str, port: int, wire: bytes | list[bytes], seconds: float, window: int,
          server_pid: int) -> tuple[float, float, float, int, float]:
     """(q/s, p50 ms, p99 ms, lost, server CPU µs per query) with the generator in another process.
     CPU per query is the figure that survives a busy machine: wall-clock rates and tails also
@@ -226,6 +228,10 @@ def main() -> None:
             echo.terminate()
             rows.append(("(b) cluster name (svc-7.default.svc)", *load(ip, 53, cluster_q, args.seconds, args.window, pid)))
             rows.append(("(c) external name, cached (www.example)", *load(ip, 53, external_q, args.seconds, args.window, pid)))
+            # The slow path: a name never asked before for every query (no response cache hit;
+            # dnspython parses and renders each one). 65,536 names, one per query ID.
+            fresh = [dns.message.make_query(f"n{i}.default.svc.cluster.local.", "A").to_wire() for i in range(65536)]
+            rows.append(("(d) a new cluster name each query (uncached)", *load(ip, 53, fresh, min(args.seconds, 3.0), args.window, pid)))
             # Latency without queueing: one query outstanding at a time.
             lat_rows = [("(b1) cluster name, 1 outstanding", *load(ip, 53, cluster_q, args.seconds, 1, pid)),
                         ("(c1) external cached, 1 outstanding", *load(ip, 53, external_q, args.seconds, 1, pid))]
