@@ -340,3 +340,13 @@ def test_dns_policies_use_cluster_dns_or_the_resolv_conf(node: DnsNode, app: App
     # dnsPolicy Default: the resolvers of --resolv-conf, not cluster DNS.
     conf = ns.exec("dflt", "cat", "/etc/resolv.conf").stdout
     assert f"nameserver {node.upstream.host}" in conf and node.ip not in conf, conf
+
+
+def test_node_names_resolve_like_k3s_node_hosts(node: DnsNode, app: App) -> None:
+    code, n = node.m.raw_json("GET", f"/api/v1/nodes/{node.net.node_name}")
+    assert code == 200
+    internal = sorted(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+    assert internal
+    assert _until(lambda: node.values(node.net.node_name + ".")) == internal
+    out = nslookup(app, node.net.node_name + ".")   # busybox never tries a bare name after the search list
+    assert internal[0] in out, out
