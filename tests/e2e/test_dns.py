@@ -350,3 +350,37 @@ def test_node_names_resolve_like_k3s_node_hosts(node: DnsNode, app: App) -> None
     assert _until(lambda: node.values(node.net.node_name + ".")) == internal
     out = nslookup(app, node.net.node_name + ".")   # busybox never tries a bare name after the search list
     assert internal[0] in out, out
+
+
+def _counters(table: str) -> dict[str, int]:
+    out = subprocess.run(["nft", "-j", "list", "table", "ip", table], capture_output=True, text=True, check=True).stdout
+    counts: dict[str, int] = {}
+    for item in json.loads(out)["nftables"]:
+        rule = item.get("rule")
+        if rule:
+            for expr in rule["expr"]:
+                if "counter" in expr:
+                    counts[rule["chain"]] = counts.get(rule["chain"], 0) + int(expr["counter"]["packets"])
+    return counts
+
+
+def test_queries_to_the_dns_ip_never_leave_the_node(node: DnsNode, app: App) -> None:
+    """nft counters (a table of the test's own): queries from pods and from the host arrive on the
+    input hook; none is forwarded or sent out of an interface other than lo."""
+    table = f"mkdnsc_{node.net.tag}"
+    ip = node.ip
+    rules = (f"table ip {table} {{\n"
+             f"  chain c_in {{ type filter hook input priority -300; ip daddr {ip} udp dport 53 counter; }}\n"
+             f"  chain c_fwd {{ type filter hook forward priority -300; ip daddr {ip} counter; }}\n"
+             f"  chain c_post {{ type filter hook postrouting priority -300; ip daddr {ip} oifname != \"lo\" counter; }}\n"
+             f"}}\n")
+    subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+    try:
+        out = nslookup(app, f"kubernetes.default.svc.{D}")
+        assert "Address" in out, out
+        node.values(f"kubernetes.default.svc.{D}")
+        counts = _counters(table)
+        assert counts.get("c_in", 0) >= 2, counts
+        assert counts.get("c_fwd", 0) == 0 and counts.get("c_post", 0) == 0, counts
+    finally:
+        subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True, check=False)
