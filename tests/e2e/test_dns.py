@@ -384,3 +384,26 @@ def test_queries_to_the_dns_ip_never_leave_the_node(node: DnsNode, app: App) -> 
         assert counts.get("c_fwd", 0) == 0 and counts.get("c_post", 0) == 0, counts
     finally:
         subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True, check=False)
+
+
+def test_after_kill_9_queries_fail_fast_on_the_node_and_a_restart_answers_again(local_registry: str) -> None:
+    import signal
+    with node_server(local_registry) as (m, net):
+        name = f"kubernetes.default.svc.{D}"
+        q = dns.message.make_query(name, "A")
+        assert _until(lambda: dns.query.udp(q, net.cluster_dns, timeout=5).answer)
+        m.stop(signal.SIGKILL)
+        # The address stays: a query is refused at once on this host (ICMP port unreachable),
+        # it neither times out nor goes out of the default route.
+        route = subprocess.run(["ip", "route", "get", net.cluster_dns], capture_output=True, text=True).stdout
+        assert route.startswith("local "), route
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionRefusedError):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(3)
+                s.connect((net.cluster_dns, 53))
+                s.send(q.to_wire())
+                s.recv(512)
+        assert time.monotonic() - t0 < 1.0
+        m.start(timeout=90)
+        assert _until(lambda: dns.query.udp(q, net.cluster_dns, timeout=5).answer)
