@@ -81,6 +81,8 @@ class Resolver:
             return self._error(q, dns.rcode.NOTIMP, tcp)
         if len(q.question) != 1:
             return self._error(q, dns.rcode.FORMERR, tcp)
+        if q.edns > 0:   # RFC 6891: we speak EDNS version 0 only
+            return self._error(q, dns.rcode.BADVERS, tcp)
         question = q.question[0]
         qname, qtype, qclass = question.name, question.rdtype, question.rdclass
         if qclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
