@@ -53,8 +53,8 @@ def to_rrsets(records: Sequence[RR]) -> list[dns.rrset.RRset]:
 
 
 class Resolver:
-    def __init__(self, zone: Zone, forwarder: Forwarder | None, cache_entries: int = 20_000,
-                 cache_bytes: int = 8 << 20, udp_payload: int = 1232, memo_entries: int = 4096) -> None:
+    def __init__(self, zone: Zone, forwarder: Forwarder | None, cache_entries: int = 10_000,
+                 cache_bytes: int = 4 << 20, udp_payload: int = 1232, memo_entries: int = 1024) -> None:
         self.zone, self.forwarder, self.udp_payload = zone, forwarder, udp_payload
         # query bytes after the ID → (response bytes after the ID, zone generation, pod generation); -1: any
         self.wire: TtlLru[bytes, tuple[bytes, int, int]] = TtlLru(cache_entries, cache_bytes)
