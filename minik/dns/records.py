@@ -215,6 +215,7 @@ class Zone:
     _pods: dict[str, dict[str, str]] = field(default_factory=dict)  # IP → pod key → namespace
     _pod_keys: dict[str, frozenset[str]] = field(default_factory=dict)  # pod key → its IPs
     _nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)    # "name." → InternalIPs
+    _known_namespaces: set[str] = field(default_factory=set)            # Namespace objects that exist
     _node_ptr: dict[str, str] = field(default_factory=dict)             # IP → "name."
 
     def __post_init__(self) -> None:
@@ -275,6 +276,17 @@ class Zone:
         else:
             self._pod_keys.pop(key, None)
         self.pod_generation += 1
+        return True
+
+    def set_namespace(self, name: str, exists: bool) -> bool:
+        """A Namespace exists (`<ns>.svc.<zone>` is NODATA, not NXDOMAIN, even without Services)."""
+        if (name in self._known_namespaces) == exists:
+            return False
+        if exists:
+            self._known_namespaces.add(name)
+        else:
+            self._known_namespaces.discard(name)
+        self.generation += 1
         return True
 
     def set_node(self, name: str, ips: Iterable[str]) -> bool:
@@ -351,7 +363,7 @@ class Zone:
         if n == 1:
             return [], []
         if n == 2:
-            return ([], []) if rel[0] in self._namespaces else None
+            return ([], []) if rel[0] in self._namespaces or rel[0] in self._known_namespaces else None
         entry = self._services.get((rel[-2], rel[-3]))
         if entry is None:
             return None

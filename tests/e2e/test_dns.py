@@ -206,6 +206,10 @@ def test_srv_for_a_named_port_and_nodata_vs_nxdomain(node: DnsNode, app: App) ->
     assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority[0].rdtype == dns.rdatatype.SOA
     r = node.ask(f"_http._udp.web.{ns}.svc.{D}", "SRV")
     assert r.rcode() == dns.rcode.NXDOMAIN
+    # A namespace exists even without Services (NODATA); one that does not is NXDOMAIN.
+    empty = Ns.make(node.m, "empty")
+    assert _until(lambda: node.ask(f"{empty.name}.svc.{D}").rcode() == dns.rcode.NOERROR)
+    assert node.ask(f"no-such-ns.svc.{D}").rcode() == dns.rcode.NXDOMAIN
 
 
 def test_ptr_for_service_and_pod_ips(node: DnsNode, app: App) -> None:

@@ -228,3 +228,15 @@ def test_node_names_answer_with_their_internal_ips() -> None:
     assert z.set_node("node-1", [])
     assert z.resolve("node-1.", T.A) is None
     assert z.resolve("2.2.0.192.in-addr.arpa.", T.PTR) is None
+
+
+def test_an_existing_namespace_without_services_is_nodata() -> None:
+    z = zone()
+    assert z.resolve("empty-ns.svc." + D, T.A).rcode == NXDOMAIN  # type: ignore[union-attr]
+    assert z.set_namespace("empty-ns", True)
+    assert not z.set_namespace("empty-ns", True)
+    ans = z.resolve("empty-ns.svc." + D, T.A)
+    assert ans is not None and ans.rcode == NOERROR and not ans.answer
+    assert z.resolve("x.empty-ns.svc." + D, T.A).rcode == NXDOMAIN  # type: ignore[union-attr]
+    assert z.set_namespace("empty-ns", False)
+    assert z.resolve("empty-ns.svc." + D, T.A).rcode == NXDOMAIN  # type: ignore[union-attr]
