@@ -11,6 +11,7 @@
 3. Memory: the daemon's RSS at idle with 0 and with N Services.
 
     python bench/service.py [--services 1000] [--requests 400] [--rounds 5]
+    python bench/service.py --synthetic 1000,10000     # the proxier path alone, no server
 """
 
 from __future__ import annotations
@@ -149,13 +150,64 @@ def change_latency(m: Minik, trials: int) -> tuple[list[float], list[float]]:
     return up, down
 
 
+def synthetic(sizes: list[int], trials: int) -> None:
+    """The proxier's own path with N Services, without the API and controllers in the way: one
+    Service changed (an endpoint removed, then a new Service added and deleted) → partial build,
+    merge, diff and `nft -f` on a scratch table of this benchmark (deleted at the end)."""
+    import asyncio
+
+    from minik.agent.proxier import merge
+    from minik.net import services as rules
+    from minik.net.serviceapply import ServiceRules
+
+    async def run(n: int) -> tuple[float, list[float]]:
+        settings = rules.Settings(f"mkbench_{os.getpid()}", "10.254.0.0/16", "10.253.0.0/16")
+        applier = ServiceRules(settings, "lo")
+
+        def info(i: int, eps: int = 2) -> rules.ServiceInfo:
+            ip = f"10.254.{i // 250}.{i % 250 + 1}"
+            endpoints = tuple(rules.Endpoint(f"10.253.{i // 250}.{(i + k) % 250 + 1}", 8080) for k in range(eps))
+            return rules.ServiceInfo("bench", f"s{i}", ip, (rules.ServicePort("tcp", 80, 0, endpoints),))
+
+        parts = {i: rules.build([info(i)], settings) for i in range(n)}
+        try:
+            start = time.perf_counter()
+            await applier.sync(merge(list(parts.values())))
+            full = time.perf_counter() - start
+            lat = []
+            for t in range(trials):
+                for change in ("endpoint", "add", "delete"):
+                    start = time.perf_counter()
+                    if change == "endpoint":
+                        parts[t] = rules.build([info(t, eps=1)], settings)
+                    elif change == "add":
+                        parts[n + t] = rules.build([info(n + t)], settings)
+                    else:
+                        del parts[n + t]
+                    await applier.sync(merge(list(parts.values())))
+                    lat.append(time.perf_counter() - start)
+            return full, lat
+        finally:
+            subprocess.run(["nft", "delete", "table", "ip", settings.table], capture_output=True)
+
+    print("proxier path alone (partial build + merge + diff + nft -f; scratch table):")
+    for n in sizes:
+        full, lat = asyncio.run(run(n))
+        print(f"  {n:6d} Services: full sync {full * 1000:7.1f} ms; one Service changed p50 "
+              f"{statistics.median(lat) * 1000:6.1f} ms, max {max(lat) * 1000:6.1f} ms ({len(lat)} changes)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--services", type=int, default=1000)
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--synthetic", default="", help="only the proxier path, e.g. 1000,10000 Services")
     args = p.parse_args()
+    if args.synthetic:
+        synthetic([int(x) for x in args.synthetic.split(",")], args.trials)
+        return
     reg = LocalRegistry().start()
     seed_registry(reg)
     net = claim_node_net()
