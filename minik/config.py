@@ -39,6 +39,7 @@ class ServerConfig:
     extra: dict[str, str] = field(default_factory=dict)
     metric_resolution: float = 15.0      # seconds between resource usage samples (metrics.k8s.io, HPA)
     hpa_sync_period: float = 15.0        # seconds between HorizontalPodAutoscaler checks
+    node_monitor_grace_period: float = 40.0  # a node silent this long goes Unknown and gets unreachable taints
     service_node_port_range: str = "30000-32767"   # NodePort allocation range, "lo-hi"
 
     @property

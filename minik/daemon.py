@@ -41,6 +41,7 @@ from minik.controllers.hpa import HorizontalPodAutoscaler
 from minik.controllers.replicaset import ReplicaSetController
 from minik.controllers.namespace import NamespaceController
 from minik.controllers.nodeipam import NodeIpamController
+from minik.controllers.nodelifecycle import NodeLifecycleController
 from minik.machinery.informers import InformerFactory
 from minik.machinery.tasks import Supervisor
 from minik.net.hostaddr import default_ip
@@ -143,6 +144,9 @@ class Server:
                                                                          run_informers=False).run)
         self.supervisor.spawn("clusterrole-aggregation-controller",
                               ClusterRoleAggregator(self.informers.informer(CLUSTERROLES), self.client, run_informers=False).run)
+        self.supervisor.spawn("node-lifecycle-controller", NodeLifecycleController(
+            self.client, self.informers.informer("nodes"), self.informers.informer("coordination.k8s.io/leases"),
+            self.informers.informer("pods"), grace=cfg.node_monitor_grace_period, run_informers=False).run)
         self._start_autoscaling(handlers)
         self.informers.start()
         if not cfg.disable_agent:

@@ -51,6 +51,8 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--horizontal-pod-autoscaler-sync-period", type=float,
                    default=float(_env("horizontal-pod-autoscaler-sync-period", str(d.hpa_sync_period))),
                    help="seconds between HorizontalPodAutoscaler checks (default %(default)s)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=float(_env("node-monitor-grace-period", str(d.node_monitor_grace_period))),
+                   help="seconds without a node heartbeat before the node is marked Unknown and tainted unreachable (default %(default)s)")
     p.add_argument("--service-node-port-range", default=_env("service-node-port-range", d.service_node_port_range), help="port range for NodePort Services (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
@@ -70,6 +72,7 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
         node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
         metric_resolution=a.metric_resolution, hpa_sync_period=a.horizontal_pod_autoscaler_sync_period,
+        node_monitor_grace_period=a.node_monitor_grace_period,
         service_node_port_range=_port_range(a.service_node_port_range))
 
 
