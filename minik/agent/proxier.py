@@ -48,19 +48,7 @@ def _ready(ep: Obj) -> bool:
     return cond.get("ready") is not False     # nil means ready (EndpointSlice API)
 
 
-def _serving_terminating(ep: Obj) -> bool:
-    cond = ep.get("conditions") or {}
-    return cond.get("serving") is not False and cond.get("terminating") is True
-
-
 def _endpoints_from_slices(port: Obj, slices: list[Obj], node: str) -> list[rules.Endpoint]:
-    """Ready endpoints; when there is none, the serving ones that are terminating (kube-proxy's
-    ProxyTerminatingEndpoints, GA in 1.28: a rollout's last pods drain instead of refusing)."""
-    ready = _slice_endpoints(port, slices, node, _ready)
-    return ready or _slice_endpoints(port, slices, node, _serving_terminating)
-
-
-def _slice_endpoints(port: Obj, slices: list[Obj], node: str, usable: Callable[[Obj], bool]) -> list[rules.Endpoint]:
     name, proto = port.get("name") or "", (port.get("protocol") or "TCP")
     out: list[rules.Endpoint] = []
     for sl in slices:
@@ -74,7 +62,7 @@ def _slice_endpoints(port: Obj, slices: list[Obj], node: str, usable: Callable[[
             continue
         for ep in sl.get("endpoints") or []:
             addrs = ep.get("addresses") or []
-            if not addrs or not usable(ep):
+            if not addrs or not _ready(ep):
                 continue
             out.append(rules.Endpoint(str(addrs[0]), number, local=(ep.get("nodeName") or node) == node))
     return out

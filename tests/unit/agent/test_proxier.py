@@ -62,16 +62,3 @@ def test_merge_of_parts_equals_building_everything() -> None:
     b = service_info(service("b", clusterIP="10.43.0.22"), [], None, "n1")
     assert a is not None and b is not None
     assert merge([build([a], s), build([b], s)]) == build([a, b], s)
-
-
-def test_terminating_serving_endpoints_are_used_only_when_none_is_ready() -> None:
-    def sl(*eps: tuple[str, dict[str, bool]]) -> Obj:
-        return {"addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-                "endpoints": [{"addresses": [ip], "conditions": c} for ip, c in eps]}
-    draining = ("10.42.0.9", {"ready": False, "serving": True, "terminating": True})
-    dead = ("10.42.0.8", {"ready": False, "serving": False, "terminating": True})
-    ready = ("10.42.0.5", {"ready": True, "serving": True, "terminating": False})
-    info = service_info(service(), [sl(draining, dead, ready)], None, "n1")
-    assert info is not None and [e.ip for e in info.ports[0].endpoints] == ["10.42.0.5"]
-    info = service_info(service(), [sl(draining, dead)], None, "n1")
-    assert info is not None and [e.ip for e in info.ports[0].endpoints] == ["10.42.0.9"]
