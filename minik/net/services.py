@@ -291,6 +291,10 @@ def _skeleton(settings: Settings) -> list[str]:
         f"add rule {t} svc-mark meta mark set meta mark | {mark}",
         f"add rule {t} svc-nat-postrouting meta mark & {mark} == 0 return",
         f"add rule {t} svc-nat-postrouting meta mark set meta mark & 0x{~settings.mark & 0xFFFFFFFF:x}",
+        # An endpoint on the node itself (the API server behind `kubernetes`, hostNetwork pods):
+        # replies never leave the host, and masquerading out of `lo` would pick whatever
+        # address lo holds (other instances' DNS IPs live there), breaking UDP replies.
+        f'add rule {t} svc-nat-postrouting oifname "lo" return',
         f"add rule {t} svc-nat-postrouting masquerade",
         f"add rule {t} svc-reject meta l4proto tcp reject with tcp reset",
         f"add rule {t} svc-reject reject",

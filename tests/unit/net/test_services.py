@@ -111,6 +111,11 @@ def test_skeleton_safety_rules() -> None:
     assert "add rule ip minik svc-filter-forward jump svc-ips-check" in text
     assert "add chain ip minik svc-filter-output-post { type filter hook output priority -90; policy accept; }" in text
     assert "flush map" not in text        # keeps a previous run's elements until the first full sync
+    lines = text.splitlines()
+    # Masquerade only what leaves through a real interface (an endpoint on the node itself
+    # answers over lo, whose extra addresses must never become the source).
+    assert lines.index('add rule ip minik svc-nat-postrouting oifname "lo" return') < \
+        lines.index("add rule ip minik svc-nat-postrouting masquerade")
 
 
 def test_full_render_deletes_stale_chains_only() -> None:
