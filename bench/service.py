@@ -76,7 +76,7 @@ def load(host: str, port: int, n: int, concurrency: int = 4) -> tuple[float, flo
     connection, so each request is a new connection through conntrack and NAT), else n requests
     from `concurrency` Python threads."""
     if shutil.which("wrk") and n > 50:
-        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", "-d3s", "--latency", f"http://{host}:{port}/"],
+        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", "-d1s", "--latency", f"http://{host}:{port}/"],
                              capture_output=True, text=True, timeout=60).stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
         p99 = _wrk_seconds(re.search(r"\s99%\s+(\S+)", out).group(1))   # type: ignore[union-attr]
@@ -201,7 +201,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--services", type=int, default=1000)
     p.add_argument("--requests", type=int, default=400)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--synthetic", default="", help="only the proxier path, e.g. 1000,10000 Services")
     args = p.parse_args()
@@ -253,14 +253,20 @@ def main() -> None:
                 results[name].append(load(h, port, args.requests))
         base_rps = statistics.median(r for r, _ in results["pod IP"])
         base_p99 = statistics.median(q for _, q in results["pod IP"])
-        tool = "wrk -c4 for 3 s" if shutil.which("wrk") else f"{args.requests} requests from 4 Python threads"
+        # Ratios per round (the three targets of a round ran back to back, under the same load
+        # from everything else on the machine), then their median.
+        def ratio(name: str, i: int) -> float:
+            return statistics.median(results[name][r][i] / results["pod IP"][r][i] for r in range(args.rounds))
+        tool = "wrk -c4 for 1 s" if shutil.which("wrk") else f"{args.requests} requests from 4 Python threads"
         print(f"data path: {args.rounds} rounds, {tool} per round and target (a new TCP connection per request)")
         for name in targets:
             rps = statistics.median(r for r, _ in results[name])
             p99 = statistics.median(q for _, q in results[name])
-            print(f"  {name:10s} {rps:8.0f} req/s  p99 {p99 * 1000:6.2f} ms   ratio req/s {rps / base_rps:.3f}  "
-                  f"p99 {p99 / base_p99:.3f}")
+            print(f"  {name:10s} {rps:8.0f} req/s  p99 {p99 * 1000:6.2f} ms   ratio req/s {ratio(name, 0):.3f}  "
+                  f"p99 {ratio(name, 1):.3f}  (of medians: {rps / base_rps:.3f} / {p99 / base_p99:.3f})")
 
+        if args.services <= 0:
+            return
         settle(m)
         rss0 = rss_mb(pid)
         up0, down0 = change_latency(m, args.trials)
