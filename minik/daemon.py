@@ -218,7 +218,8 @@ class Server:
         if self.runtime is None:
             return
         proxier = Proxier(self.informers, self.runtime.node_name,
-                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr), cfg.bridge_name)
+                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr, bridge=cfg.bridge_name),
+                          cfg.bridge_name)
         self.supervisor.spawn("proxier", proxier.run)
 
     async def _bootstrap(self, first_ip: str) -> None:
