@@ -22,7 +22,7 @@ named `svc…` so the pod egress (`pod-*`) and hostPort (`hostports*`) chains ar
                        Local policy keeps the client address and only uses local endpoints
                        (traffic from the node itself still takes the cluster path, as kube-proxy)
   svc-aff-<…>          dynamic set with timeout per endpoint (sessionAffinity: ClientIP)
-  svc-nat-postrouting  masquerade packets carrying the mark (then clear it)
+  svc-nat-postrouting  masquerade marked packets leaving through this instance's bridge (then clear the mark)
 
 Safety (nothing addressed to the Service CIDR leaves the node), in filter chains because nat
 chains cannot reject:
@@ -306,14 +306,15 @@ def _skeleton(settings: Settings) -> list[str]:
         f"add rule {t} svc-services fib daddr type local meta l4proto . th dport vmap @svc-nodeports",
         f"add rule {t} svc-mark meta mark set meta mark | {mark}",
         f"add rule {t} svc-nat-postrouting meta mark & {mark} == 0 return",
-        f"add rule {t} svc-nat-postrouting meta mark set meta mark & 0x{~settings.mark & 0xFFFFFFFF:x}",
         # Only what goes to this instance's pods is masqueraded. An endpoint on the node itself
         # (the API server behind `kubernetes`) answers over lo without it, and masquerading out
         # of lo would pick whatever address lo holds (other instances' DNS IPs live there),
         # breaking UDP replies. The mark bit is shared by every instance on the host, so this
         # also keeps one instance's rules from acting on another's packets.
+        # (Checked before the mark is cleared: another instance's chain may run after ours.)
         f'add rule {t} svc-nat-postrouting oifname != "{settings.bridge}" return' if settings.bridge
         else f'add rule {t} svc-nat-postrouting oifname "lo" return',
+        f"add rule {t} svc-nat-postrouting meta mark set meta mark & 0x{~settings.mark & 0xFFFFFFFF:x}",
         f"add rule {t} svc-nat-postrouting masquerade",
         f"add rule {t} svc-reject meta l4proto tcp reject with tcp reset",
         f"add rule {t} svc-reject reject",

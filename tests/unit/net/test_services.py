@@ -118,8 +118,9 @@ def test_skeleton_safety_rules() -> None:
         lines.index("add rule ip minik svc-nat-postrouting masquerade")
     # … and with the bridge known, only what goes to this instance's pods.
     lines = render_skeleton(Settings("minik", "10.43.0.0/16", "10.42.0.0/16", bridge="minik0")).splitlines()
+    clear = "add rule ip minik svc-nat-postrouting meta mark set meta mark & 0xffffbfff"
     assert lines.index('add rule ip minik svc-nat-postrouting oifname != "minik0" return') < \
-        lines.index("add rule ip minik svc-nat-postrouting masquerade")
+        lines.index(clear) < lines.index("add rule ip minik svc-nat-postrouting masquerade")
 
 
 def test_full_render_deletes_stale_chains_only() -> None:
