@@ -226,9 +226,20 @@ def _build_port(s: ServiceInfo, p: ServicePort, settings: Settings, chains: dict
         return
     ep_chains: list[str] = []
     local_eps: list[str] = []
+    cluster_net = ipaddress.IPv4Network(settings.cluster_cidr)
     for ep in eps:
         name = endpoint_chain(s, p, ep)
-        rules = [f"ip saddr {ep.ip} jump svc-mark"]   # hairpin: the reply must come back to us
+        rules = []
+        pod = ipaddress.IPv4Address(ep.ip) in cluster_net
+        if pod:
+            rules.append(f"ip saddr {ep.ip} jump svc-mark")   # hairpin: the reply must come back to us
+        if s.cluster_ip and pod:
+            # ClusterIP traffic to a pod from outside the pod network (the node itself, other
+            # hosts) is masqueraded so replies come back through this node (kube-proxy's cluster
+            # CIDR rule). An endpoint outside the pod network (the API server on a node address)
+            # needs none: its replies come back by themselves.
+            rules.append(f"ip daddr {s.cluster_ip} {p.protocol} dport {p.port} "
+                         f"ip saddr != {settings.cluster_cidr} jump svc-mark")
         if s.affinity_timeout:
             aff = affinity_set(s, p, ep)
             sets[aff] = s.affinity_timeout
@@ -240,11 +251,6 @@ def _build_port(s: ServiceInfo, p: ServicePort, settings: Settings, chains: dict
             local_eps.append(name)
     svc_chain = port_chain(s, p)
     rules = []
-    if s.cluster_ip:
-        # ClusterIP traffic from outside the pod network (the node itself, other hosts) is
-        # masqueraded so replies come back through this node (kube-proxy's cluster CIDR rule).
-        rules.append(f"ip daddr {s.cluster_ip} {p.protocol} dport {p.port} "
-                     f"ip saddr != {settings.cluster_cidr} jump svc-mark")
     if s.affinity_timeout:
         rules += [f"ip saddr @{affinity_set(s, p, ep)} goto {endpoint_chain(s, p, ep)}" for ep in eps]
     rules += _spread(ep_chains)
