@@ -12,12 +12,13 @@ named `svc…` so the pod egress (`pod-*`) and hostPort (`hostports*`) chains ar
   svc-nat-output       nat/output (-100)        ─┘  (the node itself reaches ClusterIPs)
   svc-services         `ip daddr . meta l4proto . th dport vmap @svc-ips`, then for local
                        destinations `meta l4proto . th dport vmap @svc-nodeports`
-  svc-<ns>/<name>/<proto>/<port>                one chain per Service port: masquerade mark
-                       for ClusterIP traffic from outside the cluster CIDR, ClientIP affinity
-                       lookups, then a uniform random choice of an endpoint chain (`numgen
-                       random`; one vmap from 16 endpoints on, see `_spread`)
-  svc-ep-<…>/<ip>/<port>                        one chain per endpoint: hairpin mark (a pod
-                       reaching itself through its Service), affinity update, DNAT
+  svc-<ns>/<name>/<proto>/<port>                one chain per Service port: ClientIP
+                       affinity lookups, then a uniform random choice of an endpoint chain
+                       (`numgen random`; one vmap from 16 endpoints on, see `_spread`)
+  svc-ep-<…>/<ip>/<port>                        one chain per endpoint: for pod endpoints the
+                       masquerade mark on hairpin (a pod reaching itself through its Service)
+                       and on ClusterIP traffic from outside the cluster CIDR; affinity
+                       update; DNAT
   svc-ext-<…>          NodePort/LoadBalancer entry: Cluster policy marks for masquerade;
                        Local policy keeps the client address and only uses local endpoints
                        (traffic from the node itself still takes the cluster path, as kube-proxy)
