@@ -7,6 +7,7 @@
 # from the same settings `minik server` reads (the service's env file, then the environment):
 #   MINIK_DATA_DIR (/var/lib/minik)  MINIK_RUN_DIR (/run/minik)
 #   MINIK_BRIDGE_NAME (minik0)       MINIK_NFT_TABLE (minik)
+#   MINIK_DNS_INTERFACE (minik-dns0)
 # - the server: the pid in $MINIK_RUN_DIR/minik.pid, or a `minik server` process whose data dir
 #   (--data-dir, else its MINIK_DATA_DIR, else the default) is ours;
 # - containerd: the pid in $MINIK_RUN_DIR/containerd/containerd.pid if that process runs with a
@@ -21,7 +22,7 @@ ENV_FILE="${MINIK_ENV_FILE:-/etc/systemd/system/minik.service.env}"
 if [ -r "$ENV_FILE" ]; then
   while IFS='=' read -r key value; do
     case "$key" in
-      MINIK_DATA_DIR|MINIK_RUN_DIR|MINIK_BRIDGE_NAME|MINIK_NFT_TABLE)
+      MINIK_DATA_DIR|MINIK_RUN_DIR|MINIK_BRIDGE_NAME|MINIK_NFT_TABLE|MINIK_DNS_INTERFACE)
         [ -n "${!key:-}" ] || export "$key=$value" ;;
     esac
   done < "$ENV_FILE"
@@ -115,6 +116,10 @@ if ip link show "$BRIDGE" >/dev/null 2>&1; then
   ip link delete "$BRIDGE" 2>/dev/null
 fi
 nft delete table ip "$TABLE" 2>/dev/null
+# Cluster DNS IP: its dummy link, or (kernel without the dummy driver) the lo address labelled lo:<interface>.
+dns_if="${MINIK_DNS_INTERFACE:-minik-dns0}"; dns_label="lo:$dns_if"
+ip -d -o link show "$dns_if" 2>/dev/null | grep -q " dummy " && ip link delete "$dns_if"
+ip -4 addr flush dev lo label "${dns_label:0:15}" 2>/dev/null
 grep -E " ($RUN_DIR|$DATA_DIR)/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
 echo "minik stopped ($DATA_DIR)"
 exit 0

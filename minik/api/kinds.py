@@ -6,6 +6,7 @@
 - CustomResourceDefinition: accepted names, Established condition, and (after the write) the
   served resource types registered in the `Registry` and OpenAPI, so custom resources are served.
 - Role/ClusterRole/(Cluster)RoleBinding: escalation prevention (`minik.api.rbac_escalation`).
+- Ingress: the default IngressClass's name when none is given (`minik.apis.ingressclass`).
 Neighbours: called by `minik.api.service`; updates `minik.apis.registry` and `minik.api.openapi`.
 """
 
@@ -17,9 +18,11 @@ import random
 from typing import Any, Protocol
 
 from minik.api import rbac_escalation
+from minik.api.admission import Admission
 from minik.api import status as st
 from minik.api.meta import Obj, rfc3339, utcnow
 from minik.apis import errors as api_errors
+from minik.apis.ingressclass import set_default_class
 from minik.apis.registry import Registry, ResourceType
 from minik.store.store import Store
 
@@ -65,6 +68,7 @@ class KindHooksImpl:
         self._custom_status: set[tuple[str, str, str]] = set()
         self._custom_scale: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._custom_columns: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self.admission = Admission(store)   # LimitRanger, DefaultStorageClass, storage protection, ResourceQuota
 
     # ---- KindHooks protocol -------------------------------------------------------------------
     def custom_schema(self, rt: ResourceType) -> dict[str, Any] | None:
@@ -76,6 +80,7 @@ class KindHooksImpl:
         return "status" in rt.subresources
 
     async def before_create(self, rt: ResourceType, obj: Obj) -> None:
+        await self.admission.admit_create(rt, obj)
         if rt.group == "" and rt.kind == "Pod":
             status = obj.setdefault("status", {})
             status.setdefault("phase", "Pending")
@@ -87,8 +92,11 @@ class KindHooksImpl:
             self._crd_status(obj)
         elif rt.group == "rbac.authorization.k8s.io":
             rbac_escalation.check_write(rt, obj, None)
+        elif rt.group == "networking.k8s.io" and rt.kind == "Ingress":
+            set_default_class(obj, self.store.list("networking.k8s.io/ingressclasses").items)
 
     async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
+        await self.admission.admit_update(rt, obj, old)
         if rt.group == "" and rt.kind == "Service":
             self._allocate_service(obj, old)
         elif rt.kind == "CustomResourceDefinition":
@@ -97,6 +105,8 @@ class KindHooksImpl:
             rbac_escalation.check_write(rt, obj, old)
 
     async def after_write(self, rt: ResourceType, obj: Obj | None, old: Obj | None) -> None:
+        if obj is not None and old is None:
+            self.admission.created(obj)
         if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
             if obj is not None:
                 self.register_crd(obj)

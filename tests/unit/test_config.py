@@ -50,3 +50,15 @@ def test_service_node_port_range_flag() -> None:
     assert build_server_config(parser.parse_args(["server"])).service_node_port_range == "30000-32767"
     with pytest.raises(SystemExit):
         build_server_config(parser.parse_args(["server", "--service-node-port-range", "32767-30000"]))
+
+
+def test_local_storage_path_flag_and_default() -> None:
+    import argparse
+
+    from minik.cli.main import _server_parser, build_server_config
+    top = argparse.ArgumentParser()
+    _server_parser(top.add_subparsers())
+    cfg = build_server_config(top.parse_args(["server", "--data-dir", "/srv/mk"]))
+    assert cfg.storage_dir == "/srv/mk/storage"
+    cfg = build_server_config(top.parse_args(["server", "--data-dir", "/srv/mk", "--default-local-storage-path", "/mnt/disk"]))
+    assert cfg.storage_dir == "/mnt/disk"
