@@ -266,7 +266,8 @@ class Server:
         if self.runtime is None:
             return
         proxier = Proxier(self.informers, self.runtime.node_name,
-                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr), cfg.bridge_name)
+                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr, bridge=cfg.bridge_name),
+                          cfg.bridge_name)
         self.supervisor.spawn("proxier", proxier.run)
     async def _start_dns(self) -> None:
         """kube-dns Service/Endpoints/EndpointSlice, and cluster DNS on this node when it runs pods."""
