@@ -354,6 +354,8 @@ class Server:
         if self.informers is not None:
             for key, inf in self.informers.informers().items():
                 lines.append(f'minik_informer_objects{{resource="{key.resource}"}} {len(inf.list())}')
+        if self.netpol is not None:
+            lines += self.netpol.metrics()
         if self.ingress is not None:
             lines += self.ingress.metrics()
         return "\n".join(lines) + "\n"
