@@ -37,6 +37,7 @@ class ServerConfig:
     nft_table: str = "minik"             # minik's nftables table (ip family)
     node_ip: str = ""                    # default: the advertise address
     extra: dict[str, str] = field(default_factory=dict)
+    secrets_encryption: bool = True      # Secrets sealed with AES-GCM in the database (key: encryption_config_path)
 
     @property
     def kubeconfig_path(self) -> str:
@@ -57,6 +58,10 @@ class ServerConfig:
     @property
     def registries_file(self) -> str:
         return os.path.join(self.config_dir, "registries.yaml")
+
+    @property
+    def encryption_config_path(self) -> str:
+        return os.path.join(self.server_dir, "encryption-config")
 
     @property
     def tls_dir(self) -> str:

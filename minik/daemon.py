@@ -96,6 +96,7 @@ class Server:
         node_token_path = os.path.join(cfg.server_dir, "node-token")
         if not os.path.exists(node_token_path) or open(node_token_path).read().strip() != token:
             await asyncio.to_thread(_write_secret, node_token_path, token)
+        await self._start_secrets_encryption()
         await self.store.start()
         log.info("store open at %s (revision %d)", cfg.db_path, self.store.revision)
 
@@ -145,6 +146,25 @@ class Server:
         release_memory()
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    async def _start_secrets_encryption(self) -> None:
+        """Secrets at rest: the key file (created on first start), the store's transformer (set
+        before the store opens, so plaintext rows are sealed at start), and the control socket
+        of `minik secrets-encrypt`."""
+        from minik.store.encryption import KeySet, Transformer, ensure_config, read_config
+        from minik.store.keyctl import SOCKET_NAME, ControlServer
+        cfg = self.cfg
+        path = cfg.encryption_config_path
+        await asyncio.to_thread(_private_tree, cfg.server_dir)
+        if cfg.secrets_encryption:
+            keyset = await asyncio.to_thread(ensure_config, path)
+        else:   # off: new writes stay plaintext, but Secrets sealed earlier still load
+            keyset = (await asyncio.to_thread(read_config, path)) or KeySet(())
+        self.store.use_transformer(Transformer(keyset, enabled=cfg.secrets_encryption))
+        log.info("secrets encryption %s (%d key(s) in %s)", "enabled" if cfg.secrets_encryption else "disabled",
+                 len(keyset.keys), path)
+        control = ControlServer(os.path.join(cfg.server_dir, SOCKET_NAME), path, self.store, cfg.secrets_encryption)
+        self.supervisor.spawn("secrets-encrypt-control", control.run)
 
     def _service_account_user(self, token: str) -> User | None:
         """A bound ServiceAccount token is valid while its ServiceAccount (same uid) exists."""
@@ -258,7 +278,23 @@ def _write_secret(path: str, content: str) -> None:
     os.replace(path + ".tmp", path)
 
 
+def _private_tree(root: str) -> None:
+    """server/ holds keys, tokens and the database: directories 0700, files 0600, whatever an
+    older version or a different umask left behind."""
+    import stat
+    for dirpath, _dirs, files in os.walk(root):
+        os.chmod(dirpath, 0o700)
+        for name in files:
+            p = os.path.join(dirpath, name)
+            mode = os.lstat(p).st_mode
+            if stat.S_ISREG(mode) and stat.S_IMODE(mode) & 0o077:
+                os.chmod(p, stat.S_IMODE(mode) & 0o700)
+
+
 async def run_server(cfg: ServerConfig) -> int:
+    # Everything the daemon creates under its data dir (database, keys, pod volumes) is private
+    # unless a mode is set explicitly; containerd gets 022 of its own (minik.agent.containerd).
+    os.umask(0o077)
     server = Server(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

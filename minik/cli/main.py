@@ -13,7 +13,7 @@ import os
 import sys
 
 from minik import KUBE_VERSION, __version__
-from minik.cli import images
+from minik.cli import images, secrets_encrypt
 from minik.config import ServerConfig
 
 
@@ -46,6 +46,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--node-ip", default=_env("node-ip", ""), help="IP address to advertise for this node (default: the advertise address)")
     p.add_argument("--bridge-name", default=_env("bridge-name", d.bridge_name), help="name of the pod bridge (default %(default)s)")
     p.add_argument("--nft-table", default=_env("nft-table", d.nft_table), help="name of minik's nftables table (default %(default)s)")
+    p.add_argument("--secrets-encryption", action=argparse.BooleanOptionalAction,
+                   default=_env("secrets-encryption", "true").lower() not in ("0", "false", "no"),
+                   help="encrypt Secrets at rest with AES-GCM, key in <data-dir>/server/encryption-config (default: on)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -62,7 +65,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         disable_agent=a.disable_agent, node_name=a.node_name, cluster_cidr=a.cluster_cidr, service_cidr=a.service_cidr,
         cluster_dns=a.cluster_dns, cluster_domain=a.cluster_domain, token=a.token,
         container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
-        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table)
+        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
+        secrets_encryption=a.secrets_encryption)
 
 
 class _Formatter(logging.Formatter):
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _server_parser(sub)
     images.add_parser(sub)
+    secrets_encrypt.add_parser(sub)
     sub.add_parser("kubectl", help="run kubectl with minik's admin kubeconfig", add_help=False)
     args = parser.parse_args(argv)
     if args.command == "server":
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(asyncio.run(run_server(cfg)))
     if args.command == "images":
         raise SystemExit(images.run(args))
+    if args.command == "secrets-encrypt":
+        raise SystemExit(secrets_encrypt.run(args))
     parser.print_help()
     raise SystemExit(0 if not argv else 2)
 
