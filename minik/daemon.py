@@ -156,10 +156,12 @@ class Server:
         cfg = self.cfg
         path = cfg.encryption_config_path
         await asyncio.to_thread(_private_tree, cfg.server_dir)
+        keyset: KeySet
         if cfg.secrets_encryption:
             keyset = await asyncio.to_thread(ensure_config, path)
         else:   # off: new writes stay plaintext, but Secrets sealed earlier still load
-            keyset = (await asyncio.to_thread(read_config, path)) or KeySet(())
+            found: KeySet | None = await asyncio.to_thread(read_config, path)
+            keyset = found or KeySet(())
         self.store.use_transformer(Transformer(keyset, enabled=cfg.secrets_encryption))
         log.info("secrets encryption %s (%d key(s) in %s)", "enabled" if cfg.secrets_encryption else "disabled",
                  len(keyset.keys), path)

@@ -69,13 +69,12 @@ class KeySet:
 
 
 def new_key(existing: KeySet | None = None) -> Key:
-    """A fresh 256-bit key named like k3s names its keys (`aesgcmkey-<timestamp>`), unique in `existing`."""
-    base = "aesgcmkey-" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    name, n = base, 1
-    while existing is not None and existing.find(name) is not None:
-        n += 1
-        name = f"{base}-{n}"
-    return Key(name, _secrets.token_bytes(KEY_BYTES))
+    """A fresh 256-bit key named like k3s names its keys (`aesgcmkey-<time>`, plus a random tag
+    so two keys made in one second differ), unique in `existing`."""
+    while True:
+        name = f"aesgcmkey-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{_secrets.token_hex(3)}"
+        if existing is None or existing.find(name) is None:
+            return Key(name, _secrets.token_bytes(KEY_BYTES))
 
 
 # ---- the config file -------------------------------------------------------------------------------
@@ -162,7 +161,8 @@ def key_name_of(stored: str) -> str:
     """The key a stored value is encrypted with, or IDENTITY for plaintext."""
     if not stored.startswith(PREFIX):
         return IDENTITY
-    return stored[len(PREFIX):].split(":", 1)[0]
+    # The base64 body has no ':', a key name may (k3s names keys with RFC 3339 times).
+    return stored[len(PREFIX):].rpartition(":")[0]
 
 
 class Transformer:
@@ -201,7 +201,7 @@ class Transformer:
     def open(self, stored: str, context: bytes) -> str:
         if not stored.startswith(PREFIX):
             return stored
-        name, _, body = stored[len(PREFIX):].partition(":")
+        name, _, body = stored[len(PREFIX):].rpartition(":")
         aead = self._aead.get(name)
         if aead is None:
             raise EncryptionError(f"value is encrypted with key {name!r}, which the key file does not hold")
