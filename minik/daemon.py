@@ -85,6 +85,7 @@ class Server:
 
     async def start(self) -> None:
         cfg = self.cfg
+        self._start_memory_trimmer()
         os.makedirs(cfg.server_dir, mode=0o700, exist_ok=True)
         os.makedirs(os.path.dirname(cfg.db_path), mode=0o700, exist_ok=True)
         first_ip = _first_service_ip(cfg.service_cidr)
@@ -146,6 +147,14 @@ class Server:
         release_memory()
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    def _start_memory_trimmer(self) -> None:
+        """glibc settings before any thread exists, and the task that returns memory to the kernel
+        after a storm of watches or LISTs (minik.machinery.memory)."""
+        from minik.machinery.memory import MemoryTrimmer, tune_allocator
+        if not tune_allocator():
+            log.info("allocator tuning unavailable (not glibc)")
+        self.supervisor.spawn("memory-trimmer", MemoryTrimmer().run)
 
     async def _start_secrets_encryption(self) -> None:
         """Secrets at rest: the key file (created on first start), the store's transformer (set

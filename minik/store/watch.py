@@ -87,6 +87,36 @@ class Watch:
             finally:
                 self._waiter = None
 
+    def next_nowait(self) -> Event | None:
+        """An event already buffered, or None (never waits; raises like `__anext__` once the
+        buffer is empty and the watch is closed or failed)."""
+        if self._buf:
+            event = self._buf.popleft()
+            self._last = event.revision
+            return event
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise StopAsyncIteration
+        return None
+
+    async def next(self, timeout: float) -> Event | None:
+        """The next event, or None when `timeout` seconds pass first. One timer, no task: a
+        server with hundreds of idle watches wakes each of them cheaply."""
+        event = self.next_nowait()
+        if event is not None:
+            return event
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(timeout, _wake_future, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return self.next_nowait()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -123,6 +153,11 @@ class Watch:
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+def _wake_future(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class WatchHub:
