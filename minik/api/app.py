@@ -170,6 +170,7 @@ class ApiServer:
 
     # ---- serving -----------------------------------------------------------------------------
     async def start(self, host: str, port: int, ssl_ctx: ssl.SSLContext | None) -> None:
+        limit_tls_read_buffer()
         self.runner = web.AppRunner(self.build(), access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx, backlog=1024, reuse_address=True)
@@ -179,6 +180,19 @@ class ApiServer:
         if self.runner is not None:
             await self.runner.cleanup()
         await self.handlers.proxy.close()
+
+
+TLS_READ_BUFFER = 32 * 1024
+
+
+def limit_tls_read_buffer(size: int = TLS_READ_BUFFER) -> None:
+    """asyncio gives every TLS connection a 256 KiB read buffer (`SSLProtocol.max_size`, a
+    zero-filled bytearray, so resident at once): 500 open watches held 125 MB for buffers that
+    see one request line each. Two TLS records' worth is plenty: larger bodies are read in more
+    calls. The attribute is read when a connection is made, so this applies to new connections."""
+    import asyncio.sslproto
+    if getattr(asyncio.sslproto.SSLProtocol, "max_size", 0) > size:
+        asyncio.sslproto.SSLProtocol.max_size = size
 
 
 def server_ssl_context(cert: str, key: str, ca: str) -> ssl.SSLContext:

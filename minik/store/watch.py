@@ -20,6 +20,9 @@ from minik.store.errors import Expired
 from minik.store.types import Event
 
 
+WAKE_SLICE = 8
+
+
 class WatchOverflow(Expired):
     """The watcher fell more than its queue size behind; it was closed and must relist."""
 
@@ -148,7 +151,8 @@ class Watch:
             self.close()
             return
         self._buf.append(event)
-        self._wake()
+        if self._waiter is not None and not self._waiter.done():
+            self._hub._schedule_wake(self)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -172,6 +176,11 @@ class WatchHub:
         self._floor = start_revision
         self._watches: dict[str | None, set[Watch]] = {}
         self._count = 0
+        # Fair fan-out: waiting watchers are woken at most WAKE_SLICE per event-loop iteration,
+        # so one change fanned out to hundreds of watches does not hold the loop for the whole
+        # fan-out; requests arriving meanwhile are served between slices.
+        self._to_wake: deque[Watch] = deque()
+        self._waking = False
 
     @property
     def watchers(self) -> int:
@@ -216,6 +225,20 @@ class WatchHub:
             for w in tuple(watches):
                 if w.namespace is None or w.namespace == event.namespace:
                     w._push(event)
+
+    def _schedule_wake(self, w: Watch) -> None:
+        self._to_wake.append(w)
+        if not self._waking:
+            self._waking = True
+            asyncio.get_running_loop().call_soon(self._wake_slice)
+
+    def _wake_slice(self) -> None:
+        for _ in range(min(WAKE_SLICE, len(self._to_wake))):
+            self._to_wake.popleft()._wake()
+        if self._to_wake:
+            asyncio.get_running_loop().call_soon(self._wake_slice)
+        else:
+            self._waking = False
 
     def compact(self, revision: int) -> None:
         """Forget events at or below `revision` (the store's compact revision)."""
