@@ -248,6 +248,10 @@ class Server:
         stats = self.store.stats()
         lines = [f"minik_store_{k} {v}" for k, v in stats.items()]
         lines.append(f"minik_store_revision {self.store.revision}")
+        if self.api is not None:   # shared watch/LIST encodings (minik.api.encoded)
+            enc = self.api.handlers.encoded
+            lines += [f"minik_api_encoded_hits {enc.hits}", f"minik_api_encoded_misses {enc.misses}",
+                      f"minik_api_encoded_bytes {enc.size}"]
         if self.informers is not None:
             for key, inf in self.informers.informers().items():
                 lines.append(f'minik_informer_objects{{resource="{key.resource}"}} {len(inf.list())}')
