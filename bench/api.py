@@ -7,7 +7,8 @@ and a bare aiohttp TLS handler (the HTTP ceiling), with ratios. Ends with the se
 the run and at idle.
 
 `--storm` measures memory and latency under a watch/LIST storm instead: GET p99 with 500 open
-watches against the same GETs with none (the baseline), and RSS before, at the peak of, and
+watches (idle, then with 10 writes/s fanned out to all of them) against the same GETs with none
+(the baselines), and RSS before, at the peak of, and
 after a 500-watch + 200-concurrent-LIST storm (1,000 ConfigMaps of 1 KiB), plus how fast the
 server's watcher count comes back down when the clients go away.
 
@@ -266,8 +267,11 @@ async def storm(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.005)
             return lat
 
+        base_idle = await gets(args.gets)
         tick = asyncio.create_task(ticker())
         base_lat = await gets(args.gets)
+        stop_ticker.set()
+        await tick
         peak = rss_mb(pid)
         opened = 0
         received = 0
@@ -286,6 +290,9 @@ async def storm(args: argparse.Namespace) -> None:
         while opened < args.watches and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         await asyncio.sleep(args.hold)
+        watch_idle = await gets(args.gets)
+        stop_ticker.clear()
+        tick = asyncio.create_task(ticker())
         watch_lat = await gets(args.gets)
         rss_watches = rss_mb(pid)
         peak = max(peak, rss_watches)
@@ -325,8 +332,11 @@ async def storm(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.2)
     await asyncio.sleep(10)
     rss_after = rss_mb(pid)
-    print(f"GET p50/p99 with no watches (baseline): {pct(base_lat, .5):6.2f} / {pct(base_lat, .99):6.2f} ms")
-    print(f"GET p50/p99 with {args.watches} open watches:     {pct(watch_lat, .5):6.2f} / {pct(watch_lat, .99):6.2f} ms"
+    print(f"GET p50/p99, no watches (baseline):                 {pct(base_idle, .5):6.2f} / {pct(base_idle, .99):6.2f} ms")
+    print(f"GET p50/p99, {args.watches} open watches, no writes:        {pct(watch_idle, .5):6.2f} / {pct(watch_idle, .99):6.2f} ms"
+          f"   → p99 at {pct(watch_idle, .99) / pct(base_idle, .99):5.2f}x the baseline")
+    print(f"GET p50/p99, no watches, 10 writes/s (baseline):    {pct(base_lat, .5):6.2f} / {pct(base_lat, .99):6.2f} ms")
+    print(f"GET p50/p99, {args.watches} watches x 10 writes/s fan-out:  {pct(watch_lat, .5):6.2f} / {pct(watch_lat, .99):6.2f} ms"
           f"   → p99 at {pct(watch_lat, .99) / pct(base_lat, .99):5.2f}x the baseline")
     print(f"GET p50/p99 right after {args.lists} LISTs:       {pct(storm_lat, .5):6.2f} / {pct(storm_lat, .99):6.2f} ms")
     print(f"{args.lists} concurrent LISTs of {sizes[0] / 1e6:.2f} MB: {list_time:6.2f} s ({args.lists / list_time:.1f} LISTs/s)")
