@@ -181,8 +181,12 @@ class ApiHandlers:
     async def _list(self, request: web.Request, t: Target) -> web.StreamResponse:
         labels, fields = self._selectors(request)
         limit = int_param("limit", request.query.get("limit")) or 0
-        page = self.service.list(t.rt, t.namespace, labels, fields, limit, request.query.get("continue", ""))
         accept = request.headers.get("Accept")
+        # Plain JSON LISTs are encoded item by item with apiVersion/kind added on the way
+        # (minik.api.listing), so the stored objects are not copied first.
+        plain = not wants_table(accept) and not wants_partial_metadata(accept)
+        page = self.service.list(t.rt, t.namespace, labels, fields, limit, request.query.get("continue", ""),
+                                 typed=not plain)
         if wants_table(accept):
             from minik.api.tables import table
             tbl = table(t.rt, page.items, utcnow(), include_object=request.query.get("includeObject", "Metadata"),
