@@ -110,3 +110,31 @@ async def test_rotation_rewrites_every_row_including_history(tmp_path: Path) -> 
         assert store.get("secrets", "default", "s")["data"]["v"] == "plain-value-2"  # type: ignore[index]
     finally:
         await store.close()
+
+
+async def test_start_finishes_an_interrupted_rotation(tmp_path: Path) -> None:
+    """Crash after step 1 of a rotation (key file has [new, old], rows still under old): the next
+    start re-encrypts every row under the new key; nothing is lost."""
+    from minik.store.encryption import write_config
+
+    db = str(tmp_path / "db" / "state.db")
+    cfg = str(tmp_path / "encryption-config")
+    old = ensure_config(cfg)
+    store = Store(db, transformer=Transformer(old))
+    await store.start()
+    for i in range(4):
+        await store.create("secrets", {"metadata": {"name": f"s{i}", "namespace": "ns"}, "data": {"v": f"value-{i}"}})
+    await store.close()
+    staged = KeySet((new_key(old), *old.keys))
+    write_config(cfg, staged)     # step 1 durable, then kill -9
+    store = Store(db, transformer=Transformer(read_config(cfg)))  # type: ignore[arg-type]
+    await store.start()
+    try:
+        assert (await store.key_usage()) == {staged.keys[0].name: 4}
+        assert [store.get("secrets", "ns", f"s{i}")["data"]["v"] for i in range(4)] == [f"value-{i}" for i in range(4)]  # type: ignore[index]
+        s = await status(cfg, store, True)
+        assert s.stage == "rotating" and len(s.keys) == 2   # the next rotate (or this one again) drops the old key
+        s = await rotate(cfg, store, True)
+        assert s.stage == "start" and len(s.keys) == 1 and s.keys[0].rows == 4
+    finally:
+        await store.close()
