@@ -170,10 +170,11 @@ class Server:
         before the store opens, so plaintext rows are sealed at start), and the control socket
         of `minik secrets-encrypt`."""
         from minik.store.encryption import KeySet, Transformer, ensure_config, read_config
-        from minik.store.keyctl import SOCKET_NAME, ControlServer
+        from minik.store.keyctl import SOCKET_NAME, ControlServer, hold_lock
         cfg = self.cfg
         path = cfg.encryption_config_path
         await asyncio.to_thread(_private_tree, cfg.server_dir)
+        self._keyctl_lock = hold_lock(cfg.server_dir)   # held until the process exits
         keyset: KeySet
         if cfg.secrets_encryption:
             keyset = await asyncio.to_thread(ensure_config, path)

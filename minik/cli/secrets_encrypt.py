@@ -61,13 +61,16 @@ def run(a: argparse.Namespace) -> int:
 
 async def _offline(cfg: ServerConfig, command: str) -> EncryptionStatus:
     from minik.store.encryption import KeySet, read_config
-    from minik.store.keyctl import KeyctlError, OfflineStore, rotate, status
+    from minik.store.keyctl import KeyctlError, OfflineStore, daemon_running, rotate, status
     config_path = cfg.encryption_config_path
     if not os.path.isdir(cfg.server_dir):
         raise KeyctlError(f"{cfg.server_dir} does not exist: wrong --data-dir?")
+    if daemon_running(cfg.server_dir):
+        raise KeyctlError("the minik server is running but its control socket does not answer; try again "
+                          "or stop the server")
     keyset = read_config(config_path)
     enabled = keyset is not None and bool(keyset.keys)
-    async with OfflineStore(cfg.db_path, keyset or KeySet(())) as store:
+    async with OfflineStore(cfg.server_dir, cfg.db_path, keyset or KeySet(())) as store:
         if command == "rotate":
             return await rotate(config_path, store, enabled)
         return await status(config_path, store, enabled)

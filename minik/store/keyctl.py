@@ -35,6 +35,7 @@ from minik.store.encryption import IDENTITY, KeySet, Transformer, new_key, read_
 logger = logging.getLogger("minik.store.keyctl")
 
 SOCKET_NAME = "secrets-encrypt.sock"
+LOCK_NAME = "secrets-encrypt.lock"
 MAX_REQUEST = 4096
 
 
@@ -136,24 +137,65 @@ async def rotate(config_path: str, store: EncryptedStore, enabled: bool) -> Encr
 class OfflineStore:
     """The database file opened directly (no daemon): enough for status and rotate."""
 
-    def __init__(self, db_path: str, keyset: KeySet) -> None:
+    def __init__(self, server_dir: str, db_path: str, keyset: KeySet) -> None:
         # enabled=False: opening must not rewrite anything; rotate passes its own transformer.
         self._db = Database(db_path, Transformer(keyset, enabled=False))
+        self._server_dir = server_dir
+        self._lock = -1
 
     async def __aenter__(self) -> OfflineStore:
         if not os.path.exists(self._db.path):
             raise KeyctlError(f"no database at {self._db.path}")
-        await self._db.open()
+        self._lock = hold_lock(self._server_dir)   # no server may start while we work
+        try:
+            await self._db.open()
+        except BaseException:
+            os.close(self._lock)
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._db.close()
+        try:
+            await self._db.close()
+        finally:
+            os.close(self._lock)
 
     async def reencrypt(self, transformer: Transformer) -> ReencryptResult:
         return await self._db.reencrypt(transformer)
 
     async def key_usage(self) -> dict[str, int]:
         return await self._db.key_usage()
+
+
+# ---- who owns the database -------------------------------------------------------------------------
+
+def hold_lock(server_dir: str) -> int:
+    """Taken by the daemon for its lifetime (released by the kernel when it exits, kill -9
+    included): offline commands must not rewrite rows or drop keys under a running daemon,
+    which keeps its keys in memory."""
+    import fcntl
+    fd = os.open(os.path.join(server_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise KeyctlError(f"another minik server holds {server_dir}") from None
+    return fd
+
+
+def daemon_running(server_dir: str) -> bool:
+    import fcntl
+    try:
+        fd = os.open(os.path.join(server_dir, LOCK_NAME), os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)   # closing drops the lock if we got it
+    return False
 
 
 # ---- the control socket ------------------------------------------------------------------------------

@@ -157,6 +157,14 @@ def test_rotate_through_the_cli_against_the_running_daemon_and_offline(server: M
     # A local non-root user cannot use the control socket (nor read the key file).
     denied = secrets_encrypt(server, "rotate", user=65534)
     assert denied.returncode != 0
+    # Without its socket the running daemon is still detected: no offline rewrite under its feet.
+    sock = os.path.join(server.data_dir, "server", "secrets-encrypt.sock")
+    os.rename(sock, sock + ".away")
+    try:
+        busy = secrets_encrypt(server, "rotate")
+        assert busy.returncode != 0 and "running" in busy.stderr, busy.stderr
+    finally:
+        os.rename(sock + ".away", sock)
     after = status_json(server, "rotate")
     assert after["source"] == "server"
     [new_key] = after["keys"]  # type: ignore[misc]
