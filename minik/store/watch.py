@@ -55,6 +55,7 @@ class Watch:
         self._waiter: asyncio.Future[None] | None = None
         self._error: Expired | None = None
         self._closed = False
+        self._wake_queued = False   # in the hub's wake queue already
 
     @property
     def revision(self) -> int:
@@ -151,10 +152,12 @@ class Watch:
             self.close()
             return
         self._buf.append(event)
-        if self._waiter is not None and not self._waiter.done():
+        if self._waiter is not None and not self._waiter.done() and not self._wake_queued:
+            self._wake_queued = True
             self._hub._schedule_wake(self)
 
     def _wake(self) -> None:
+        self._wake_queued = False
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
