@@ -298,6 +298,9 @@ class Server:
         if self.api is not None:
             await self.api.stop()
         await self.store.close()
+        if getattr(self, "_keyctl_lock", -1) >= 0:   # offline `secrets-encrypt` may run from now on
+            os.close(self._keyctl_lock)
+            self._keyctl_lock = -1
         log.info("minik server stopped")
 
 
