@@ -332,6 +332,8 @@ async def storm(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.2)
     await asyncio.sleep(10)
     rss_after = rss_mb(pid)
+    await asyncio.sleep(20)
+    rss_later = rss_mb(pid)
     print(f"GET p50/p99, no watches (baseline):                 {pct(base_idle, .5):6.2f} / {pct(base_idle, .99):6.2f} ms")
     print(f"GET p50/p99, {args.watches} open watches, no writes:        {pct(watch_idle, .5):6.2f} / {pct(watch_idle, .99):6.2f} ms"
           f"   → p99 at {pct(watch_idle, .99) / pct(base_idle, .99):5.2f}x the baseline")
@@ -344,7 +346,7 @@ async def storm(args: argparse.Namespace) -> None:
     print(f"server watchers: {watchers_idle:.0f} idle, {watchers_open:.0f} with the watches open, back to idle "
           f"{settled:.1f} s after the clients closed")
     print(f"server RSS: {rss_start:.1f} MB before the storm, {rss_watches:.1f} MB with the watches open, {peak:.1f} MB peak, {rss_after:.1f} MB 10 s after "
-          f"(+{rss_after - rss_start:.1f} MB; target < 20 MB)")
+          f"(+{rss_after - rss_start:.1f} MB), {rss_later:.1f} MB 30 s after (+{rss_later - rss_start:.1f} MB; target < 20 MB)")
     m.stop()
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

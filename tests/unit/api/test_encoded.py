@@ -47,3 +47,6 @@ def test_body_deadline_and_trim_policy() -> None:
     assert not t.should_trim(100 * mb, 100 * mb, 105 * mb)      # within the slack
     assert not t.should_trim(100 * mb, 110 * mb, 140 * mb)      # still climbing: a storm in progress
     assert t.should_trim(100 * mb, 140 * mb, 139 * mb)          # grown and settled
+    assert t.should_trim_free(60 * mb, 20 * mb, 140 * mb, 139 * mb)   # 40 MB freed since the low point
+    assert not t.should_trim_free(60 * mb, 58 * mb, 140 * mb, 139 * mb)  # already trimmed at that level
+    assert not t.should_trim_free(60 * mb, 20 * mb, 100 * mb, 139 * mb)  # RSS still climbing
