@@ -336,18 +336,32 @@ def _mount_tmpfs(path: str, size: int | None, mode: int = 0o777) -> None:
         raise VolumeError(f"mount tmpfs at {path}: {res.stderr.strip()}")
 
 
+def _makedirs_mode(path: str, mode: int) -> None:
+    """makedirs where every directory it creates gets `mode` (the daemon's umask is 077)."""
+    missing: list[str] = []
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    os.makedirs(path, exist_ok=True)
+    for d in missing:
+        os.chmod(d, mode)
+
+
 def _check_host_path(path: str, htype: str) -> None:
     if htype in ("", None):
         return
     if htype == "DirectoryOrCreate":
         if not os.path.exists(path):
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            os.chmod(path, 0o755)   # as kubelet, whatever the daemon's umask
+            _makedirs_mode(path, 0o755)   # as kubelet, whatever the daemon's umask
             return
         htype = "Directory"
     if htype == "FileOrCreate":
         if not os.path.exists(path):
-            os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+            _makedirs_mode(os.path.dirname(path) or "/", 0o755)
             with open(path, "a", encoding="utf-8"):
                 pass
             os.chmod(path, 0o644)
