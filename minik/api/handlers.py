@@ -39,14 +39,27 @@ JSON_CT = "application/json"
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (an object written before decoding refused them, or a message
+        # quoting one): \u-escape rather than fail the response, the error response included.
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def header_text(text: str) -> str:
+    """Text safe in an HTTP header value: control and non-ASCII characters escaped (a field
+    name in a Warning must not be able to break or split the response)."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if " " <= c < "\x7f" else f"\\u{ord(c):04x}" for c in text)
 
 
 def json_response(obj: Any, status: int = 200, content_type: str = JSON_CT, warnings: list[str] | None = None) -> web.Response:
     # kube-apiserver's JSON serializer is a json.Encoder, which ends every document with "\n".
     resp = web.Response(body=dumps(obj) + b"\n", status=status, headers={"Content-Type": content_type})
     for w in warnings or []:
-        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+        resp.headers.add("Warning", '299 - "' + header_text(w).replace('"', '\\"') + '"')
     return resp
 
 
@@ -260,6 +273,7 @@ class ApiHandlers:
                 decoded, _ = decode_body(raw, request.headers.get("Content-Type"))
                 if isinstance(decoded, dict):
                     body = decoded
+        _check_delete_options(body)
         policy = body.get("propagationPolicy") or q.get("propagationPolicy", "")
         if body.get("orphanDependents") is True or q.get("orphanDependents") == "true":
             policy = policy or "Orphan"
@@ -358,3 +372,19 @@ class ApiHandlers:
             raise st.bad_request("binding target name is required")
         await self.service.bind(t.rt, self._ns(t), t.name, node)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+
+
+def _check_delete_options(body: Obj) -> None:
+    """DeleteOptions are decoded strictly by Kubernetes: a wrongly typed field is a 400."""
+    types: dict[str, tuple[type, ...]] = {"propagationPolicy": (str,), "orphanDependents": (bool,),
+                                          "gracePeriodSeconds": (int,), "preconditions": (dict,), "dryRun": (list,)}
+    for name, want in types.items():
+        v = body.get(name)
+        if v is None:
+            continue
+        if not isinstance(v, want) or (isinstance(v, bool) and bool not in want):
+            raise st.bad_request(f"DeleteOptions.{name}: wrong type {type(v).__name__} (want {want[0].__name__})")
+    pre = body.get("preconditions") or {}
+    for name in ("uid", "resourceVersion"):
+        if pre.get(name) is not None and not isinstance(pre[name], str):
+            raise st.bad_request(f"DeleteOptions.preconditions.{name}: wrong type {type(pre[name]).__name__} (want str)")

@@ -1,18 +1,17 @@
 """Request decoding: URL → resource target, query options, content negotiation, bodies.
 
 Neighbours: `minik.api.handlers` uses `parse_target`, `decode_body`, `wants_table`; the
-protobuf envelope decoder lives in `minik.apis.protobuf`.
+protobuf envelope decoder lives in `minik.apis.protobuf`; JSON and YAML are decoded with bounds
+(depth, alias expansion, tags, non-finite numbers, surrogates) by `minik.api.decode`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from minik.api import status as st
+from minik.api.decode import decode_json, decode_yaml
 from minik.apis.registry import Registry, ResourceType
 
 MAX_BODY = 3 * 1024 * 1024
@@ -74,31 +73,6 @@ def media_type(content_type: str | None) -> str:
     if not content_type:
         return "application/json"   # kubectl scale PUT and the Python client send none
     return content_type.split(";", 1)[0].strip().lower()
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise st.bad_request(f'json: duplicate field "{k}"')
-        out[k] = v
-    return out
-
-
-def decode_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates)
-    except st.StatusError:
-        raise
-    except (ValueError, UnicodeDecodeError) as e:
-        raise st.bad_request(f"error decoding request body as JSON: {e}") from None
-
-
-def decode_yaml(raw: bytes) -> Any:
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        raise st.bad_request(f"error decoding request body as YAML: {e}") from None
 
 
 def decode_body(raw: bytes, content_type: str | None, *, patch: bool = False) -> tuple[Any, str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from minik.store.cache import ObjectCache
 from minik.store.db import Database, LogRow
-from minik.store.errors import AlreadyExists, Conflict, NotFound, Unavailable
+from minik.store.errors import AlreadyExists, Conflict, NotFound, TooLarge, Unavailable
 from minik.store.types import Event, EventType, ListResult, Obj
 from minik.store.watch import Watch, WatchHub
 from minik.store.writer import GroupCommitWriter, PendingWrite
@@ -30,6 +30,8 @@ from minik.store.writer import GroupCommitWriter, PendingWrite
 logger = logging.getLogger("minik.store")
 
 _Key = tuple[str, str, str]  # (resource, namespace, name)
+# Largest encoded object accepted (etcd's default request limit, 1.5 MiB).
+MAX_OBJECT_BYTES = 1536 * 1024
 
 
 def _identity(obj: Obj) -> tuple[str, str]:
@@ -255,6 +257,12 @@ class Store:
             raise Unavailable("store is not open")
         revision = self._next_revision + 1
         text, stored = _stamp(obj, revision, deep=kind != "DELETED")
+        if kind != "DELETED" and len(text) > MAX_OBJECT_BYTES // 4:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > MAX_OBJECT_BYTES:
+                # etcd's request limit, which Kubernetes objects live under: counted on the
+                # encoded object, so 150,000 empty keys are as large as their text.
+                raise TooLarge(resource, namespace, name, size, MAX_OBJECT_BYTES)
         self._next_revision = revision
         durable = resource not in self._volatile
         row = (

@@ -19,6 +19,10 @@ _OPS = ("add", "remove", "replace", "move", "copy", "test")
 # kube-apiserver refuses longer operation lists (maxJSONPatchOperations); the same bound keeps a
 # single request from pinning the event loop.
 MAX_OPERATIONS = 10000
+# Bytes that `copy` operations may produce in one patch, all together (kube-apiserver sets the
+# same kind of accumulated-copy limit): 20 copies of a path onto itself double the object 20
+# times, from a 3 KB body.
+MAX_COPY_BYTES = 3 * 1024 * 1024
 
 
 class JsonPatchFailed(errors.ApiError):
@@ -46,9 +50,37 @@ def json_patch(target: JSON, ops: JSON) -> JSON:
     """Apply the operations in order to a copy of `target` and return it."""
     decoded = _decode(ops)
     doc = deep_copy(target)
+    copied = 0
     for op in decoded:
+        if op.op == "copy":
+            copied += encoded_size(_get(doc, op.from_path, op), MAX_COPY_BYTES - copied + 1)
+            if copied > MAX_COPY_BYTES:
+                raise errors.RequestEntityTooLarge(
+                    f"Unable to apply the JSON patch: copy operations would exceed the maximum accumulated size of {MAX_COPY_BYTES} bytes")
         doc = _apply(doc, op)
     return doc
+
+
+def encoded_size(value: JSON, limit: int) -> int:
+    """About the JSON-encoded size of `value`, counting stops once past `limit` (so a huge
+    value costs no more than the limit to measure)."""
+    total = 0
+    stack: list[JSON] = [value]
+    while stack and total <= limit:
+        cur = stack.pop()
+        if isinstance(cur, str):
+            total += len(cur) + 3
+        elif isinstance(cur, dict):
+            total += 2
+            for k, v in cur.items():
+                total += len(k) + 4
+                stack.append(v)
+        elif isinstance(cur, list):
+            total += 2
+            stack.extend(cur)
+        else:
+            total += 8
+    return total
 
 
 # ---- decoding (400) --------------------------------------------------------------------------
