@@ -139,12 +139,26 @@ class Server:
         self.supervisor.spawn("clusterrole-aggregation-controller",
                               ClusterRoleAggregator(self.informers.informer(CLUSTERROLES), self.client, run_informers=False).run)
         self.informers.start()
+        self._start_poison_audit()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
         self._ready = True
         release_memory()
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    def _start_poison_audit(self) -> None:
+        """Report (log + Warning event) stored objects that today's API would refuse: once, in
+        the background, so start-up is not delayed by a large store."""
+        from minik.api.audit import report
+        from minik.machinery.events import EventRecorder
+        service = self.service
+        assert service is not None
+        recorder = EventRecorder(self.client, "minik-apiserver", host=self.node_name)
+
+        async def audit() -> None:
+            await report(service, recorder)
+        self.supervisor.spawn("poison-audit", audit, restart=False)
 
     def _service_account_user(self, token: str) -> User | None:
         """A bound ServiceAccount token is valid while its ServiceAccount (same uid) exists."""

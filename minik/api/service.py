@@ -211,7 +211,7 @@ class ResourceService:
         obj = copy.deepcopy(body)
         self._check_type(rt, obj)
         dropped_status = self.hooks.has_status(rt) and rt.kind not in ("Namespace", "Node", "CustomResourceDefinition", "PersistentVolume")
-        self._structural(rt, obj, skip=frozenset(("status",)) if dropped_status else frozenset())
+        self._structural(rt, obj)   # status too: kube decodes it strictly even where it drops it
         m = meta(obj)
         warnings = self._field_validation(rt, obj, opts.field_validation)
         if rt.namespaced:
@@ -706,17 +706,20 @@ class ResourceService:
         prune_paths(obj, unknown)
         return [f'unknown field "{u}"' for u in unknown] if mode != "Ignore" else []
 
+    def structural_causes(self, rt: ResourceType, obj: Obj, skip: frozenset[str] = frozenset()) -> builtins.list[api_errors.Cause]:
+        """What structural validation (`minik.apis.structural`) finds wrong with `obj`."""
+        if rt.custom:
+            return self.structural.validate_metadata(obj)
+        if rt.schema_name:
+            return self.structural.validate(rt.schema_name, obj, skip=skip)
+        return self.structural.free_form(obj)
+
     def _structural(self, rt: ResourceType, obj: Obj, skip: frozenset[str] = frozenset()) -> None:
         """Types, formats, quantities, required fields and finite numbers, before anything else
         reads the object (defaults, hooks, validation would otherwise meet `spec.priority: "s"`)."""
         if not self.structural_enabled:
             return
-        if rt.custom:
-            causes = self.structural.validate_metadata(obj)
-        elif rt.schema_name:
-            causes = self.structural.validate(rt.schema_name, obj, skip=skip)
-        else:
-            causes = self.structural.free_form(obj)
+        causes = self.structural_causes(rt, obj, skip)
         if causes:
             md = obj.get("metadata")
             name = md.get("name") if isinstance(md, dict) else ""
