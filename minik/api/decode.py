@@ -82,11 +82,13 @@ def decode_yaml(raw: bytes) -> Any:
 # ---- JSON ------------------------------------------------------------------------------------
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise st.bad_request(f'json: duplicate field "{k}"')
-        out[k] = v
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise st.bad_request(f'json: duplicate field "{k}"')
+            seen.add(k)
     return out
 
 

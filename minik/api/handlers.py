@@ -9,6 +9,7 @@ in front of the node's `minik.client.streams.PodStreams` when one is wired in.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -36,6 +37,7 @@ from minik.client.streams import PodStreams
 log = logging.getLogger("minik.api")
 
 JSON_CT = "application/json"
+LARGE_BODY = 256 * 1024
 
 
 def dumps(obj: Any) -> bytes:
@@ -243,6 +245,9 @@ class ApiHandlers:
         if request.content_length is not None and request.content_length > 3 * 1024 * 1024:
             raise st.StatusError(413, "RequestEntityTooLarge", f"the request body is too large: {request.content_length} bytes (limit 3145728)")
         raw = await request.read()
+        if len(raw) > LARGE_BODY:
+            # Decoding a few MiB takes a while: off the event loop, so other requests interleave.
+            return await asyncio.to_thread(decode_body, raw, request.headers.get("Content-Type"), patch=patch)
         return decode_body(raw, request.headers.get("Content-Type"), patch=patch)
 
     async def _create(self, request: web.Request, t: Target) -> web.Response:

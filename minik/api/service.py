@@ -29,6 +29,7 @@ from minik.apis.defaults import apply_defaults
 from minik.apis.fields import unknown_fields
 from minik.apis.registry import Registry, ResourceType
 from minik.apis.schema import Schemas
+from minik.apis.size import MAX_OBJECT_BYTES, over_limit
 from minik.apis.selectors import FieldSelector, LabelSelector, check_field_selector
 from minik.apis.structural import StructuralValidator
 from minik.apis.validation import validate
@@ -208,10 +209,11 @@ class ResourceService:
 
     # ---- create ----------------------------------------------------------------------------
     async def create(self, rt: ResourceType, namespace: str, body: Obj, opts: WriteOptions = WriteOptions()) -> WriteResult:
+        self._check_type(rt, body)
+        self._structural(rt, body)   # status too: kube decodes it strictly even where it drops it
+        self._check_size(rt, body)   # both before the copy: they only read
         obj = copy.deepcopy(body)
-        self._check_type(rt, obj)
         dropped_status = self.hooks.has_status(rt) and rt.kind not in ("Namespace", "Node", "CustomResourceDefinition", "PersistentVolume")
-        self._structural(rt, obj)   # status too: kube decodes it strictly even where it drops it
         m = meta(obj)
         warnings = self._field_validation(rt, obj, opts.field_validation)
         if rt.namespaced:
@@ -289,6 +291,7 @@ class ResourceService:
         """Merge `new` onto `old` by the subresource rules, validate, and store with CAS."""
         merged = self._merge_for_update(rt, old, new, opts.subresource)
         self._structural(rt, merged)
+        self._check_size(rt, merged)
         m = meta(merged)
         om = old["metadata"]
         for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "name"):
@@ -395,6 +398,12 @@ class ResourceService:
             raise st.bad_request("PATCH requests must specify a fieldManager for server-side apply (fieldManager query parameter)")
         if patch_type != "application/json-patch+json" and not isinstance(body, dict):
             raise st.bad_request(f"the patch body must be a JSON object for {patch_type}")
+        if apply:
+            # An apply configuration is a typed object: wrong types are refused before field
+            # ownership is even looked at (kube decodes it first).
+            if body.get("metadata") is not None and not isinstance(body.get("metadata"), dict):
+                raise st.bad_request("metadata must be an object")
+            self._structural(rt, body)
         async for _ in _conflict_retries():
             old = self.store.get(rt.store_key, ns, name)
             if old is None:
@@ -664,6 +673,9 @@ class ResourceService:
         if subresource in ("scale",):
             return
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        for name, value in (("apiVersion", api_version), ("kind", kind)):
+            if value is not None and not isinstance(value, str):
+                raise st.bad_request(f"{name} must be a string, got {type(value).__name__}")
         if kind and kind != rt.kind:
             raise st.bad_request(f"the kind of the provided object ({kind}) does not match the kind of the resource ({rt.kind}) sent on the request")
         if api_version and api_version != rt.api_version:
@@ -724,6 +736,15 @@ class ResourceService:
             md = obj.get("metadata")
             name = md.get("name") if isinstance(md, dict) else ""
             raise st.from_invalid(rt, api_errors.Invalid(rt.kind, name if isinstance(name, str) else "", causes))
+
+    def _check_size(self, rt: ResourceType, obj: Obj) -> None:
+        """Refuse an object over the store's limit before defaults, validation and managedFields
+        spend seconds on it (the store checks the exact text again)."""
+        size = over_limit(obj)
+        if size:
+            md = obj.get("metadata")
+            name = md.get("name") if isinstance(md, dict) else ""
+            raise store_errors.TooLarge(rt.store_key, "", str(name or ""), size, MAX_OBJECT_BYTES)
 
     def _normalize(self, rt: ResourceType, obj: Obj) -> None:
         """Conversions Kubernetes does on decode: Secret.stringData folds into data."""

@@ -116,7 +116,7 @@ def from_exception(exc: BaseException, rt: ResourceType | None = None, name: str
         if isinstance(exc, store_errors.Conflict):
             return conflict(rt, exc.name)
     if isinstance(exc, store_errors.TooLarge):
-        return StatusError(413, "RequestEntityTooLarge", f"Request entity too large: the object is {exc.size} bytes encoded, "
+        return StatusError(413, "RequestEntityTooLarge", f"Request entity too large: the object is at least {exc.size} bytes encoded, "
                            f"limit is {exc.limit}")
     if isinstance(exc, store_errors.Expired):
         return StatusError(410, "Expired", str(exc))

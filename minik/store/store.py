@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from minik.apis.size import MAX_OBJECT_BYTES
 from minik.store.cache import ObjectCache
 from minik.store.db import Database, LogRow
 from minik.store.errors import AlreadyExists, Conflict, NotFound, TooLarge, Unavailable
@@ -30,8 +31,6 @@ from minik.store.writer import GroupCommitWriter, PendingWrite
 logger = logging.getLogger("minik.store")
 
 _Key = tuple[str, str, str]  # (resource, namespace, name)
-# Largest encoded object accepted (etcd's default request limit, 1.5 MiB).
-MAX_OBJECT_BYTES = 1536 * 1024
 
 
 def _identity(obj: Obj) -> tuple[str, str]:

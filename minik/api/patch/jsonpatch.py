@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from minik.api.patch.values import JSON, deep_copy, json_type
 from minik.apis import errors
+from minik.apis.size import encoded_size
 
 _OPS = ("add", "remove", "replace", "move", "copy", "test")
 # kube-apiserver refuses longer operation lists (maxJSONPatchOperations); the same bound keeps a
@@ -60,27 +61,6 @@ def json_patch(target: JSON, ops: JSON) -> JSON:
         doc = _apply(doc, op)
     return doc
 
-
-def encoded_size(value: JSON, limit: int) -> int:
-    """About the JSON-encoded size of `value`, counting stops once past `limit` (so a huge
-    value costs no more than the limit to measure)."""
-    total = 0
-    stack: list[JSON] = [value]
-    while stack and total <= limit:
-        cur = stack.pop()
-        if isinstance(cur, str):
-            total += len(cur) + 3
-        elif isinstance(cur, dict):
-            total += 2
-            for k, v in cur.items():
-                total += len(k) + 4
-                stack.append(v)
-        elif isinstance(cur, list):
-            total += 2
-            stack.extend(cur)
-        else:
-            total += 8
-    return total
 
 
 # ---- decoding (400) --------------------------------------------------------------------------
