@@ -4,9 +4,10 @@ Prints creates/s and p50/p99 latency at 1 and 8 concurrent clients (1 KiB Config
 LIST of 1,000 objects, watch delivery latency to 100 watchers, and the baselines: raw SQLite
 inserts with the same durability (WAL, synchronous=FULL; one commit per insert and batches of 8)
 and a bare aiohttp TLS handler (the HTTP ceiling), with ratios. Ends with the server's RSS after
-the run and at idle.
+the run and at idle, then the cost of structural schema validation: creates/s of ConfigMaps and
+Pods at 8 clients against a server with it and one without it (`--validation-only` runs just that).
 
-    python bench/api.py [--n 2000] [--keep]
+    python bench/api.py [--n 2000] [--keep] [--validation-only]
 """
 
 from __future__ import annotations
@@ -206,11 +207,86 @@ async def run(args: argparse.Namespace) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+POD = {"metadata": {"labels": {"app": "bench", "tier": "web"}, "annotations": {"note": "x" * 200}},
+       "spec": {"schedulerName": "none", "terminationGracePeriodSeconds": 5,
+                "containers": [{"name": "web", "image": "registry.local/web:1.2.3", "ports": [{"containerPort": 8080, "name": "http"}],
+                                "env": [{"name": f"E{i}", "value": str(i)} for i in range(5)],
+                                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+                                "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5}}]}}
+
+
+async def creates_per_second(m: Minik, n: int, kind: str, rounds: int, tag: str = "") -> float:
+    """Best of `rounds` runs of n creates at 8 clients (ConfigMaps of 1 KiB, or Pods as above),
+    each in a new namespace `bench-<kind>-<tag><round>`."""
+    sslctx = ssl.create_default_context()
+    sslctx.check_hostname = False
+    sslctx.verify_mode = ssl.CERT_NONE
+    best = 0.0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=sslctx, limit=200),
+                                     headers={"Authorization": f"Bearer {m.token()}"}) as s:
+        for r in range(rounds):
+            ns = f"bench-{kind}-{tag}{r}"
+            async with s.post(m.url + "/api/v1/namespaces", json={"metadata": {"name": ns}}) as resp:
+                await resp.read()
+            base = f"{m.url}/api/v1/namespaces/{ns}/{kind}"
+            if kind == "pods":
+                reqs = [("POST", base, dict(POD, metadata=dict(POD["metadata"], name=f"p{i}"))) for i in range(n)]
+            else:
+                reqs = [("POST", base, {"metadata": {"name": f"c{i}"}, "data": {"v": "x" * 1024}}) for i in range(n)]
+            dt, _, err = await timed_requests(s, reqs, 8)
+            assert err == 0, f"{err} creates failed"
+            best = max(best, n / dt)
+    return best
+
+
+async def validation_cost(args: argparse.Namespace) -> None:
+    """Creates/s at 8 clients with structural validation (minik/apis/structural.py) and without
+    it (the hidden MINIK_BENCH_NO_STRUCTURAL_VALIDATION switch), servers started side by side,
+    measured alternately so machine noise hits both."""
+    from minik.api.service import NO_STRUCTURAL_ENV
+    servers: dict[str, Minik] = {}
+    roots = []
+    for label in ("with", "without"):
+        root = tempfile.mkdtemp(prefix="minik-bench-")
+        roots.append(root)
+        m = Minik(root, free_port(), ["--disable-agent"])
+        if label == "without":
+            os.environ[NO_STRUCTURAL_ENV] = "1"
+        try:
+            m.start()
+        finally:
+            os.environ.pop(NO_STRUCTURAL_ENV, None)
+        servers[label] = m
+    n = max(200, args.n // 4)
+    print(f"\nstructural validation cost (creates/s at 8 clients, best of 3, n={n}):")
+    try:
+        for kind in ("configmaps", "pods"):
+            rates = {label: 0.0 for label in servers}
+            for attempt in range(3):
+                for label, m in servers.items():
+                    rates[label] = max(rates[label], await creates_per_second(m, n, kind, 1, f"a{attempt}-"))
+            ratio = rates["with"] / rates["without"]
+            print(f"{kind:10s} with {rates['with']:7.0f}/s   without {rates['without']:7.0f}/s   "
+                  f"→ with/without {ratio:5.2f}x ({(1 - ratio) * 100:+.1f}% slower)")
+        for label, m in servers.items():
+            print(f"server RSS {label} validation: {rss_mb(m.proc.pid if m.proc else 0):.1f} MB")
+    finally:
+        for m in servers.values():
+            m.stop()
+        if not args.keep:
+            for root in roots:
+                shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--keep", action="store_true")
-    asyncio.run(run(p.parse_args()))
+    p.add_argument("--validation-only", action="store_true", help="only the structural validation cost")
+    args = p.parse_args()
+    if not args.validation_only:
+        asyncio.run(run(args))
+    asyncio.run(validation_cost(args))
 
 
 if __name__ == "__main__":
