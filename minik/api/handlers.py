@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 from aiohttp import web
@@ -42,11 +43,25 @@ LARGE_BODY = 256 * 1024
 
 def dumps(obj: Any) -> bytes:
     try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except UnicodeEncodeError:
         # A lone surrogate (an object written before decoding refused them, or a message
         # quoting one): \u-escape rather than fail the response, the error response included.
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+    except ValueError:
+        # NaN/Infinity in a stored object (from before decoding refused them) would make the
+        # whole response invalid JSON, and every `kubectl get -A -o json` fail: null instead.
+        return dumps(_finite(obj))
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
 
 
 def header_text(text: str) -> str:
