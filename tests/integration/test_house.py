@@ -333,3 +333,30 @@ async def test_poison_in_the_database_is_reported_at_start(tmp_path: Path) -> No
         await eventually(bound, what="a good pod bound next to poison")
     finally:
         await srv.stop()
+
+
+async def test_deployment_and_endpoints_controllers_survive_poison(server: Server) -> None:
+    srv = server
+    await write_raw(srv, "apps/deployments", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "metadata": {"name": "bad-replicas", "namespace": NS},
+                                              "spec": {"replicas": "x", "selector": {"matchLabels": {"app": "bad"}}, "template": 1}})
+    await write_raw(srv, "apps/deployments", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "metadata": {"name": "bad-spec", "namespace": NS}, "spec": [1]})
+    await write_raw(srv, "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad-ports", "namespace": NS},
+                                      "spec": {"selector": 1, "ports": 1}})
+    await write_raw(srv, "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad-port-items", "namespace": NS},
+                                      "spec": {"selector": {"app": "web"}, "ports": [1, {"port": "x"}]}})
+    await srv.client.create("apps/deployments", NS, make_deployment("web", replicas=2))
+    await srv.client.create("services", NS, {"metadata": {"name": "web"},
+                                             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+
+    async def two_pods() -> bool:
+        items, _ = await srv.client.list("pods", NS)
+        return len([p for p in items if p["metadata"]["name"].startswith("web-")]) == 2
+    await eventually(two_pods, what="the good Deployment's 2 pods")
+
+    async def endpoints() -> bool:
+        return await srv.client.get("endpoints", NS, "web") is not None
+    await eventually(endpoints, what="Endpoints of the good Service")
+    found = {b.object["metadata"]["name"] for b in await find_malformed(srv.service)}
+    assert {"bad-replicas", "bad-spec", "bad-ports", "bad-port-items"} <= found
