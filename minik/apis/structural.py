@@ -158,7 +158,8 @@ def _byte(value: Any) -> Errs:
     if not isinstance(value, str):
         return _type_err("string", value)
     try:
-        binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
+        # Go's base64.StdEncoding ignores line breaks (`base64` wraps at 76 columns).
+        binascii.a2b_base64(value.replace("\n", "").replace("\r", "").encode("ascii"), strict_mode=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         return [_Err(INVALID, got=_q(value[:64]), detail="must be base64 encoded")]
     return None

@@ -115,3 +115,9 @@ def test_unknown_definition_checks_only_numbers() -> None:
     v = StructuralValidator(SCHEMAS)
     assert v.validate("no.such.Kind", {"a": "b"}) == []
     assert [c.field for c in v.validate("no.such.Kind", {"a": [math.inf]})] == ["a[0]"]
+
+
+def test_byte_fields_accept_wrapped_base64_like_go() -> None:
+    secret = "io.k8s.api.core.v1.Secret"
+    assert fields(secret, {"metadata": {"name": "s"}, "data": {"a": "aGVs\nbG8=\n", "b": ""}}) == []
+    assert fields(secret, {"metadata": {"name": "s"}, "data": {"a": "aGVsbG8", "b": "a===", "c": "ä"}}) == ["data.a", "data.b", "data.c"]
