@@ -215,6 +215,13 @@ POD = {"metadata": {"labels": {"app": "bench", "tier": "web"}, "annotations": {"
                                 "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5}}]}}
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process: its own CPU, whatever else loads the machine."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def creates_per_second(m: Minik, n: int, kind: str, rounds: int, tag: str = "") -> float:
     """Best of `rounds` runs of n creates at 8 clients (ConfigMaps of 1 KiB, or Pods as above),
     each in a new namespace `bench-<kind>-<tag><round>`."""
@@ -233,10 +240,17 @@ async def creates_per_second(m: Minik, n: int, kind: str, rounds: int, tag: str 
                 reqs = [("POST", base, dict(POD, metadata=dict(POD["metadata"], name=f"p{i}"))) for i in range(n)]
             else:
                 reqs = [("POST", base, {"metadata": {"name": f"c{i}"}, "data": {"v": "x" * 1024}}) for i in range(n)]
+            cpu0 = cpu_seconds(m.proc.pid) if m.proc else 0.0
             dt, _, err = await timed_requests(s, reqs, 8)
             assert err == 0, f"{err} creates failed"
             best = max(best, n / dt)
+            if m.proc:
+                cpu_per_create = (cpu_seconds(m.proc.pid) - cpu0) / n
+                CPU_PER_CREATE.setdefault((m.port, kind), []).append(cpu_per_create)
     return best
+
+
+CPU_PER_CREATE: dict[tuple[int, str], list[float]] = {}
 
 
 async def validation_cost(args: argparse.Namespace) -> None:
@@ -258,16 +272,20 @@ async def validation_cost(args: argparse.Namespace) -> None:
             os.environ.pop(NO_STRUCTURAL_ENV, None)
         servers[label] = m
     n = max(200, args.n // 4)
-    print(f"\nstructural validation cost (creates/s at 8 clients, best of 3, n={n}):")
+    print(f"\nstructural validation cost (creates/s at 8 clients, best of 5, n={n}):")
     try:
         for kind in ("configmaps", "pods"):
             rates = {label: 0.0 for label in servers}
-            for attempt in range(3):
+            for attempt in range(5):
                 for label, m in servers.items():
                     rates[label] = max(rates[label], await creates_per_second(m, n, kind, 1, f"a{attempt}-"))
             ratio = rates["with"] / rates["without"]
             print(f"{kind:10s} with {rates['with']:7.0f}/s   without {rates['without']:7.0f}/s   "
                   f"→ with/without {ratio:5.2f}x ({(1 - ratio) * 100:+.1f}% slower)")
+            # Server CPU per create (median over the rounds) is immune to other load on the machine.
+            cpu = {label: statistics.median(CPU_PER_CREATE[(m.port, kind)]) * 1e6 for label, m in servers.items()}
+            print(f"{'':10s} server CPU per create: with {cpu['with']:6.0f} µs   without {cpu['without']:6.0f} µs   "
+                  f"→ {cpu['with'] / cpu['without']:5.2f}x")
         for label, m in servers.items():
             print(f"server RSS {label} validation: {rss_mb(m.proc.pid if m.proc else 0):.1f} MB")
     finally:
