@@ -360,3 +360,17 @@ async def test_deployment_and_endpoints_controllers_survive_poison(server: Serve
     await eventually(endpoints, what="Endpoints of the good Service")
     found = {b.object["metadata"]["name"] for b in await find_malformed(srv.service)}
     assert {"bad-replicas", "bad-spec", "bad-ports", "bad-port-items"} <= found
+
+
+async def test_selector_lists_work_next_to_malformed_labels(server: Server) -> None:
+    srv = server
+    await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad-labels", "namespace": NS, "labels": 1}})
+    await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "bad-label-value", "namespace": NS, "labels": {"app": [1], "n": {}}}})
+    good = make_configmap("good")
+    good["metadata"]["labels"] = {"app": "x", "n": "5"}
+    await srv.client.create("configmaps", NS, good)
+    for selector, want in (("app=x", {"good"}), ("app in (x,y)", {"good"}), ("n>3", {"good"}),
+                           ("!app", {"bad-labels", "kube-root-ca.crt"}), ("app!=y", {"good", "bad-labels", "bad-label-value", "kube-root-ca.crt"})):
+        items, _ = await srv.client.list("configmaps", NS, label_selector=selector)
+        assert {i["metadata"]["name"] for i in items} - {"kube-root-ca.crt"} == want - {"kube-root-ca.crt"}, selector
