@@ -37,6 +37,9 @@ class ServerConfig:
     nft_table: str = "minik"             # minik's nftables table (ip family)
     node_ip: str = ""                    # default: the advertise address
     extra: dict[str, str] = field(default_factory=dict)
+    metric_resolution: float = 15.0      # seconds between resource usage samples (metrics.k8s.io, HPA)
+    hpa_sync_period: float = 15.0        # seconds between HorizontalPodAutoscaler checks
+    node_monitor_grace_period: float = 40.0  # a node silent this long goes Unknown and gets unreachable taints
 
     @property
     def kubeconfig_path(self) -> str:

@@ -24,19 +24,24 @@ from minik.api.rbac_aggregation import CLUSTERROLES, ClusterRoleAggregator
 from minik.api.rbac_bootstrap import reconcile_rbac_defaults
 from minik.api.handlers import ApiHandlers
 from minik.api.kinds import KindHooksImpl
+from minik.api.metrics import MetricsApi
 from minik.api.reviews import Reviews
 from minik.api.openapi import OpenAPI
 from minik.api.service import ResourceService, WriteOptions
 from minik.apis.registry import Registry
 from minik.apis.schema import Schemas
 from minik.client.local import LocalClient
+from minik.client.metrics import NodeUsage, PodUsage
 from minik.config import ServerConfig, agent_config
 from minik.controllers.deployment import DeploymentController
 from minik.controllers.endpoints import EndpointsController
+from minik.controllers.apiservice import APIServiceController
 from minik.controllers.garbagecollector import GarbageCollector
+from minik.controllers.hpa import HorizontalPodAutoscaler
 from minik.controllers.replicaset import ReplicaSetController
 from minik.controllers.namespace import NamespaceController
 from minik.controllers.nodeipam import NodeIpamController
+from minik.controllers.nodelifecycle import NodeLifecycleController
 from minik.machinery.informers import InformerFactory
 from minik.machinery.tasks import Supervisor
 from minik.net.hostaddr import default_ip
@@ -138,6 +143,10 @@ class Server:
                                                                          run_informers=False).run)
         self.supervisor.spawn("clusterrole-aggregation-controller",
                               ClusterRoleAggregator(self.informers.informer(CLUSTERROLES), self.client, run_informers=False).run)
+        self.supervisor.spawn("node-lifecycle-controller", NodeLifecycleController(
+            self.client, self.informers.informer("nodes"), self.informers.informer("coordination.k8s.io/leases"),
+            self.informers.informer("pods"), grace=cfg.node_monitor_grace_period, run_informers=False).run)
+        self._start_autoscaling(handlers)
         self.informers.start()
         self._start_poison_audit()
         if not cfg.disable_agent:
@@ -159,6 +168,23 @@ class Server:
         async def audit() -> None:
             await report(service, recorder)
         self.supervisor.spawn("poison-audit", audit, restart=False)
+
+    def _start_autoscaling(self, handlers: ApiHandlers) -> None:
+        """APIServices for what is served locally, and the HPA on the metrics the node samples
+        (`handlers.metrics.source` is set when the agent starts)."""
+        assert self.informers is not None
+        registry = self.registry
+
+        def served() -> dict[tuple[str, str], bool]:
+            return {(t.group, t.version): not t.custom for t in registry.types}
+
+        self.supervisor.spawn("apiservice-controller", APIServiceController(
+            self.client, self.informers.informer("apiregistration.k8s.io/apiservices"), self.informers.informer("services"),
+            served, run_informers=False).run)
+        metrics = handlers.metrics
+        self.supervisor.spawn("horizontal-pod-autoscaler", HorizontalPodAutoscaler(
+            self.client, self.informers.informer("autoscaling/horizontalpodautoscalers"), self.informers.informer("pods"),
+            _MetricsView(metrics), sync_period=self.cfg.hpa_sync_period, run_informers=False).run)
 
     def _service_account_user(self, token: str) -> User | None:
         """A bound ServiceAccount token is valid while its ServiceAccount (same uid) exists."""
@@ -184,6 +210,11 @@ class Server:
         await self.runtime.start()
         handlers.pod_streams = CriPodStreams(self.runtime.cri)
         self.supervisor.spawn("node-agent", self.runtime.run)
+        from minik.agent.stats import StatsCollector
+        runtime = self.runtime
+        stats = StatsCollector(lambda: runtime.cri, runtime.node_name, interval=self.cfg.metric_resolution)
+        handlers.metrics.source = stats
+        self.supervisor.spawn("stats-collector", stats.run)
         log.info("node agent started for node %s", self.runtime.node_name)
 
     async def _bootstrap(self, first_ip: str) -> None:
@@ -246,6 +277,19 @@ class Server:
             await self.api.stop()
         await self.store.close()
         log.info("minik server stopped")
+
+
+class _MetricsView:
+    """The HPA's view of the metrics the API serves (the source is set once the agent runs)."""
+
+    def __init__(self, api: MetricsApi) -> None:
+        self.api = api
+
+    def pods(self) -> list[PodUsage]:
+        return self.api.source.pods()
+
+    def nodes(self) -> list[NodeUsage]:
+        return self.api.source.nodes()
 
 
 def release_memory() -> None:

@@ -295,7 +295,17 @@ class NodeReporter:
         await self.renew_lease()
 
     async def sync_status(self) -> bool:
-        """Write the status if it changed (ignoring heartbeat times); True when written."""
+        """Write the status if it changed (ignoring heartbeat times); True when written.
+
+        Compared with the Node as the server has it, not only with what this agent last wrote: the
+        node lifecycle controller sets the conditions Unknown when heartbeats stop, and a returning
+        agent must put Ready back."""
+        try:
+            current = await self.client.get("nodes", "", self.name)
+        except ClientError:
+            current = None
+        if current is not None:
+            self._last = current.get("status") or {}
         old = self._last or {}
         new = node_status(self.facts, await self._pressure(), old, self.now())
         if _without_heartbeats(new) == _without_heartbeats(old):

@@ -26,6 +26,7 @@ from minik.api.rbac_escalation import REQUESTER, Requester
 from minik.api.proxy import ProxyForwarder, parse_proxy_name, proxied_path, resolve_pod, resolve_service
 from minik.api.reviews import Reviews
 from minik.api.meta import Obj, utcnow
+from minik.api.metrics import MetricsApi
 from minik.api.request import (TABLE_CT, Target, bool_param, decode_body, int_param, parse_target,
                                wants_partial_metadata, wants_table)
 from minik.api.service import DeleteOptions, ResourceService, WriteOptions
@@ -86,6 +87,7 @@ class ApiHandlers:
         self.server_address = server_address
         self.pod_streams: PodStreams | None = None
         self.reviews: Reviews | None = None
+        self.metrics = MetricsApi(service, registry)
         self.authz: Authorizer = AllowAuthenticated()
         self.proxy = ProxyForwarder()
 
@@ -130,6 +132,8 @@ class ApiHandlers:
         request["target"] = target
         self._authorize(request, target)
         m = request.method
+        if target.rt.computed:
+            return self._computed(request, target)
         if target.subresource:
             return await self._subresource(request, target)
         if m == "GET":
@@ -194,6 +198,20 @@ class ApiHandlers:
             return json_response({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})},
                                  content_type="application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io")
         return json_response(obj)
+
+    def _computed(self, request: web.Request, t: Target) -> web.Response:
+        """metrics.k8s.io: get and list only, computed from the nodes' samples."""
+        if request.method != "GET" or t.subresource or t.watch_path or bool_param(request.query.get("watch")):
+            raise st.method_not_allowed()
+        if t.name:
+            return self._render_one(request, t.rt, self.metrics.get(t.rt, self._ns(t), t.name))
+        labels, _ = self._selectors(request)
+        doc = self.metrics.list(t.rt, t.namespace, labels)
+        if wants_table(request.headers.get("Accept")):
+            from minik.api.tables import table
+            return json_response(table(t.rt, doc["items"], utcnow(), include_object=request.query.get("includeObject", "Metadata")),
+                                 content_type=TABLE_CT)
+        return json_response(doc)
 
     def _get(self, request: web.Request, t: Target) -> web.Response:
         obj = self.service.get(t.rt, self._ns(t), t.name)

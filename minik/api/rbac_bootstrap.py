@@ -109,6 +109,9 @@ CLUSTER_ROLES: dict[str, tuple[list[Obj], dict[str, str], str]] = {
     "system:aggregate-to-admin": (AGGREGATE_TO_ADMIN, {AGG + "admin": "true"}, ""),
     "system:aggregate-to-edit": (AGGREGATE_TO_EDIT, {AGG + "edit": "true"}, ""),
     "system:aggregate-to-view": (AGGREGATE_TO_VIEW, {AGG + "view": "true"}, ""),
+    # metrics-server installs this with its API; minik serves metrics.k8s.io itself (kubectl top as view).
+    "system:aggregated-metrics-reader": ([r("metrics.k8s.io", "pods nodes", "get list watch")],
+                                         {AGG + "admin": "true", AGG + "edit": "true", AGG + "view": "true"}, ""),
     "system:discovery": ([urls("/api /api/* /apis /apis/* /healthz /livez /openapi /openapi/* /readyz /version /version/")], {}, ""),
     "system:monitoring": ([urls("/healthz /healthz/* /livez /livez/* /metrics /metrics/slis /readyz /readyz/*")], {}, ""),
     "system:basic-user": ([r("authorization.k8s.io", "selfsubjectaccessreviews selfsubjectrulesreviews", "create"),

@@ -277,6 +277,7 @@ _NAME_RULES: dict[tuple[str, str], NameCheck] = {
     ("rbac.authorization.k8s.io", "RoleBinding"): name_is_path_segment,
     ("rbac.authorization.k8s.io", "ClusterRole"): name_is_path_segment,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): name_is_path_segment,
+    ("apiregistration.k8s.io", "APIService"): name_is_path_segment,   # `v1.` is the core group's
 }
 
 

@@ -336,6 +336,13 @@ _MESSAGES: dict[str, dict[int, Field]] = {
         6: i("successfulJobsHistoryLimit", ptr=True), 7: i("failedJobsHistoryLimit", ptr=True),
     },
     "JobTemplateSpec": {**_OBJ, 2: m("spec", "JobSpec")},
+    # ---- autoscaling/v1 (`kubectl autoscale` sends this)
+    "HorizontalPodAutoscaler": {**_OBJ, 2: m("spec", "HorizontalPodAutoscalerSpec")},
+    "HorizontalPodAutoscalerSpec": {
+        1: m("scaleTargetRef", "CrossVersionObjectReference"), 2: i("minReplicas", ptr=True), 3: i("maxReplicas"),
+        4: i("targetCPUUtilizationPercentage", ptr=True),
+    },
+    "CrossVersionObjectReference": {1: s("kind"), 2: s("name"), 3: s("apiVersion")},
     # ---- networking.k8s.io/v1
     "Ingress": {**_OBJ, 2: m("spec", "IngressSpec")},
     "IngressSpec": {
@@ -407,6 +414,7 @@ TOP_LEVEL: Mapping[tuple[str, str], str] = MappingProxyType({
     ("batch/v1", "Job"): "Job",
     ("batch/v1", "CronJob"): "CronJob",
     ("networking.k8s.io/v1", "Ingress"): "Ingress",
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): "HorizontalPodAutoscaler",
     ("rbac.authorization.k8s.io/v1", "Role"): "Role",
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",

@@ -36,6 +36,7 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     schema_name: str = ""                # OpenAPI definition name, e.g. io.k8s.api.apps.v1.Deployment
     custom: bool = False                 # served from a CRD
+    computed: bool = False               # read-only view computed on each request, never stored (metrics.k8s.io)
 
     @property
     def returns_deleted_object(self) -> bool:
@@ -130,6 +131,11 @@ BUILTIN: tuple[ResourceType, ...] = (
                  schema_name="io.k8s.api.authentication.v1.SelfSubjectReview"),
     ResourceType("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=("create",),
                  schema_name="io.k8s.api.authentication.v1.TokenReview"),
+    ResourceType("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, subresources=("status",),
+                 schema_name="io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService"),
+    # Resource usage, computed from the nodes' samples on each request (`minik.api.metrics`).
+    ResourceType("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, verbs=("get", "list"), computed=True),
+    ResourceType("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, verbs=("get", "list"), computed=True),
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, ("crd", "crds"), (),
                  ("status",), ALL_VERBS, "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"),
 )

@@ -46,6 +46,13 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--node-ip", default=_env("node-ip", ""), help="IP address to advertise for this node (default: the advertise address)")
     p.add_argument("--bridge-name", default=_env("bridge-name", d.bridge_name), help="name of the pod bridge (default %(default)s)")
     p.add_argument("--nft-table", default=_env("nft-table", d.nft_table), help="name of minik's nftables table (default %(default)s)")
+    p.add_argument("--metric-resolution", type=float, default=float(_env("metric-resolution", str(d.metric_resolution))),
+                   help="seconds between resource usage samples for kubectl top and the HPA (default %(default)s)")
+    p.add_argument("--horizontal-pod-autoscaler-sync-period", type=float,
+                   default=float(_env("horizontal-pod-autoscaler-sync-period", str(d.hpa_sync_period))),
+                   help="seconds between HorizontalPodAutoscaler checks (default %(default)s)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=float(_env("node-monitor-grace-period", str(d.node_monitor_grace_period))),
+                   help="seconds without a node heartbeat before the node is marked Unknown and tainted unreachable (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -62,7 +69,9 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         disable_agent=a.disable_agent, node_name=a.node_name, cluster_cidr=a.cluster_cidr, service_cidr=a.service_cidr,
         cluster_dns=a.cluster_dns, cluster_domain=a.cluster_domain, token=a.token,
         container_runtime_endpoint=a.container_runtime_endpoint, log_level=a.log_level,
-        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table)
+        node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
+        metric_resolution=a.metric_resolution, hpa_sync_period=a.horizontal_pod_autoscaler_sync_period,
+        node_monitor_grace_period=a.node_monitor_grace_period)
 
 
 class _Formatter(logging.Formatter):

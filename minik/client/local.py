@@ -136,7 +136,7 @@ class LocalClient:
     async def resources(self) -> builtins.list[ResourceInfo]:
         out: dict[str, ResourceInfo] = {}
         for t in self.service.registry.types:
-            if t.virtual or t.store_key in out:
+            if t.virtual or t.computed or t.store_key in out:
                 continue
             if t.group and t.version != self.service.registry.preferred_version(t.group):
                 continue

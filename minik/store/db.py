@@ -65,6 +65,7 @@ class Loaded:
     revision: int          # max(newest row, persisted floor): the counter starts here
     compact_revision: int
     total_rows: int
+    newest_row: int = 0    # the highest revision written as a row (the floor may be above it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,7 @@ class Database:
             revision=max(int(max_revision), floor),
             compact_revision=int(metas.get(META_COMPACT, 0)),
             total_rows=int(total),
+            newest_row=int(max_revision),
         )
 
     def _upsert_meta_max(self, conn: Connection, key: str, value: int) -> None:

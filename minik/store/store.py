@@ -26,7 +26,7 @@ from minik.store.db import Database, LogRow
 from minik.store.errors import AlreadyExists, Conflict, NotFound, TooLarge, Unavailable
 from minik.store.types import Event, EventType, ListResult, Obj
 from minik.store.watch import Watch, WatchHub
-from minik.store.writer import GroupCommitWriter, PendingWrite
+from minik.store.writer import VOLATILE_RESERVE, GroupCommitWriter, PendingWrite
 
 logger = logging.getLogger("minik.store")
 
@@ -117,6 +117,12 @@ class Store:
             on_failure=self._pending.clear,
             batch_cap=self._batch_cap,
         )
+        if self._volatile and loaded.revision - loaded.newest_row < VOLATILE_RESERVE // 2:
+            # Reserve revisions for memory-only writes now, at start, so the first Lease renewal
+            # of an idle cluster does not have to write the floor (idle writes nothing).
+            floor = loaded.revision + VOLATILE_RESERVE
+            await self._db.append([], floor)
+            self._writer.note_durable(floor)
         self._open = True
         self._tasks = [
             self._spawn(self._writer.run(), "minik-store-writer"),

@@ -270,9 +270,13 @@ def test_defaults_reconciled_at_start(fresh_minik: Minik) -> None:
     m.start()
     assert "configmaps" in json.dumps(_rules(m, "system:aggregate-to-view"))
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and _rules(m, "view") != _rules(m, "system:aggregate-to-view"):
+    def aggregated() -> list[str]:   # view = aggregate-to-view + the metrics reader (kubectl top)
+        return sorted(json.dumps(r, sort_keys=True) for name in ("system:aggregate-to-view", "system:aggregated-metrics-reader")
+                      for r in _rules(m, name))
+
+    while time.monotonic() < deadline and sorted(json.dumps(r, sort_keys=True) for r in _rules(m, "view")) != aggregated():
         time.sleep(0.2)
-    assert _rules(m, "view") == _rules(m, "system:aggregate-to-view")
+    assert sorted(json.dumps(r, sort_keys=True) for r in _rules(m, "view")) == aggregated()
     after = versions()
     assert "system:authenticated" in m.kubectl("get", "clusterrolebinding", "system:discovery", "-o", "json").stdout
     assert len(_rules(m, "system:auth-delegator")) == 1

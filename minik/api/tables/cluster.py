@@ -260,6 +260,25 @@ PRIORITYCLASS = Printer((
     AGE,
 ), priorityclass_cells)
 
+# ---- apiregistration: NAME SERVICE AVAILABLE AGE as kube-aggregator prints them ------------
+
+
+def apiservice_cells(svc: Obj, now: datetime) -> list[Any]:
+    ref = get(svc, "spec", "service")
+    service = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if isinstance(ref, dict) else "Local"
+    available = "Unknown"
+    for c in get(svc, "status", "conditions") or []:
+        if isinstance(c, dict) and c.get("type") == "Available":
+            available = str(c.get("status", "Unknown"))
+            if available != "True" and c.get("reason"):
+                available += f" ({c['reason']})"
+    name, age = _name_age(svc, now)
+    return [name, service, available, age]
+
+
+APISERVICE = Printer((NAME, col("Service", "The reference to the service that hosts this API endpoint."),
+                      col("Available", "Whether this service is available."), AGE), apiservice_cells)
+
 # CRDs use kube-apiserver's default table convertor: the creation time as a date.
 CRD = Printer((NAME, Column("Created At", "date", description=CREATED_AT.description)), created_at_cells)
 
@@ -272,4 +291,5 @@ PRINTERS: dict[tuple[str, str], Printer] = {
     ("autoscaling", "HorizontalPodAutoscaler"): HPA, ("policy", "PodDisruptionBudget"): PDB,
     ("scheduling.k8s.io", "PriorityClass"): PRIORITYCLASS,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): CRD,
+    ("apiregistration.k8s.io", "APIService"): APISERVICE,
 }

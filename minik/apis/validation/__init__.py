@@ -17,7 +17,7 @@ from typing import Any
 
 from minik.apis.errors import Cause
 from minik.apis.registry import ResourceType
-from minik.apis.validation import apiextensions, apps, autoscaling, batch, core, networking, rbac
+from minik.apis.validation import apiextensions, apiregistration, apps, autoscaling, batch, core, networking, rbac
 from minik.apis.validation.meta import validate_object_meta, validate_object_meta_update
 
 Obj = dict[str, Any]
@@ -58,6 +58,7 @@ _BY_KIND: dict[tuple[str, str], Validator] = {
     ("storage.k8s.io", "StorageClass"): autoscaling.validate_storage_class,
     ("discovery.k8s.io", "EndpointSlice"): autoscaling.validate_endpoint_slice,
     ("coordination.k8s.io", "Lease"): autoscaling.validate_lease,
+    ("apiregistration.k8s.io", "APIService"): apiregistration.validate_apiservice,
 }
 
 
