@@ -355,3 +355,4 @@ def test_yaml_dates_stay_text_and_warnings_are_safe(server: Minik) -> None:
     assert code == 201, raw
     assert "unknown field" in headers.get("Warning", "") and "\n" not in headers["Warning"]
     assert m.raw("DELETE", CMS + "/dated")[0] == 200
+

@@ -374,3 +374,38 @@ async def test_selector_lists_work_next_to_malformed_labels(server: Server) -> N
                            ("!app", {"bad-labels", "kube-root-ca.crt"}), ("app!=y", {"good", "bad-labels", "bad-label-value", "kube-root-ca.crt"})):
         items, _ = await srv.client.list("configmaps", NS, label_selector=selector)
         assert {i["metadata"]["name"] for i in items} - {"kube-root-ca.crt"} == want - {"kube-root-ca.crt"}, selector
+
+
+async def test_custom_resources_with_wrong_types_are_refused(server: Server) -> None:
+    srv = server
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                            "replicas": {"type": "integer"}, "size": {"x-kubernetes-int-or-string": True},
+                            "items": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}}}}}}}]}}
+    await srv.client.create("apiextensions.k8s.io/customresourcedefinitions", "", crd)
+
+    async def served() -> bool:
+        try:
+            await srv.client.list("example.com/widgets", NS)
+            return True
+        except (ClientError, KeyError, LookupError, ValueError):
+            return False
+    await eventually(served, what="the Widget resource served")
+    base = {"apiVersion": "example.com/v1", "kind": "Widget"}
+    bad = [{"spec": 1}, {"spec": {"replicas": "x"}}, {"spec": {"items": 1}}, {"spec": {"items": [1]}},
+           {"spec": {"size": [1]}}, {"spec": {"replicas": float("inf")}}]
+    for i, extra in enumerate(bad):
+        with pytest.raises(ClientError) as err:
+            await srv.client.create("example.com/widgets", NS, {**base, "metadata": {"name": f"w{i}"}, **extra})
+        assert err.value.code == 422, (extra, err.value.message)
+    with pytest.raises(ClientError) as err:
+        await srv.client.create("example.com/widgets", NS, {**base, "metadata": {"name": "m", "ownerReferences": 1}})
+    assert err.value.code == 422 and "metadata.ownerReferences" in err.value.message
+    ok = await srv.client.create("example.com/widgets", NS, {**base, "metadata": {"name": "ok"}, "spec": {"replicas": 1, "size": "1Gi"}})
+    with pytest.raises(ClientError) as err:
+        await srv.client.patch("example.com/widgets", NS, "ok", {"metadata": 1})
+    assert err.value.code == 422
+    assert ok["spec"] == {"replicas": 1, "size": "1Gi"}
