@@ -193,23 +193,33 @@ def _children(node: Any) -> list[Any]:
 
 # ---- decoded values --------------------------------------------------------------------------
 
+def check_decoded(value: Any) -> Any:
+    """The same bounds for a value another decoder produced (kubectl's protobuf envelope, whose
+    RawExtensions carry JSON): depth, surrogates, finite numbers."""
+    return _check_values(value, check_depth=True)
+
+
 def _check_values(value: Any, *, check_depth: bool) -> Any:
-    """Refuse lone surrogates and non-finite numbers anywhere in a decoded value."""
-    stack: list[Any] = [value]
+    """Refuse lone surrogates and non-finite numbers (and, if asked, deep nesting) anywhere in a
+    decoded value; iterative, so the check itself cannot recurse too deeply."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
-        cur = stack.pop()
+        cur, depth = stack.pop()
         if isinstance(cur, str):
             _utf8(cur)
         elif isinstance(cur, float):
             if not math.isfinite(cur):
                 raise st.bad_request(f"error decoding request body: {cur!r} is not a finite number")
-        elif isinstance(cur, dict):
-            for k, v in cur.items():
-                if isinstance(k, str):
-                    _utf8(k)
-                stack.append(v)
-        elif isinstance(cur, list):
-            stack.extend(cur)
+        elif isinstance(cur, (dict, list)):
+            if check_depth and depth > MAX_DEPTH:
+                raise _too_deep()
+            if isinstance(cur, dict):
+                for k, v in cur.items():
+                    if isinstance(k, str):
+                        _utf8(k)
+                    stack.append((v, depth + 1))
+            else:
+                stack.extend((v, depth + 1) for v in cur)
     return value
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minik.api import status as st
-from minik.api.decode import decode_json, decode_yaml
+from minik.api.decode import check_decoded, decode_json, decode_yaml
 from minik.apis.registry import Registry, ResourceType
 
 MAX_BODY = 3 * 1024 * 1024
@@ -98,7 +98,7 @@ def decode_body(raw: bytes, content_type: str | None, *, patch: bool = False) ->
     if mt == "application/vnd.kubernetes.protobuf":
         from minik.apis.protobuf import decode_k8s_protobuf
         try:
-            return decode_k8s_protobuf(raw), mt
+            return check_decoded(decode_k8s_protobuf(raw)), mt
         except st.StatusError:
             raise
         except Exception as e:  # a protobuf body we cannot read is the client's problem: say which

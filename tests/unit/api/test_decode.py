@@ -70,3 +70,15 @@ def test_yaml_is_converted_like_json() -> None:
     # A few aliases are fine (kube allows them too).
     assert decode_yaml(b"a: &a [1, 2]\nb: *a\nc: *a\n") == {"a": [1, 2], "b": [1, 2], "c": [1, 2]}
     assert decode_yaml(b"") is None
+
+
+def test_values_from_other_decoders_are_bounded_too() -> None:
+    from minik.api.decode import check_decoded
+    deep: Any = []
+    for _ in range(MAX_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(st.StatusError):
+        check_decoded({"a": deep})
+    with pytest.raises(st.StatusError):
+        check_decoded({"a": float("nan")})
+    assert check_decoded({"a": [1, "b"]}) == {"a": [1, "b"]}
