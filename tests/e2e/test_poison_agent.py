@@ -60,6 +60,9 @@ def test_stored_poison_does_not_stop_the_node(node_minik: Minik) -> None:
         ("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
                         "metadata": {"name": "owners", "namespace": ns.name, "ownerReferences": 1, "finalizers": 1},
                         "data": {"n": 1}}),
+        # Stored as the text `Infinity` (what `1e999` became before decoding refused it).
+        ("configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "infinite", "namespace": ns.name},
+                        "data": {"big": float("inf")}}),
     ]
     assert m.proc is not None
     m.stop()
@@ -83,6 +86,10 @@ def test_stored_poison_does_not_stop_the_node(node_minik: Minik) -> None:
                  for e in all_events["items"] if e["reason"] == "MalformedObject"}
     assert malformed == {(ns.name, o["metadata"]["name"]) for _, o in poison}, malformed
 
+    # Readable by everyone: a stored Infinity no longer makes `kubectl get cm -A -o json` fail.
+    listed = json.loads(m.kubectl("get", "cm", "-A", "-o", "json").stdout)
+    assert any(i["metadata"]["name"] == "infinite" and i["data"] == {"big": None} for i in listed["items"])
+
     # Working: a new pod runs, a Deployment gets its pods, the old pod was never restarted.
     ns.create(pod("after", [bb("main", "exec sleep 3600")]))
     ns.wait("after", timeout=60)
@@ -99,7 +106,7 @@ def test_stored_poison_does_not_stop_the_node(node_minik: Minik) -> None:
 
     # Deletable, every one of them.
     ns.kubectl("delete", "pod", "bound-volumes", "bound-containers", "pending-priority", "--grace-period=0", "--force", "--wait=false")
-    ns.kubectl("delete", "configmap", "owners", "--wait=false")
+    ns.kubectl("delete", "configmap", "owners", "infinite", "--wait=false")
     deadline = time.monotonic() + 60
     while True:
         left = [n for n in ("bound-volumes", "bound-containers", "pending-priority") if ns.get(n) is not None]
