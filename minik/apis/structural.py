@@ -317,7 +317,9 @@ class StructuralValidator:
         if status is not None:
             prop = ((self.schemas.definition(schema_name) or {}).get("properties") or {}).get("status")
             if isinstance(prop, dict):
-                serrs = self._status._compile(prop)(status)
+                ref = prop.get("$ref")
+                check = self._status.checker(Schemas.ref_name(ref)) if isinstance(ref, str) else self._status._compile(prop)
+                serrs = check(status)
                 out += [e.cause("status") for e in serrs[:MAX_CAUSES]] if serrs else []
         return out
 
