@@ -7,7 +7,8 @@ equivalent gate: each definition of `minik.apis.schema.Schemas` is compiled once
 definition, cached on the Schemas instance) into a tree of small checkers, and one walk over an
 object reports every value whose JSON type, format (int32/int64 range, date-time, byte),
 int-or-string or quantity shape does not fit, plus non-finite numbers anywhere (JSON has none;
-YAML's `.inf`/`.nan` and Python callers can produce them) and `required` properties.
+YAML's `.inf`/`.nan` and Python callers can produce them) and the `required` properties of list
+elements (outside `status`).
 
 Errors are `Cause`s worded as kube's structural schema validation words them, e.g.
 `spec.priority: Invalid value: "string": spec.priority in body must be of type integer: "string"`.
@@ -298,7 +299,7 @@ class StructuralValidator:
         self._checks: dict[str, Check] = schemas.derived(f"{_CACHE_KEY}.{required}", dict)
         # Status is written by controllers and agents with Go's zero-value habits (a field the
         # schema marks required may be omitted when zero), so `required` is only enforced
-        # outside `status`, where the kind's own validation would insist on it too.
+        # outside `status` (and there only on list elements, see `_compile`).
         self._status = self if not required else StructuralValidator(schemas, required=False)
 
     def validate(self, schema_name: str, obj: Any, *, skip: frozenset[str] = frozenset()) -> list[Cause]:
@@ -339,21 +340,28 @@ class StructuralValidator:
         errs = _any(obj)
         return [e.cause("") for e in errs] if errs else []
 
-    def checker(self, name: str) -> Check:
-        found = self._checks.get(name)
+    def checker(self, name: str, item: bool = False) -> Check:
+        """The checker of a definition; `item`: as an element of a list (required enforced)."""
+        key = f"{name}[]" if item and self.required else name
+        found = self._checks.get(key)
         if found is None:
             # Recursive definitions (JSONSchemaProps refers to itself): register a trampoline first.
             slot: list[Check] = []
 
             def late(value: Any) -> Errs:
                 return slot[0](value)
-            self._checks[name] = late
-            built = self._compile(self.schemas.definition(name) or {}, name)
+            self._checks[key] = late
+            built = self._compile(self.schemas.definition(name) or {}, name, item=item)
             slot.append(built)
-            self._checks[name] = found = built
+            self._checks[key] = found = built
         return found
 
-    def _compile(self, schema: dict[str, Any], name: str = "") -> Check:
+    def _compile(self, schema: dict[str, Any], name: str = "", *, item: bool = False) -> Check:
+        """`item`: the schema of a list element. Kubernetes does not enforce `required` when it
+        decodes (an omitted struct is its zero value, and e.g. a NetworkPolicy without
+        `podSelector` is valid); the required fields of list elements, though, are their
+        identities and essentials (a container's name, an ownerReference's uid, a port number,
+        a rule's verbs), which kube's validation always insists on, so they are checked here."""
         if name == _QUANTITY:
             return _quantity
         if name == _INT_OR_STRING:
@@ -365,9 +373,10 @@ class StructuralValidator:
                 return _quantity
             if target == _INT_OR_STRING:
                 return _int_or_string
-            if target in self._checks:
-                return self._checks[target]
-            return _Deferred(self, target)
+            key = f"{target}[]" if item and self.required else target
+            if key in self._checks:
+                return self._checks[key]
+            return _Deferred(self, target, item)
         if schema.get("x-kubernetes-int-or-string") is True:
             return _int_or_string
         types = schema.get("type")
@@ -387,13 +396,13 @@ class StructuralValidator:
             return _boolean
         if kind == "array":
             items = schema.get("items")
-            return _array(self._compile(items) if isinstance(items, dict) else _any)
+            return _array(self._compile(items, item=True) if isinstance(items, dict) else _any)
         if kind == "object":
             props = schema.get("properties")
             extra = schema.get("additionalProperties")
             if isinstance(props, dict):
                 compiled = {k: self._compile(v) for k, v in props.items() if isinstance(v, dict)}
-                required = tuple(r for r in schema.get("required") or () if isinstance(r, str)) if self.required else ()
+                required = tuple(r for r in schema.get("required") or () if isinstance(r, str)) if self.required and item else ()
                 return _struct(compiled, required)
             if isinstance(extra, dict):
                 return _map(self._compile(extra))
@@ -412,14 +421,14 @@ def _object_any(value: Any) -> Errs:
 class _Deferred:
     """A reference compiled on first call (keeps compilation of one definition shallow)."""
 
-    __slots__ = ("_owner", "_name", "_check")
+    __slots__ = ("_owner", "_name", "_item", "_check")
 
-    def __init__(self, owner: StructuralValidator, name: str) -> None:
-        self._owner, self._name = owner, name
+    def __init__(self, owner: StructuralValidator, name: str, item: bool) -> None:
+        self._owner, self._name, self._item = owner, name, item
         self._check: Check | None = None
 
     def __call__(self, value: Any) -> Errs:
         check = self._check
         if check is None:
-            check = self._check = self._owner.checker(self._name)
+            check = self._check = self._owner.checker(self._name, self._item)
         return check(value)

@@ -70,9 +70,14 @@ def test_wrong_types_name_their_field(obj: dict[str, Any], field: str) -> None:
     assert fields(POD, obj) == [field]
 
 
-def test_required_outside_status_only() -> None:
+def test_required_for_list_elements_outside_status_only() -> None:
     assert fields(POD, {"spec": {"containers": [{"image": "i"}]}}) == ["spec.containers[0].name"]
-    assert fields(POD, {"spec": {}}) == ["spec.containers"]
+    assert fields(POD, dict(pod(), metadata={"name": "p", "ownerReferences": [{"kind": "A", "name": "a"}]})) == [
+        "metadata.ownerReferences[0].apiVersion", "metadata.ownerReferences[0].uid"]
+    # Structs are Go zero values when omitted: the kind's validation decides (spec.containers is
+    # its business), and a NetworkPolicy without podSelector is valid, as on Kubernetes.
+    assert fields(POD, {"spec": {}}) == []
+    assert fields("io.k8s.api.networking.v1.NetworkPolicy", {"metadata": {"name": "n"}, "spec": {}}) == []
     # ContainerStatus requires name/image/imageID/ready/restartCount; writers omit zero values.
     assert fields(POD, pod() | {"status": {"containerStatuses": [{"name": "c"}]}}) == []
 
