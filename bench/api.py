@@ -5,7 +5,8 @@ LIST of 1,000 objects, watch delivery latency to 100 watchers, and the baselines
 inserts with the same durability (WAL, synchronous=FULL; one commit per insert and batches of 8)
 and a bare aiohttp TLS handler (the HTTP ceiling), with ratios. Ends with the server's RSS after
 the run and at idle, then the cost of structural schema validation: creates/s of ConfigMaps and
-Pods at 8 clients against a server with it and one without it (`--validation-only` runs just that).
+Pods at 8 clients against a server with it and one without it, and the server CPU per create in
+one in-process server toggling it (`--validation-only` runs just these).
 
     python bench/api.py [--n 2000] [--keep] [--validation-only]
 """
@@ -297,6 +298,47 @@ async def validation_cost(args: argparse.Namespace) -> None:
                 shutil.rmtree(root, ignore_errors=True)
 
 
+async def validation_cost_in_process(rounds: int = 6, n: int = 300) -> None:
+    """The same comparison in one in-process server, switching validation on and off between
+    rounds and timing with process CPU time: the steadiest figure on a shared machine."""
+    from minik.api.request import decode_body
+    from minik.api.service import WriteOptions
+    from minik.config import ServerConfig
+    from minik.daemon import Server
+
+    root = tempfile.mkdtemp(prefix="minik-bench-")
+    srv = Server(ServerConfig(data_dir=os.path.join(root, "data"), config_dir=os.path.join(root, "etc"),
+                              run_dir=os.path.join(root, "run"), bind_address="127.0.0.1", https_listen_port=free_port(),
+                              advertise_address="127.0.0.1", disable_agent=True, node_name="bench"))
+    await srv.start()
+    assert srv.service is not None and srv.client is not None
+    print(f"\nin-process create (decode + service.create), CPU per create, median of {rounds} rounds of {n}:")
+    try:
+        for kind, plural in (("configmaps", "configmaps"), ("pods", "pods")):
+            rt = srv.registry.lookup("", "v1", plural)
+            assert rt is not None
+            cpu: dict[bool, list[float]] = {True: [], False: []}
+            for r in range(rounds):
+                for enabled in ((True, False) if r % 2 == 0 else (False, True)):
+                    srv.service.structural_enabled = enabled
+                    ns = f"cpu-{kind}-{r}-{int(enabled)}"
+                    await srv.client.create("namespaces", "", {"metadata": {"name": ns}})
+                    if kind == "pods":
+                        bodies = [json.dumps(dict(POD, metadata=dict(POD["metadata"], name=f"p{i}"))).encode() for i in range(n)]
+                    else:
+                        bodies = [json.dumps({"metadata": {"name": f"c{i}"}, "data": {"v": "x" * 1024}}).encode() for i in range(n)]
+                    t0 = time.process_time()
+                    for b in bodies:
+                        body, _ = decode_body(b, "application/json")
+                        await srv.service.create(rt, ns, body, WriteOptions("bench", "Warn"))
+                    cpu[enabled].append((time.process_time() - t0) / n * 1e6)
+            w, wo = statistics.median(cpu[True]), statistics.median(cpu[False])
+            print(f"{kind:10s} with {w:6.0f} µs   without {wo:6.0f} µs   → {w / wo:5.2f}x ({(w / wo - 1) * 100:+.1f}%)")
+    finally:
+        await srv.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=2000)
@@ -306,6 +348,7 @@ def main() -> None:
     if not args.validation_only:
         asyncio.run(run(args))
     asyncio.run(validation_cost(args))
+    asyncio.run(validation_cost_in_process())
 
 
 if __name__ == "__main__":
