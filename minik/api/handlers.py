@@ -379,8 +379,9 @@ class ApiHandlers:
                 raise st.method_not_allowed()
             return json_response(self.reviews.token_request(sa, body if isinstance(body, dict) else {}), 201)
         if sub == "eviction" and m == "POST":
-            res = await self.service.delete(t.rt, self._ns(t), t.name, DeleteOptions())
-            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201) if res else web.Response(status=201)
+            from minik.api.eviction import evict   # PodDisruptionBudgets decide (429 when one would be violated)
+            body, _ = await self._body(request)
+            return json_response(await evict(self.service, t.rt, self._ns(t), t.name, body), 201)
         if sub == "proxy" and not t.rt.group and t.rt.kind in ("Pod", "Service"):
             return await self._proxy(request, t)
         if sub in ("log", "exec", "attach", "portforward"):

@@ -23,7 +23,10 @@ from typing import Callable
 from minik.client import Client, ClientError, Obj
 from minik.machinery.events import EventRecorder
 from minik.machinery.informers import NODE_INDEX, InformerFactory
+from minik.machinery import storage as sto
+from minik.machinery.informer import Informer
 from minik.scheduler.plugins import FILTERS
+from minik.scheduler.plugins.volumebinding import unbound_delayed_claims
 from minik.scheduler.state import ClusterState
 
 log = logging.getLogger("minik.scheduler")
@@ -98,6 +101,25 @@ def pod_ref(pod: Obj) -> Obj:
             "apiVersion": "v1", "resourceVersion": m.get("resourceVersion", "")}
 
 
+class InformerVolumes:
+    """The volume binding filter's view of the shared PVC, PV and StorageClass caches."""
+
+    def __init__(self, claims: Informer, volumes: Informer, classes: Informer) -> None:
+        self._claims, self._volumes, self._classes = claims, volumes, classes
+
+    def claim(self, namespace: str, name: str) -> Obj | None:
+        return self._claims.get(namespace, name)
+
+    def volume(self, name: str) -> Obj | None:
+        return self._volumes.get("", name)
+
+    def storage_class(self, name: str) -> Obj | None:
+        return self._classes.get("", name)
+
+    def volumes(self) -> list[Obj]:
+        return self._volumes.list()
+
+
 @dataclass(frozen=True, slots=True)
 class _Assumed:
     node: str
@@ -120,12 +142,17 @@ class Scheduler:
         self.factory = informers or InformerFactory(client)
         self.pods = self.factory.informer("pods")
         self.nodes = self.factory.informer("nodes")
+        claims, volumes = self.factory.informer("persistentvolumeclaims"), self.factory.informer("persistentvolumes")
+        self.volumes = InformerVolumes(claims, volumes, self.factory.informer("storage.k8s.io/storageclasses"))
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME)
         self._wake = asyncio.Event()
         self._assumed: dict[str, _Assumed] = {}
         self._backoff: dict[str, tuple[int, float]] = {}   # pod uid → (failures, retry not before)
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(lambda old, new: self._wake.set())
+        # A claim bound or a volume provisioned may let a waiting pod go to its node.
+        claims.add_handler(lambda old, new: self._wake.set())
+        volumes.add_handler(lambda old, new: self._wake.set())
 
     def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
@@ -140,7 +167,8 @@ class Scheduler:
         if self._own_factory:
             self.factory.start()
         try:
-            await self.factory.wait_synced("pods", "nodes")
+            await self.factory.wait_synced("pods", "nodes", "persistentvolumeclaims", "persistentvolumes",
+                                           "storage.k8s.io/storageclasses")
             while True:
                 self._wake.clear()
                 await self.schedule_pending()
@@ -158,7 +186,7 @@ class Scheduler:
         if not pending:
             return
         nodes = self.nodes.list()
-        state = ClusterState()
+        state = ClusterState(volumes=self.volumes)
         for n in nodes:
             name = (n.get("metadata") or {}).get("name", "")
             state.pods_by_node[name] = self.pods.by_index(NODE_INDEX, name)
@@ -184,6 +212,8 @@ class Scheduler:
     async def _schedule_one(self, pod: Obj, nodes: list[Obj], state: ClusterState) -> None:
         d = choose_node(pod, nodes, state)
         m = pod["metadata"]
+        if d.node and await self._claims_waiting(pod, d.node):
+            return
         if d.node:
             try:
                 await self.client.patch("pods", m["namespace"], m["name"], {"target": {"name": d.node}}, subresource="binding",
@@ -198,6 +228,23 @@ class Scheduler:
                                       f"Successfully assigned {m['namespace']}/{m['name']} to {d.node}")
         else:
             await self._unschedulable(pod, d.message)
+
+    async def _claims_waiting(self, pod: Obj, node: str) -> bool:
+        """WaitForFirstConsumer: record the chosen node on the pod's unbound claims (the
+        provisioner or the binder acts on it) and bind the pod only once they are bound
+        (kube-scheduler's VolumeBinding PreBind); a claim's change wakes the loop again."""
+        waiting = unbound_delayed_claims(pod, self.volumes)
+        for pvc in waiting:
+            m = pvc["metadata"]
+            if sto.annotations_of(pvc).get(sto.ANN_SELECTED_NODE) == node:
+                continue
+            try:
+                await self.client.patch("persistentvolumeclaims", m.get("namespace", ""), m.get("name", ""),
+                                        {"metadata": {"annotations": {sto.ANN_SELECTED_NODE: node}}},
+                                        field_manager=SCHEDULER_NAME)
+            except ClientError as e:
+                log.debug("selected node of claim %s/%s: %s", m.get("namespace"), m.get("name"), e.message)
+        return bool(waiting)
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
         m = pod["metadata"]

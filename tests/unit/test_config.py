@@ -37,3 +37,15 @@ def test_node_ip_order(node_ip: str, advertise: str, fallback: str, want: str) -
 
 def test_node_name_defaults_to_the_hostname() -> None:
     assert agent_config(ServerConfig()).node_name == socket.gethostname().lower()
+
+
+def test_local_storage_path_flag_and_default() -> None:
+    import argparse
+
+    from minik.cli.main import _server_parser, build_server_config
+    top = argparse.ArgumentParser()
+    _server_parser(top.add_subparsers())
+    cfg = build_server_config(top.parse_args(["server", "--data-dir", "/srv/mk"]))
+    assert cfg.storage_dir == "/srv/mk/storage"
+    cfg = build_server_config(top.parse_args(["server", "--data-dir", "/srv/mk", "--default-local-storage-path", "/mnt/disk"]))
+    assert cfg.storage_dir == "/mnt/disk"

@@ -5,7 +5,7 @@ The reason strings follow kube-scheduler's wording so `kubectl describe pod` rea
 
 from __future__ import annotations
 
-from minik.scheduler.plugins import hostports, nodeaffinity, resources, taints, unschedulable
+from minik.scheduler.plugins import hostports, nodeaffinity, resources, taints, unschedulable, volumebinding
 from minik.scheduler.state import FilterFn
 
 FILTERS: tuple[tuple[str, FilterFn], ...] = (
@@ -14,4 +14,5 @@ FILTERS: tuple[tuple[str, FilterFn], ...] = (
     ("TaintToleration", taints.filter),
     ("NodeResourcesFit", resources.filter),
     ("NodePorts", hostports.filter),
+    ("VolumeBinding", volumebinding.filter),
 )
