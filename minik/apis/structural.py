@@ -7,8 +7,11 @@ equivalent gate: each definition of `minik.apis.schema.Schemas` is compiled once
 definition, cached on the Schemas instance) into a tree of small checkers, and one walk over an
 object reports every value whose JSON type, format (int32/int64 range, date-time, byte),
 int-or-string or quantity shape does not fit, plus non-finite numbers anywhere (JSON has none;
-YAML's `.inf`/`.nan` and Python callers can produce them) and the `required` properties of list
-elements (outside `status`).
+YAML's `.inf`/`.nan` and Python callers can produce them). `required` is not enforced by default,
+as kube-apiserver does not enforce it when decoding: the definitions mark fields required that
+defaulting fills in afterwards (a Job's `podFailurePolicy…onPodConditions[].status` defaults to
+"True"), and an omitted struct is its zero value; the kind's validation (`minik.apis.validation`)
+checks what must be present after defaulting. `required=True` enforces it on list elements.
 
 Errors are `Cause`s worded as kube's structural schema validation words them, e.g.
 `spec.priority: Invalid value: "string": spec.priority in body must be of type integer: "string"`.
@@ -294,7 +297,7 @@ def _struct(props: dict[str, Check], required: tuple[str, ...]) -> Check:
 class StructuralValidator:
     """Checkers compiled from the definitions, one per definition name, built on first use."""
 
-    def __init__(self, schemas: Schemas, *, required: bool = True) -> None:
+    def __init__(self, schemas: Schemas, *, required: bool = False) -> None:
         self.schemas, self.required = schemas, required
         self._checks: dict[str, Check] = schemas.derived(f"{_CACHE_KEY}.{required}", dict)
         # Status is written by controllers and agents with Go's zero-value habits (a field the

@@ -70,16 +70,22 @@ def test_wrong_types_name_their_field(obj: dict[str, Any], field: str) -> None:
     assert fields(POD, obj) == [field]
 
 
-def test_required_for_list_elements_outside_status_only() -> None:
-    assert fields(POD, {"spec": {"containers": [{"image": "i"}]}}) == ["spec.containers[0].name"]
-    assert fields(POD, dict(pod(), metadata={"name": "p", "ownerReferences": [{"kind": "A", "name": "a"}]})) == [
-        "metadata.ownerReferences[0].apiVersion", "metadata.ownerReferences[0].uid"]
-    # Structs are Go zero values when omitted: the kind's validation decides (spec.containers is
-    # its business), and a NetworkPolicy without podSelector is valid, as on Kubernetes.
+def test_required_is_left_to_validation_after_defaulting() -> None:
+    # Kubernetes does not enforce `required` when decoding: a Job's onPodConditions[].status is
+    # marked required and defaulted to "True"; a NetworkPolicy without podSelector is valid.
+    job = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}},
+                                              "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}}}
+    assert fields("io.k8s.api.batch.v1.Job", job) == []
     assert fields(POD, {"spec": {}}) == []
     assert fields("io.k8s.api.networking.v1.NetworkPolicy", {"metadata": {"name": "n"}, "spec": {}}) == []
+
+
+def test_required_on_list_elements_when_asked() -> None:
+    strict = StructuralValidator(SCHEMAS, required=True)
+    assert [c.field for c in strict.validate(POD, {"spec": {"containers": [{"image": "i"}]}})] == ["spec.containers[0].name"]
+    assert [c.field for c in strict.validate(POD, {"spec": {}})] == []
     # ContainerStatus requires name/image/imageID/ready/restartCount; writers omit zero values.
-    assert fields(POD, pod() | {"status": {"containerStatuses": [{"name": "c"}]}}) == []
+    assert [c.field for c in strict.validate(POD, pod() | {"status": {"containerStatuses": [{"name": "c"}]}})] == []
 
 
 def test_configmap_data_numbers_and_non_finite() -> None:
