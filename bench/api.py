@@ -301,6 +301,8 @@ async def validation_cost(args: argparse.Namespace) -> None:
 async def validation_cost_in_process(rounds: int = 6, n: int = 300) -> None:
     """The same comparison in one in-process server, switching validation on and off between
     rounds and timing with process CPU time: the steadiest figure on a shared machine."""
+    # bench/dns.py would shadow dnspython (`import dns`) for the in-process server's DNS part.
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
     from minik.api.request import decode_body
     from minik.api.service import WriteOptions
     from minik.config import ServerConfig
