@@ -280,7 +280,8 @@ class Server:
         if self.runtime is None:
             return
         proxier = Proxier(self.informers, self.runtime.node_name,
-                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr), cfg.bridge_name)
+                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr, bridge=cfg.bridge_name),
+                          cfg.bridge_name)
         self.supervisor.spawn("proxier", proxier.run)
     async def _start_dns(self) -> None:
         """kube-dns Service/Endpoints/EndpointSlice, and cluster DNS on this node when it runs pods."""
@@ -367,6 +368,8 @@ class Server:
         if self.informers is not None:
             for key, inf in self.informers.informers().items():
                 lines.append(f'minik_informer_objects{{resource="{key.resource}"}} {len(inf.list())}')
+        if self.netpol is not None:
+            lines += self.netpol.metrics()
         if self.ingress is not None:
             lines += self.ingress.metrics()
         return "\n".join(lines) + "\n"

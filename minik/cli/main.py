@@ -74,6 +74,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         mode = int(str(a.write_kubeconfig_mode), 8)
     except ValueError:
         raise SystemExit(f"minik: --write-kubeconfig-mode must be octal like 0600, got {a.write_kubeconfig_mode!r}") from None
+    if not 1 <= len(a.dns_interface) <= 15 or "/" in a.dns_interface or " " in a.dns_interface:
+        raise SystemExit(f"minik: --dns-interface must be an interface name of 1 to 15 characters, got {a.dns_interface!r}")
     return ServerConfig(
         data_dir=os.path.abspath(a.data_dir), config_dir=os.path.abspath(a.config_dir), run_dir=os.path.abspath(a.run_dir),
         bind_address=a.bind_address, https_listen_port=a.https_listen_port, advertise_address=a.advertise_address,
