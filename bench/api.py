@@ -4,7 +4,9 @@ Prints creates/s and p50/p99 latency at 1 and 8 concurrent clients (1 KiB Config
 LIST of 1,000 objects, watch delivery latency to 100 watchers, and the baselines: raw SQLite
 inserts with the same durability (WAL, synchronous=FULL; one commit per insert and batches of 8)
 and a bare aiohttp TLS handler (the HTTP ceiling), with ratios. Ends with the server's RSS after
-the run and at idle.
+the run and at idle, then the cost of structural schema validation: creates/s of ConfigMaps and
+Pods at 8 clients against a server with it and one without it, and the server CPU per create in
+one in-process server toggling it (`--validation-only` runs just these).
 
 `--storm` measures memory and latency under a watch/LIST storm instead: GET p99 with 500 open
 watches (idle, then with 10 writes/s fanned out to all of them) against the same GETs with none
@@ -12,7 +14,7 @@ watches (idle, then with 10 writes/s fanned out to all of them) against the same
 after a 500-watch + 200-concurrent-LIST storm (1,000 ConfigMaps of 1 KiB), plus how fast the
 server's watcher count comes back down when the clients go away.
 
-    python bench/api.py [--n 2000] [--keep]
+    python bench/api.py [--n 2000] [--keep] [--validation-only]
     python bench/api.py --storm [--watches 500] [--lists 200]
 """
 
@@ -349,6 +351,136 @@ async def storm(args: argparse.Namespace) -> None:
           f"(+{rss_after - rss_start:.1f} MB), {rss_later:.1f} MB 30 s after (+{rss_later - rss_start:.1f} MB; target < 20 MB)")
     m.stop()
     if not args.keep:
+POD = {"metadata": {"labels": {"app": "bench", "tier": "web"}, "annotations": {"note": "x" * 200}},
+       "spec": {"schedulerName": "none", "terminationGracePeriodSeconds": 5,
+                "containers": [{"name": "web", "image": "registry.local/web:1.2.3", "ports": [{"containerPort": 8080, "name": "http"}],
+                                "env": [{"name": f"E{i}", "value": str(i)} for i in range(5)],
+                                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+                                "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5}}]}}
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process: its own CPU, whatever else loads the machine."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def creates_per_second(m: Minik, n: int, kind: str, rounds: int, tag: str = "") -> float:
+    """Best of `rounds` runs of n creates at 8 clients (ConfigMaps of 1 KiB, or Pods as above),
+    each in a new namespace `bench-<kind>-<tag><round>`."""
+    sslctx = ssl.create_default_context()
+    sslctx.check_hostname = False
+    sslctx.verify_mode = ssl.CERT_NONE
+    best = 0.0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=sslctx, limit=200),
+                                     headers={"Authorization": f"Bearer {m.token()}"}) as s:
+        for r in range(rounds):
+            ns = f"bench-{kind}-{tag}{r}"
+            async with s.post(m.url + "/api/v1/namespaces", json={"metadata": {"name": ns}}) as resp:
+                await resp.read()
+            base = f"{m.url}/api/v1/namespaces/{ns}/{kind}"
+            if kind == "pods":
+                reqs = [("POST", base, dict(POD, metadata=dict(POD["metadata"], name=f"p{i}"))) for i in range(n)]
+            else:
+                reqs = [("POST", base, {"metadata": {"name": f"c{i}"}, "data": {"v": "x" * 1024}}) for i in range(n)]
+            cpu0 = cpu_seconds(m.proc.pid) if m.proc else 0.0
+            dt, _, err = await timed_requests(s, reqs, 8)
+            assert err == 0, f"{err} creates failed"
+            best = max(best, n / dt)
+            if m.proc:
+                cpu_per_create = (cpu_seconds(m.proc.pid) - cpu0) / n
+                CPU_PER_CREATE.setdefault((m.port, kind), []).append(cpu_per_create)
+    return best
+
+
+CPU_PER_CREATE: dict[tuple[int, str], list[float]] = {}
+
+
+async def validation_cost(args: argparse.Namespace) -> None:
+    """Creates/s at 8 clients with structural validation (minik/apis/structural.py) and without
+    it (the hidden MINIK_BENCH_NO_STRUCTURAL_VALIDATION switch), servers started side by side,
+    measured alternately so machine noise hits both."""
+    from minik.api.service import NO_STRUCTURAL_ENV
+    servers: dict[str, Minik] = {}
+    roots = []
+    for label in ("with", "without"):
+        root = tempfile.mkdtemp(prefix="minik-bench-")
+        roots.append(root)
+        m = Minik(root, free_port(), ["--disable-agent"])
+        if label == "without":
+            os.environ[NO_STRUCTURAL_ENV] = "1"
+        try:
+            m.start()
+        finally:
+            os.environ.pop(NO_STRUCTURAL_ENV, None)
+        servers[label] = m
+    n = max(200, args.n // 4)
+    print(f"\nstructural validation cost (creates/s at 8 clients, best of 5, n={n}):")
+    try:
+        for kind in ("configmaps", "pods"):
+            rates = {label: 0.0 for label in servers}
+            for attempt in range(5):
+                order = list(servers.items())
+                for label, m in (order if attempt % 2 == 0 else order[::-1]):  # neither always goes first
+                    rates[label] = max(rates[label], await creates_per_second(m, n, kind, 1, f"a{attempt}-"))
+            ratio = rates["with"] / rates["without"]
+            print(f"{kind:10s} with {rates['with']:7.0f}/s   without {rates['without']:7.0f}/s   "
+                  f"→ with/without {ratio:5.2f}x ({(1 - ratio) * 100:+.1f}% slower)")
+            # Server CPU per create (median over the rounds) is immune to other load on the machine.
+            cpu = {label: statistics.median(CPU_PER_CREATE[(m.port, kind)]) * 1e6 for label, m in servers.items()}
+            print(f"{'':10s} server CPU per create: with {cpu['with']:6.0f} µs   without {cpu['without']:6.0f} µs   "
+                  f"→ {cpu['with'] / cpu['without']:5.2f}x")
+        for label, m in servers.items():
+            print(f"server RSS {label} validation: {rss_mb(m.proc.pid if m.proc else 0):.1f} MB")
+    finally:
+        for m in servers.values():
+            m.stop()
+        if not args.keep:
+            for root in roots:
+                shutil.rmtree(root, ignore_errors=True)
+
+
+async def validation_cost_in_process(rounds: int = 6, n: int = 300) -> None:
+    """The same comparison in one in-process server, switching validation on and off between
+    rounds and timing with process CPU time: the steadiest figure on a shared machine."""
+    # bench/dns.py would shadow dnspython (`import dns`) for the in-process server's DNS part.
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+    from minik.api.request import decode_body
+    from minik.api.service import WriteOptions
+    from minik.config import ServerConfig
+    from minik.daemon import Server
+
+    root = tempfile.mkdtemp(prefix="minik-bench-")
+    srv = Server(ServerConfig(data_dir=os.path.join(root, "data"), config_dir=os.path.join(root, "etc"),
+                              run_dir=os.path.join(root, "run"), bind_address="127.0.0.1", https_listen_port=free_port(),
+                              advertise_address="127.0.0.1", disable_agent=True, node_name="bench"))
+    await srv.start()
+    assert srv.service is not None and srv.client is not None
+    print(f"\nin-process create (decode + service.create), CPU per create, median of {rounds} rounds of {n}:")
+    try:
+        for kind, plural in (("configmaps", "configmaps"), ("pods", "pods")):
+            rt = srv.registry.lookup("", "v1", plural)
+            assert rt is not None
+            cpu: dict[bool, list[float]] = {True: [], False: []}
+            for r in range(rounds):
+                for enabled in ((True, False) if r % 2 == 0 else (False, True)):
+                    srv.service.structural_enabled = enabled
+                    ns = f"cpu-{kind}-{r}-{int(enabled)}"
+                    await srv.client.create("namespaces", "", {"metadata": {"name": ns}})
+                    if kind == "pods":
+                        bodies = [json.dumps(dict(POD, metadata=dict(POD["metadata"], name=f"p{i}"))).encode() for i in range(n)]
+                    else:
+                        bodies = [json.dumps({"metadata": {"name": f"c{i}"}, "data": {"v": "x" * 1024}}).encode() for i in range(n)]
+                    t0 = time.process_time()
+                    for b in bodies:
+                        body, _ = decode_body(b, "application/json")
+                        await srv.service.create(rt, ns, body, WriteOptions("bench", "Warn"))
+                    cpu[enabled].append((time.process_time() - t0) / n * 1e6)
+            w, wo = statistics.median(cpu[True]), statistics.median(cpu[False])
+            print(f"{kind:10s} with {w:6.0f} µs   without {wo:6.0f} µs   → {w / wo:5.2f}x ({(w / wo - 1) * 100:+.1f}%)")
+    finally:
+        await srv.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -361,8 +493,15 @@ def main() -> None:
     p.add_argument("--lists", type=int, default=200)
     p.add_argument("--gets", type=int, default=400)
     p.add_argument("--hold", type=float, default=2.0, help="seconds the watches stay open before GETs are timed")
+    p.add_argument("--validation-only", action="store_true", help="only the structural validation cost")
     args = p.parse_args()
-    asyncio.run(storm(args) if args.storm else run(args))
+    if args.storm:
+        asyncio.run(storm(args))
+        return
+    if not args.validation_only:
+        asyncio.run(run(args))
+    asyncio.run(validation_cost(args))
+    asyncio.run(validation_cost_in_process())
 
 
 if __name__ == "__main__":

@@ -159,6 +159,7 @@ class Server:
         self._start_autoscaling(handlers)
         await self._start_storage_and_policy()
         self.informers.start()
+        self._start_poison_audit()
         await self._start_dns()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
@@ -169,6 +170,19 @@ class Server:
         release_memory()
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    def _start_poison_audit(self) -> None:
+        """Report (log + Warning event) stored objects that today's API would refuse: once, in
+        the background, so start-up is not delayed by a large store."""
+        from minik.api.audit import report
+        from minik.machinery.events import EventRecorder
+        service = self.service
+        assert service is not None
+        recorder = EventRecorder(self.client, "minik-apiserver", host=self.node_name)
+
+        async def audit() -> None:
+            await report(service, recorder)
+        self.supervisor.spawn("poison-audit", audit, restart=False)
 
     def _start_workloads(self) -> None:
         """Job, CronJob, StatefulSet and DaemonSet controllers on the shared informers."""

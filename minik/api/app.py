@@ -18,6 +18,7 @@ from aiohttp import web
 from minik import KUBE_VERSION, __version__
 from minik.api import status as st
 from minik.api.auth import ANONYMOUS, ANONYMOUS_PATHS, AllowAuthenticated, Authenticator, Authorizer, ImpersonationError, User, impersonate
+from minik.api.guard import last_resort
 from minik.api.handlers import ApiHandlers, json_response
 from minik.api.health import Check, evaluate
 from minik.api.openapi import OpenAPI
@@ -59,7 +60,7 @@ class ApiServer:
         self.openapi_v2 = OpenAPIV2(openapi)   # Swagger 2.0, derived from the v3 documents
 
     def build(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors, self._auth, self._body_deadline], client_max_size=3 * 1024 * 1024 + 1024)
+        app = web.Application(middlewares=[last_resort, self._errors, self._auth, self._body_deadline], client_max_size=3 * 1024 * 1024 + 1024)
         h = self.handlers
         r = app.router
         r.add_get("/version", self._version)

@@ -9,8 +9,10 @@ in front of the node's `minik.client.streams.PodStreams` when one is wired in.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 from aiohttp import web
@@ -39,17 +41,45 @@ from minik.client.streams import PodStreams
 log = logging.getLogger("minik.api")
 
 JSON_CT = "application/json"
+LARGE_BODY = 256 * 1024
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (an object written before decoding refused them, or a message
+        # quoting one): \u-escape rather than fail the response, the error response included.
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+    except ValueError:
+        # NaN/Infinity in a stored object (from before decoding refused them) would make the
+        # whole response invalid JSON, and every `kubectl get -A -o json` fail: null instead.
+        return dumps(_finite(obj))
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
+
+
+def header_text(text: str) -> str:
+    """Text safe in an HTTP header value: control and non-ASCII characters escaped (a field
+    name in a Warning must not be able to break or split the response)."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if " " <= c < "\x7f" else f"\\u{ord(c):04x}" for c in text)
 
 
 def json_response(obj: Any, status: int = 200, content_type: str = JSON_CT, warnings: list[str] | None = None) -> web.Response:
     # kube-apiserver's JSON serializer is a json.Encoder, which ends every document with "\n".
     resp = web.Response(body=dumps(obj) + b"\n", status=status, headers={"Content-Type": content_type})
     for w in warnings or []:
-        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+        resp.headers.add("Warning", '299 - "' + header_text(w).replace('"', '\\"') + '"')
     return resp
 
 
@@ -256,6 +286,9 @@ class ApiHandlers:
         if request.content_length is not None and request.content_length > 3 * 1024 * 1024:
             raise st.StatusError(413, "RequestEntityTooLarge", f"the request body is too large: {request.content_length} bytes (limit 3145728)")
         raw = await request.read()
+        if len(raw) > LARGE_BODY:
+            # Decoding a few MiB takes a while: off the event loop, so other requests interleave.
+            return await asyncio.to_thread(decode_body, raw, request.headers.get("Content-Type"), patch=patch)
         return decode_body(raw, request.headers.get("Content-Type"), patch=patch)
 
     async def _create(self, request: web.Request, t: Target) -> web.Response:
@@ -286,6 +319,7 @@ class ApiHandlers:
                 decoded, _ = decode_body(raw, request.headers.get("Content-Type"))
                 if isinstance(decoded, dict):
                     body = decoded
+        _check_delete_options(body)
         policy = body.get("propagationPolicy") or q.get("propagationPolicy", "")
         if body.get("orphanDependents") is True or q.get("orphanDependents") == "true":
             policy = policy or "Orphan"
@@ -385,3 +419,19 @@ class ApiHandlers:
             raise st.bad_request("binding target name is required")
         await self.service.bind(t.rt, self._ns(t), t.name, node)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+
+
+def _check_delete_options(body: Obj) -> None:
+    """DeleteOptions are decoded strictly by Kubernetes: a wrongly typed field is a 400."""
+    types: dict[str, tuple[type, ...]] = {"propagationPolicy": (str,), "orphanDependents": (bool,),
+                                          "gracePeriodSeconds": (int,), "preconditions": (dict,), "dryRun": (list,)}
+    for name, want in types.items():
+        v = body.get(name)
+        if v is None:
+            continue
+        if not isinstance(v, want) or (isinstance(v, bool) and bool not in want):
+            raise st.bad_request(f"DeleteOptions.{name}: wrong type {type(v).__name__} (want {want[0].__name__})")
+    pre = body.get("preconditions") or {}
+    for name in ("uid", "resourceVersion"):
+        if pre.get(name) is not None and not isinstance(pre[name], str):
+            raise st.bad_request(f"DeleteOptions.preconditions.{name}: wrong type {type(pre[name]).__name__} (want str)")

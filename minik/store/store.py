@@ -20,10 +20,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from minik.apis.size import MAX_OBJECT_BYTES
 from minik.store.cache import ObjectCache
 from minik.store.db import Database, LogRow, ReencryptResult
 from minik.store.encryption import Transformer
-from minik.store.errors import AlreadyExists, Conflict, NotFound, Unavailable
+from minik.store.errors import AlreadyExists, Conflict, NotFound, TooLarge, Unavailable
 from minik.store.types import Event, EventType, ListResult, Obj
 from minik.store.watch import Watch, WatchHub
 from minik.store.writer import VOLATILE_RESERVE, GroupCommitWriter, PendingWrite
@@ -264,6 +265,12 @@ class Store:
             raise Unavailable("store is not open")
         revision = self._next_revision + 1
         text, stored = _stamp(obj, revision, deep=kind != "DELETED")
+        if kind != "DELETED" and len(text) > MAX_OBJECT_BYTES // 4:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > MAX_OBJECT_BYTES:
+                # etcd's request limit, which Kubernetes objects live under: counted on the
+                # encoded object, so 150,000 empty keys are as large as their text.
+                raise TooLarge(resource, namespace, name, size, MAX_OBJECT_BYTES)
         self._next_revision = revision
         durable = resource not in self._volatile
         row = (
