@@ -351,6 +351,9 @@ async def storm(args: argparse.Namespace) -> None:
           f"(+{rss_after - rss_start:.1f} MB), {rss_later:.1f} MB 30 s after (+{rss_later - rss_start:.1f} MB; target < 20 MB)")
     m.stop()
     if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 POD = {"metadata": {"labels": {"app": "bench", "tier": "web"}, "annotations": {"note": "x" * 200}},
        "spec": {"schedulerName": "none", "terminationGracePeriodSeconds": 5,
                 "containers": [{"name": "web", "image": "registry.local/web:1.2.3", "ports": [{"containerPort": 8080, "name": "http"}],
