@@ -16,6 +16,7 @@ resourceVersion are encoded and not cached. Neighbours: `minik.api.watch` (event
 from __future__ import annotations
 
 import json
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -26,7 +27,27 @@ _Key = tuple[str, str, str, str, str, str]   # (event type or "", apiVersion, ki
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON that is always valid, whatever is stored (watch lines, LIST items, responses)."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (an object written before decoding refused them, or a message
+        # quoting one): \u-escape rather than fail the response, the error response included.
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+    except ValueError:
+        # NaN/Infinity in a stored object (from before decoding refused them) would make the
+        # whole response invalid JSON, and every `kubectl get -A -o json` fail: null instead.
+        return dumps(_finite(obj))
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
 
 
 def typed(api_version: str, kind: str, obj: Obj) -> Obj:

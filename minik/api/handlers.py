@@ -20,7 +20,7 @@ from aiohttp import web
 from minik.api import discovery
 from minik.api import status as st
 from minik.api.auth import AllowAuthenticated, Authorizer
-from minik.api.encoded import EncodedObjects
+from minik.api.encoded import EncodedObjects, dumps
 from minik.api.listing import respond_list
 from minik.api.kinds import KindHooksImpl
 from minik.api.rbac import RBAC as RBAC_GROUP, RBACAuthorizer
@@ -42,29 +42,6 @@ log = logging.getLogger("minik.api")
 
 JSON_CT = "application/json"
 LARGE_BODY = 256 * 1024
-
-
-def dumps(obj: Any) -> bytes:
-    try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-    except UnicodeEncodeError:
-        # A lone surrogate (an object written before decoding refused them, or a message
-        # quoting one): \u-escape rather than fail the response, the error response included.
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
-    except ValueError:
-        # NaN/Infinity in a stored object (from before decoding refused them) would make the
-        # whole response invalid JSON, and every `kubectl get -A -o json` fail: null instead.
-        return dumps(_finite(obj))
-
-
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return v
 
 
 def header_text(text: str) -> str:
@@ -313,7 +290,7 @@ class ApiHandlers:
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
         q = request.query
         body: Obj = {}
-        if request.can_read_body:
+        if request.body_exists:   # (the body-deadline middleware may have read it already)
             raw = await request.read()
             if raw.strip():
                 decoded, _ = decode_body(raw, request.headers.get("Content-Type"))
