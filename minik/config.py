@@ -40,11 +40,25 @@ class ServerConfig:
     metric_resolution: float = 15.0      # seconds between resource usage samples (metrics.k8s.io, HPA)
     hpa_sync_period: float = 15.0        # seconds between HorizontalPodAutoscaler checks
     node_monitor_grace_period: float = 40.0  # a node silent this long goes Unknown and gets unreachable taints
+    service_node_port_range: str = "30000-32767"   # NodePort allocation range, "lo-hi"
+    disable_dns: bool = False            # no kube-dns Service and no DNS server on the node
+    dns_interface: str = "minik-dns0"    # dummy link holding the cluster DNS IP (unique per instance)
+    resolv_conf: str = "/etc/resolv.conf"  # upstreams for names outside the cluster (127.0.0.53 → systemd-resolved's real ones)
+    disable_network_policy: bool = False  # k3s's flag: no NetworkPolicy enforcement on this node
     default_local_storage_path: str = ""  # local-path volumes; default: <data_dir>/storage
 
     @property
     def storage_dir(self) -> str:
         return self.default_local_storage_path or os.path.join(self.data_dir, "storage")
+    disable: tuple[str, ...] = ()        # packaged components turned off (k3s --disable): "ingress" (alias "traefik")
+    ingress_http_port: int = 80
+    ingress_https_port: int = 443
+    ingress_bind_address: str = "0.0.0.0"
+
+    def disabled(self, component: str) -> bool:
+        """k3s habit: `--disable traefik` turns off the ingress too."""
+        aliases = {"ingress": ("ingress", "traefik")}.get(component, (component,))
+        return any(a in self.disable for a in aliases)
 
     @property
     def kubeconfig_path(self) -> str:
@@ -90,6 +104,7 @@ class AgentConfig:
     nft_table: str = "minik"
     container_runtime_endpoint: str = ""  # use an existing containerd instead of starting one
     server: bool = True                  # the node also runs the control plane (node-role labels)
+    resolv_conf: str = "/etc/resolv.conf"  # the host's resolvers for dnsPolicy Default (systemd's stub replaced)
 
     @property
     def agent_dir(self) -> str:
@@ -116,4 +131,5 @@ def agent_config(cfg: ServerConfig, node_ip: str = "") -> AgentConfig:
         bridge_name=cfg.bridge_name, nft_table=cfg.nft_table,
         container_runtime_endpoint=cfg.container_runtime_endpoint,
         server=True,
+        resolv_conf=cfg.resolv_conf,
     )

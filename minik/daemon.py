@@ -51,7 +51,10 @@ from minik.scheduler.scheduler import Scheduler
 from minik.store.store import Store
 
 if TYPE_CHECKING:
+    from minik.agent.netpol import NetpolEnforcer
     from minik.agent.runtime import NodeRuntime
+    from minik.dns.service import ClusterDns
+    from minik.ingress.controller import IngressController
 
 log = logging.getLogger("minik")
 
@@ -87,6 +90,9 @@ class Server:
         self._ready = False
         self.runtime: NodeRuntime | None = None
         self.informers: InformerFactory | None = None
+        self.dns: ClusterDns | None = None
+        self.netpol: NetpolEnforcer | None = None
+        self.ingress: IngressController | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -105,7 +111,8 @@ class Server:
         log.info("store open at %s (revision %d)", cfg.db_path, self.store.revision)
 
         openapi = OpenAPI(self.registry, self.schemas)
-        hooks = KindHooksImpl(self.store, self.registry, cfg.service_cidr, openapi)
+        hooks = KindHooksImpl(self.store, self.registry, cfg.service_cidr, openapi,
+                              node_port_range=cfg.service_node_port_range)
         for crd in self.store.list("apiextensions.k8s.io/customresourcedefinitions").items:
             hooks.register_crd(crd)
         self.service = ResourceService(self.store, self.registry, self.schemas, hooks)
@@ -146,16 +153,32 @@ class Server:
         self.supervisor.spawn("node-lifecycle-controller", NodeLifecycleController(
             self.client, self.informers.informer("nodes"), self.informers.informer("coordination.k8s.io/leases"),
             self.informers.informer("pods"), grace=cfg.node_monitor_grace_period, run_informers=False).run)
+        self._start_workloads()
         self._start_autoscaling(handlers)
         await self._start_storage_and_policy()
         self.informers.start()
+        await self._start_dns()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
+            self._start_netpol()
+            await self._start_ingress()
+        self._start_services()
         self._ready = True
         release_memory()
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
 
+    def _start_workloads(self) -> None:
+        """Job, CronJob, StatefulSet and DaemonSet controllers on the shared informers."""
+        from minik.controllers.cronjob import CronJobController
+        from minik.controllers.daemonset import DaemonSetController
+        from minik.controllers.job import JobController
+        from minik.controllers.statefulset import StatefulSetController
+        assert self.informers is not None
+        self.supervisor.spawn("job-controller", JobController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("statefulset-controller", StatefulSetController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("daemonset-controller", DaemonSetController(self.client, informers=self.informers).run)
+        self.supervisor.spawn("cronjob-controller", CronJobController(self.client, informers=self.informers).run)
     async def _start_storage_and_policy(self) -> None:
         """Storage (default `local-path` class, PV binder, local-path provisioner, in-use
         protection), disruption budgets, the cordon taint and quota status, on the shared informers."""
@@ -230,6 +253,58 @@ class Server:
         self.supervisor.spawn("stats-collector", stats.run)
         log.info("node agent started for node %s", self.runtime.node_name)
 
+    def _start_services(self) -> None:
+        """ServiceLB (LoadBalancer status), and with the agent the node's Service proxy: VIPs,
+        NodePorts and ServiceLB ports as nftables rules."""
+        from minik.agent.proxier import Proxier
+        from minik.controllers.servicelb import ServiceLBController
+        from minik.net.listeners import host_listeners
+        from minik.net.services import Settings
+        assert self.informers is not None
+        cfg = self.cfg
+        self.supervisor.spawn("servicelb-controller", ServiceLBController(self.client, self.informers, host_listeners).run)
+        if self.runtime is None:
+            return
+        proxier = Proxier(self.informers, self.runtime.node_name,
+                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr), cfg.bridge_name)
+        self.supervisor.spawn("proxier", proxier.run)
+    async def _start_dns(self) -> None:
+        """kube-dns Service/Endpoints/EndpointSlice, and cluster DNS on this node when it runs pods."""
+        if self.cfg.disable_dns:
+            return
+        from minik.dns.bootstrap import ensure_kube_dns
+        from minik.dns.service import ClusterDns, DnsSettings
+        assert self.informers is not None
+        await ensure_kube_dns(self.client, self.cfg.cluster_dns)
+        if self.cfg.disable_agent:
+            return
+        settings = DnsSettings(self.cfg.cluster_dns, self.cfg.cluster_domain, self.cfg.dns_interface, self.cfg.resolv_conf)
+        self.dns = ClusterDns(settings, self.informers, self.supervisor)
+        self.dns.start()
+    def _start_netpol(self) -> None:
+        """NetworkPolicy enforcement for the local node's pods (nftables, same table as the pod network)."""
+        from minik.agent.netpol import NetpolEnforcer, remove_rules
+        assert self.informers is not None and self.runtime is not None
+        cfg = self.cfg
+        if cfg.disable_network_policy:
+            self.supervisor.spawn("netpol-cleanup", lambda: remove_rules(cfg.nft_table, cfg.bridge_name), restart=False)
+            return
+        self.netpol = NetpolEnforcer(self.informers, self.runtime.node_name, cfg.nft_table, cfg.bridge_name, cfg.cluster_dns)
+        self.supervisor.spawn("netpol-enforcer", self.netpol.run)
+    async def _start_ingress(self) -> None:
+        """The ingress proxy on this node (it runs where the agent runs), unless --disable ingress."""
+        if self.cfg.disabled("ingress"):
+            log.info("ingress disabled")
+            return
+        from minik.ingress.controller import IngressController, IngressSettings, ensure_class
+        assert self.informers is not None
+        await ensure_class(self.client)
+        cfg = self.cfg
+        addresses = (cfg.node_ip or self.advertise,)
+        self.ingress = IngressController(self.client, self.informers, IngressSettings(
+            cfg.ingress_bind_address, cfg.ingress_http_port, cfg.ingress_https_port, addresses))
+        self.supervisor.spawn("ingress", self.ingress.run)
+
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None
         svc = self.service
@@ -278,6 +353,8 @@ class Server:
         if self.informers is not None:
             for key, inf in self.informers.informers().items():
                 lines.append(f'minik_informer_objects{{resource="{key.resource}"}} {len(inf.list())}')
+        if self.ingress is not None:
+            lines += self.ingress.metrics()
         return "\n".join(lines) + "\n"
 
     async def stop(self) -> None:

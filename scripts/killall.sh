@@ -1,19 +1,125 @@
 #!/usr/bin/env bash
-# Stop minik, its containerd, every pod container, and remove minik's network interfaces and
-# nftables table (like k3s-killall.sh). Data in /var/lib/minik is kept.
+# Stop this minik installation: the server, its containerd, the shims and containers of that
+# containerd, and remove its network plumbing (like k3s-killall.sh). Data is kept.
+#
+# It stays in its lane: another minik instance, another containerd (Docker's, k3s's) and their
+# containers, and interfaces it did not create are left alone. What is "this installation" comes
+# from the same settings `minik server` reads (the service's env file, then the environment):
+#   MINIK_DATA_DIR (/var/lib/minik)  MINIK_RUN_DIR (/run/minik)
+#   MINIK_BRIDGE_NAME (minik0)       MINIK_NFT_TABLE (minik)
+#   MINIK_DNS_INTERFACE (minik-dns0)
+# - the server: the pid in $MINIK_RUN_DIR/minik.pid, or a `minik server` process whose data dir
+#   (--data-dir, else its MINIK_DATA_DIR, else the default) is ours;
+# - containerd: the pid in $MINIK_RUN_DIR/containerd/containerd.pid if that process runs with a
+#   config under our data dir; shims: those whose -address is our containerd's socket, each
+#   with its whole process tree (the containers);
+# - links: the veths enslaved to our bridge, then the bridge; the nftables table `ip $MINIK_NFT_TABLE`;
+# - mounts under our data and run directories.
 set -u
 [ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
-if [ -d /run/systemd/system ] && systemctl is-active --quiet minik 2>/dev/null; then systemctl stop minik; fi
-if [ -f /run/minik/minik.pid ]; then kill "$(cat /run/minik/minik.pid)" 2>/dev/null; rm -f /run/minik/minik.pid; fi
-pkill -f "minik server" 2>/dev/null
-sleep 1
-# containerd started by minik, then the shims (and so the containers).
-if [ -f /run/minik/containerd/containerd.pid ]; then kill "$(cat /run/minik/containerd/containerd.pid)" 2>/dev/null; fi
-pkill -f "containerd --config /var/lib/minik" 2>/dev/null
-pkill -f "containerd-shim-runc-v2 -namespace k8s.io" 2>/dev/null
-ip link delete minik0 2>/dev/null
-for l in $(ip -o link show | awk -F': ' '{print $2}' | grep -E '^veth[0-9a-f]+' | cut -d@ -f1); do ip link delete "$l" 2>/dev/null; done
-nft delete table ip minik 2>/dev/null
-grep -E ' /run/minik/|/var/lib/minik/' /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
-echo "minik stopped"
+
+ENV_FILE="${MINIK_ENV_FILE:-/etc/systemd/system/minik.service.env}"
+if [ -r "$ENV_FILE" ]; then
+  while IFS='=' read -r key value; do
+    case "$key" in
+      MINIK_DATA_DIR|MINIK_RUN_DIR|MINIK_BRIDGE_NAME|MINIK_NFT_TABLE|MINIK_DNS_INTERFACE)
+        [ -n "${!key:-}" ] || export "$key=$value" ;;
+    esac
+  done < "$ENV_FILE"
+fi
+DATA_DIR="$(realpath -m "${MINIK_DATA_DIR:-/var/lib/minik}")"
+RUN_DIR="$(realpath -m "${MINIK_RUN_DIR:-/run/minik}")"
+BRIDGE="${MINIK_BRIDGE_NAME:-minik0}"
+TABLE="${MINIK_NFT_TABLE:-minik}"
+DEFAULT_DATA_DIR=/var/lib/minik
+
+cmdline() { tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null; }
+
+# The data dir a `minik server` process uses, or nothing when $1 is not one.
+server_data_dir() {
+  local pid=$1 args dir="" prev=""
+  args="$(cmdline "$pid")" || return 0
+  printf '%s\n' "$args" | grep -qx server || return 0
+  printf '%s\n' "$args" | grep -qE '(^|/)minik$' || return 0
+  while IFS= read -r a; do
+    if [ "$prev" = "--data-dir" ]; then dir="$a"; fi
+    case "$a" in --data-dir=*) dir="${a#--data-dir=}" ;; esac
+    prev="$a"
+  done <<< "$args"
+  if [ -z "$dir" ]; then
+    dir="$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's/^MINIK_DATA_DIR=//p' | head -n1)"
+  fi
+  realpath -m "${dir:-$DEFAULT_DATA_DIR}"
+}
+
+# Every descendant of the given pids (children first found breadth-first), then the pids.
+tree() {
+  local all="$*" frontier="$*" next p
+  while [ -n "$frontier" ]; do
+    next=""
+    for p in $frontier; do
+      next="$next $(pgrep -P "$p" 2>/dev/null)"
+    done
+    frontier="$(echo $next)"
+    all="$all $frontier"
+  done
+  echo $all
+}
+
+if [ -d /run/systemd/system ] && [ "$DATA_DIR" = "$DEFAULT_DATA_DIR" ] && systemctl is-active --quiet minik 2>/dev/null; then
+  systemctl stop minik
+fi
+servers=""
+if [ -f "$RUN_DIR/minik.pid" ]; then
+  pid="$(cat "$RUN_DIR/minik.pid")"
+  [ -n "$(server_data_dir "$pid")" ] && servers="$pid"
+fi
+for d in /proc/[0-9]*; do
+  pid="${d#/proc/}"
+  [ "$(server_data_dir "$pid")" = "$DATA_DIR" ] && servers="$servers $pid"
+done
+for pid in $servers; do kill "$pid" 2>/dev/null; done
+for _ in $(seq 50); do
+  alive=""
+  for pid in $servers; do kill -0 "$pid" 2>/dev/null && alive="$alive $pid"; done
+  [ -z "$alive" ] && break
+  sleep 0.2
+done
+for pid in $alive; do kill -9 "$pid" 2>/dev/null; done
+rm -f "$RUN_DIR/minik.pid"
+
+# containerd started by this installation (its config lives under our data dir).
+SOCK="$RUN_DIR/containerd/containerd.sock"
+CPID_FILE="$RUN_DIR/containerd/containerd.pid"
+if [ -f "$CPID_FILE" ]; then
+  cpid="$(cat "$CPID_FILE")"
+  if cmdline "$cpid" | grep -q "^$DATA_DIR/"; then kill "$cpid" 2>/dev/null; fi
+fi
+# Its shims and their containers: a shim names its containerd's socket in -address.
+shims=""
+for d in /proc/[0-9]*; do
+  pid="${d#/proc/}"
+  args="$(cmdline "$pid")" || continue
+  case "$args" in
+    *containerd-shim*) printf '%s\n' "$args" | grep -qx -- "$SOCK" && shims="$shims $pid" ;;
+  esac
+done
+if [ -n "$shims" ]; then
+  victims="$(tree $shims)"
+  kill -9 $victims 2>/dev/null
+fi
+
+if ip link show "$BRIDGE" >/dev/null 2>&1; then
+  for l in $(ip -o link show master "$BRIDGE" | awk -F': ' '{print $2}' | cut -d@ -f1); do
+    ip link delete "$l" 2>/dev/null
+  done
+  ip link delete "$BRIDGE" 2>/dev/null
+fi
+nft delete table ip "$TABLE" 2>/dev/null
+# Cluster DNS IP: its dummy link, or (kernel without the dummy driver) the lo address labelled lo:<interface>.
+dns_if="${MINIK_DNS_INTERFACE:-minik-dns0}"; dns_label="lo:$dns_if"
+ip -d -o link show "$dns_if" 2>/dev/null | grep -q " dummy " && ip link delete "$dns_if"
+ip -4 addr flush dev lo label "${dns_label:0:15}" 2>/dev/null
+grep -E " ($RUN_DIR|$DATA_DIR)/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+echo "minik stopped ($DATA_DIR)"
 exit 0

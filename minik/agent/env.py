@@ -5,7 +5,9 @@ then env entries in order (value with $(VAR) expansion against what is already d
 configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef; optional refs), and the same field and
 resource lookups the downward API volume uses. ConfigMaps and Secrets arrive pre-fetched in
 `EnvSources` (None = does not exist), so this module does no I/O.
-Neighbours: `minik.agent.worker` fetches the sources named by `referenced_objects`;
+`service_link_env` is kubelet's getServiceEnvVarMap: the `<SVC>_SERVICE_HOST/_PORT` and docker-link
+variables of the Services that exist when the container starts.
+Neighbours: `minik.agent.worker` fetches the sources named by `referenced_objects` and the Services;
 `minik.agent.volumes` reuses `field_value`/`resource_value` for downwardAPI files;
 `minik.agent.containers` expands command/args with `expand`.
 """
@@ -29,6 +31,7 @@ __all__ = [
     "referenced_objects",
     "resolve_env",
     "resource_value",
+    "service_link_env",
 ]
 
 Obj = dict[str, Any]
@@ -245,3 +248,51 @@ def resolve_env(pod: Obj, container: Mapping[str, Any], src: EnvSources) -> list
                                        str(ref.get("resource", "")), ref.get("divisor"),
                                        src.node_allocatable)
     return list(env.items())
+
+
+MASTER_NAMESPACE = "default"
+MASTER_SERVICES = ("kubernetes",)
+
+
+def _service_vars(svc: Obj) -> list[tuple[str, str]]:
+    """One Service's variables, in kubelet's order (FromServices)."""
+    spec = svc.get("spec") or {}
+    ip = str(spec.get("clusterIP") or "")
+    ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+    if not ports:
+        return []
+    name = str(svc["metadata"]["name"]).upper().replace("-", "_")
+    first = ports[0]
+    out = [(f"{name}_SERVICE_HOST", ip), (f"{name}_SERVICE_PORT", str(first.get("port", "")))]
+    for p in ports:
+        if p.get("name"):
+            out.append((f"{name}_SERVICE_PORT_{str(p['name']).upper().replace('-', '_')}", str(p.get("port", ""))))
+    proto = str(first.get("protocol") or "TCP").lower()
+    out.append((f"{name}_PORT", f"{proto}://{ip}:{first.get('port', '')}"))
+    for p in ports:
+        proto = str(p.get("protocol") or "TCP")
+        prefix = f"{name}_PORT_{p.get('port', '')}_{proto.upper()}"
+        out += [(prefix, f"{proto.lower()}://{ip}:{p.get('port', '')}"), (f"{prefix}_PROTO", proto.lower()),
+                (f"{prefix}_PORT", str(p.get("port", ""))), (f"{prefix}_ADDR", ip)]
+    return out
+
+
+def service_link_env(services: list[Obj], namespace: str, enable_service_links: bool) -> dict[str, str]:
+    """The Service variables of a pod in `namespace`: the API server's Services from `default`
+    always, every Service of the pod's namespace with a cluster IP when `enableServiceLinks`
+    (kubelet's default: true); a namespace Service wins over a master one of the same name.
+    Headless and ExternalName Services have no IP and give no variables."""
+    chosen: dict[str, Obj] = {}
+    for svc in sorted(services, key=lambda s: (s["metadata"].get("namespace", ""), s["metadata"]["name"])):
+        m, spec = svc["metadata"], svc.get("spec") or {}
+        if spec.get("clusterIP") in (None, "", "None"):
+            continue
+        ns, name = m.get("namespace", ""), m["name"]
+        if ns == MASTER_NAMESPACE and name in MASTER_SERVICES:
+            chosen.setdefault(name, svc)
+        if ns == namespace and enable_service_links:
+            chosen[name] = svc
+    env: dict[str, str] = {}
+    for name in sorted(chosen):
+        env.update(_service_vars(chosen[name]))
+    return env

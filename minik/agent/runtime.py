@@ -38,6 +38,7 @@ from minik.client import Client, ClientError
 from minik.config import AgentConfig
 from minik.net.hostaddr import default_ip
 from minik.net.podnet import PodNetwork
+from minik.net.resolvconf import host_resolv_conf
 
 __all__ = ["NodeRuntime", "RuntimeOptions"]
 
@@ -129,7 +130,7 @@ class NodeRuntime:
 
         allocatable = {"cpu": str(node_facts.cpus), "memory": str(node_facts.memory_bytes),
                        "ephemeral-storage": str(node_facts.ephemeral_bytes)}
-        host_resolv = await asyncio.to_thread(_read_text, "/etc/resolv.conf")
+        host_resolv = await asyncio.to_thread(host_resolv_conf, cfg.resolv_conf)
         events = EventRecorder(self.client, self._node_name, now=opts.now)
         ctx = WorkerContext(
             client=self.client,
@@ -194,11 +195,3 @@ class NodeRuntime:
             await self.containerd.stop(kill=False)
         if self._cri is not None:
             await self._cri.close()
-
-
-def _read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError:
-        return ""

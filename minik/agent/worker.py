@@ -29,7 +29,7 @@ from typing import Any
 from minik.agent.backoff import Backoff
 from minik.agent.containers import MountSpec, container_config, non_root_violation
 from minik.agent.cri import CriClient, CriError, CriNotFoundError, pb
-from minik.agent.env import EnvError, EnvSources, referenced_objects, resolve_env
+from minik.agent.env import MASTER_NAMESPACE, EnvError, EnvSources, referenced_objects, resolve_env, service_link_env
 from minik.agent.events import EventRecorder, pod_ref
 from minik.agent.observe import Observer
 from minik.agent.plan import (
@@ -89,6 +89,14 @@ class WorkerContext:
     service_env: Mapping[str, str] = field(default_factory=dict)
     now: Callable[[], float] = time.time
     pull_timeout: float = 600.0
+
+
+async def _services_for(client: Client, namespace: str) -> list[Obj]:
+    own, _ = await client.list("services", namespace)
+    if namespace == MASTER_NAMESPACE:
+        return own
+    master, _ = await client.list("services", MASTER_NAMESPACE, field_selector="metadata.name=kubernetes")
+    return master + own
 
 
 class _StartFailed(Exception):
@@ -304,6 +312,17 @@ class PodWorker:
     def _crash_key(self, c: Mapping[str, Any]) -> str:
         return f"{self.uid}/{c['name']}/{container_hash(c)}"
 
+    async def _service_env(self, pod: Obj) -> Mapping[str, str]:
+        """Service variables from the Services that exist now (the agent's start-time copy of the
+        `kubernetes` ones when the API cannot be read)."""
+        try:
+            services = await _services_for(self.ctx.client, pod["metadata"]["namespace"])
+        except ClientError as e:
+            log.warning("service environment of %s: %s", pod["metadata"].get("name"), e)
+            return self.ctx.service_env
+        links = (pod.get("spec") or {}).get("enableServiceLinks")
+        return service_link_env(services, pod["metadata"]["namespace"], links is not False) or self.ctx.service_env
+
     def _pod_ip(self, pod: Obj, obs: Observed) -> str:
         if (pod.get("spec") or {}).get("hostNetwork"):
             return self.ctx.node_ip
@@ -415,7 +434,7 @@ class PodWorker:
             cms = {n: await self.ctx.client.get("configmaps", ns, n) for n in cm_names}
             secs = {n: await self.ctx.client.get("secrets", ns, n) for n in secret_names}
             env = resolve_env(pod, c, EnvSources(cms, secs, pod_ip, self.ctx.node_ip,
-                                                 self.ctx.node_allocatable, self.ctx.service_env))
+                                                 self.ctx.node_allocatable, await self._service_env(pod)))
             violation = non_root_violation(pod, c, image.uid.value if image is not None and image.HasField("uid") else None,
                                            image.username if image is not None else "")
             if violation:

@@ -1,10 +1,12 @@
 """Per-kind write hooks: what a few kinds need beyond the generic rules of `minik.api.service`.
 
 - Pod: initial status (Pending, qosClass).
-- Service: cluster IP and node port allocation from `--service-cidr` / 30000-32767.
+- Service: cluster IP and node port allocation from `--service-cidr` / `--service-node-port-range`
+  (explicit ports checked: range, taken, duplicates → 422 naming the field).
 - CustomResourceDefinition: accepted names, Established condition, and (after the write) the
   served resource types registered in the `Registry` and OpenAPI, so custom resources are served.
 - Role/ClusterRole/(Cluster)RoleBinding: escalation prevention (`minik.api.rbac_escalation`).
+- Ingress: the default IngressClass's name when none is given (`minik.apis.ingressclass`).
 Neighbours: called by `minik.api.service`; updates `minik.apis.registry` and `minik.api.openapi`.
 """
 
@@ -20,12 +22,12 @@ from minik.api.admission import Admission
 from minik.api import status as st
 from minik.api.meta import Obj, rfc3339, utcnow
 from minik.apis import errors as api_errors
+from minik.apis.ingressclass import set_default_class
 from minik.apis.registry import Registry, ResourceType
 from minik.store.store import Store
 
 log = logging.getLogger("minik.api")
 
-NODE_PORT_RANGE = (30000, 32767)
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -56,9 +58,12 @@ class CustomSchemaSink(Protocol):
 
 
 class KindHooksImpl:
-    def __init__(self, store: Store, registry: Registry, service_cidr: str, openapi: CustomSchemaSink | None = None) -> None:
+    def __init__(self, store: Store, registry: Registry, service_cidr: str, openapi: CustomSchemaSink | None = None,
+                 node_port_range: str = "30000-32767") -> None:
         self.store, self.registry, self.openapi = store, registry, openapi
         self.service_net = ipaddress.ip_network(service_cidr, strict=False)
+        lo, _, hi = node_port_range.partition("-")
+        self.node_port_range = (int(lo), int(hi))
         self._custom_schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._custom_status: set[tuple[str, str, str]] = set()
         self._custom_scale: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -87,6 +92,8 @@ class KindHooksImpl:
             self._crd_status(obj)
         elif rt.group == "rbac.authorization.k8s.io":
             rbac_escalation.check_write(rt, obj, None)
+        elif rt.group == "networking.k8s.io" and rt.kind == "Ingress":
+            set_default_class(obj, self.store.list("networking.k8s.io/ingressclasses").items)
 
     async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
         await self.admission.admit_update(rt, obj, old)
@@ -167,19 +174,58 @@ class KindHooksImpl:
             spec.setdefault("ipFamilies", ["IPv4"])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
         if stype in ("NodePort", "LoadBalancer"):
-            used = self._node_ports_in_use(obj)
-            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old_spec.get("ports") or []}
-            for p in spec.get("ports") or []:
-                if not p.get("nodePort"):
-                    prev = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
-                    p["nodePort"] = prev or self._free_node_port(used)
-                used.add(int(p["nodePort"]))
+            if stype == "NodePort" or spec.get("allocateLoadBalancerNodePorts", True) is not False:
+                self._allocate_node_ports(obj, old_spec)
             if stype == "LoadBalancer":
                 spec.setdefault("allocateLoadBalancerNodePorts", True)
                 spec.setdefault("externalTrafficPolicy", "Cluster")
         elif stype == "ClusterIP":
             for p in spec.get("ports") or []:
                 p.pop("nodePort", None)
+        if stype not in ("NodePort", "LoadBalancer") and old_spec.get("type") in ("NodePort", "LoadBalancer"):
+            # Kubernetes drops the fields that only mean something for the old type when they
+            # were left as they were (dropTypeDependentFields), so `type: ClusterIP` alone works.
+            for f in ("externalTrafficPolicy", "healthCheckNodePort", "allocateLoadBalancerNodePorts", "loadBalancerClass"):
+                if f in spec and spec.get(f) == old_spec.get(f):
+                    spec.pop(f)
+
+    def _allocate_node_ports(self, obj: Obj, old_spec: Obj) -> None:
+        """Explicit nodePorts must be free and in --service-node-port-range (422 naming
+        `spec.ports[i].nodePort`); the others keep the port they had or get a free one. A port
+        number belongs to one Service (both protocols), as Kubernetes's allocator does; the
+        store is the allocation table, so deleting the Service or changing its type frees it."""
+        spec = obj["spec"]
+        name = obj["metadata"].get("name", "")
+        lo, hi = self.node_port_range
+        used = self._node_ports_in_use(obj)
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in old_spec.get("ports") or []}
+        causes: list[api_errors.Cause] = []
+        mine: dict[tuple[int, str], int] = {}
+        ports = spec.get("ports") or []
+        for i, p in enumerate(ports):
+            field = f"spec.ports[{i}].nodePort"
+            value = p.get("nodePort")
+            if not value:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                continue   # validation reports the type
+            if not lo <= value <= hi:
+                causes.append(api_errors.Cause("FieldValueInvalid", f"Invalid value: {value}: provided port is not in the valid "
+                                                                    f"range. The range of valid ports is {lo}-{hi}", field))
+            elif value in used:
+                causes.append(api_errors.Cause("FieldValueInvalid", f"Invalid value: {value}: provided port is already allocated", field))
+            key = (value, str(p.get("protocol", "TCP")))
+            if key in mine:
+                causes.append(api_errors.Cause("FieldValueDuplicate", f"Duplicate value: {value}", field))
+            mine[key] = i
+        if causes:
+            raise api_errors.Invalid("Service", name, causes)
+        taken = used | {v for v, _ in mine}
+        for p in ports:
+            if not p.get("nodePort"):
+                prev = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+                p["nodePort"] = prev if prev and prev not in taken else self._free_node_port(taken)
+                taken.add(int(p["nodePort"]))
 
     def _services(self) -> list[Obj]:
         return self.store.list("services", None).items
@@ -210,9 +256,14 @@ class KindHooksImpl:
                     out.add(int(p["nodePort"]))
         return out
 
-    @staticmethod
-    def _free_node_port(used: set[int]) -> int:
-        for port in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1):
+    def _free_node_port(self, used: set[int]) -> int:
+        lo, hi = self.node_port_range
+        # Random start like Kubernetes's allocator, so a deleted Service's port is not handed to
+        # the next one at once (clients may still point at it).
+        span = hi - lo + 1
+        start = random.randrange(span)
+        for i in range(span):
+            port = lo + (start + i) % span
             if port not in used:
                 return port
         raise st.StatusError(500, "InternalError", "failed to allocate a nodePort: range is full")

@@ -53,8 +53,18 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
                    help="seconds between HorizontalPodAutoscaler checks (default %(default)s)")
     p.add_argument("--node-monitor-grace-period", type=float, default=float(_env("node-monitor-grace-period", str(d.node_monitor_grace_period))),
                    help="seconds without a node heartbeat before the node is marked Unknown and tainted unreachable (default %(default)s)")
+    p.add_argument("--service-node-port-range", default=_env("service-node-port-range", d.service_node_port_range), help="port range for NodePort Services (default %(default)s)")
+    p.add_argument("--disable-dns", action="store_true", default=_env("disable-dns", "") in ("1", "true"), help="serve no cluster DNS (no kube-dns Service, nothing on the DNS IP)")
+    p.add_argument("--dns-interface", default=_env("dns-interface", d.dns_interface), help="dummy interface that holds the cluster DNS IP on this node (default %(default)s)")
+    p.add_argument("--resolv-conf", default=_env("resolv-conf", d.resolv_conf), help="resolv.conf whose nameservers answer names outside the cluster (default %(default)s)")
+    p.add_argument("--disable-network-policy", action="store_true", default=_env("disable-network-policy", "") in ("1", "true"), help="do not enforce NetworkPolicies on this node")
     p.add_argument("--default-local-storage-path", default=_env("default-local-storage-path", ""),
                    help="directory of the local-path provisioner's volumes (default <data-dir>/storage)")
+    p.add_argument("--disable", action="append", default=[s for s in _env("disable", "").split(",") if s],
+                   help="turn off a packaged component (repeatable or comma-separated, like k3s): ingress (or traefik)")
+    p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the built-in ingress proxy for HTTP (default %(default)s)")
+    p.add_argument("--ingress-https-port", type=int, default=int(_env("ingress-https-port", str(d.ingress_https_port))), help="port of the built-in ingress proxy for HTTPS (default %(default)s)")
+    p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -74,7 +84,20 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
         metric_resolution=a.metric_resolution, hpa_sync_period=a.horizontal_pod_autoscaler_sync_period,
         node_monitor_grace_period=a.node_monitor_grace_period,
-        default_local_storage_path=os.path.abspath(a.default_local_storage_path) if a.default_local_storage_path else "")
+        service_node_port_range=_port_range(a.service_node_port_range),
+        disable_dns=a.disable_dns, dns_interface=a.dns_interface, resolv_conf=a.resolv_conf,
+        disable_network_policy=a.disable_network_policy,
+        default_local_storage_path=os.path.abspath(a.default_local_storage_path) if a.default_local_storage_path else "",
+        disable=tuple(sorted({c.strip() for item in a.disable for c in item.split(",") if c.strip()})),
+        ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
+        ingress_bind_address=a.ingress_bind_address)
+
+
+def _port_range(value: str) -> str:
+    lo, sep, hi = str(value).partition("-")
+    if not (sep and lo.isdigit() and hi.isdigit() and 1 <= int(lo) <= int(hi) <= 65535):
+        raise SystemExit(f"minik: --service-node-port-range must look like 30000-32767, got {value!r}")
+    return f"{int(lo)}-{int(hi)}"
 
 
 class _Formatter(logging.Formatter):

@@ -19,7 +19,9 @@ applying is atomic and idempotent (the egress chains of `minik.net.nft` are not 
                          (pod -> node IP:hostPort -> pod on the same bridge, whose reply
                          would otherwise go straight over the bridge, skipping the host's
                          conntrack). Hairpin is recognised by the source being in the node's
-                         pod subnet: `iifname` is empty at postrouting (measured).
+                         pod subnet: `iifname` is empty at postrouting (measured) — and by the
+                         mark hostports-prerouting puts on packets to local addresses, so pod
+                         connections DNATed to a Service's endpoints keep their source.
   hostports-input        filter/input: drop packets from the bridge to 127.0.0.0/8 that
                          are not replies of DNATed connections (see route_localnet below)
 
@@ -58,6 +60,7 @@ _TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _CONTAINER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+LOCAL_DNAT_MARK = 0x2000
 CHAINS = ("hostports", "hostports-prerouting", "hostports-output",
           "hostports-postrouting", "hostports-input")
 
@@ -196,12 +199,15 @@ def render_apply(
     # Only traffic addressed to the node itself is a hostPort (portmap's `--dst-type LOCAL`),
     # never traffic passing through to other hosts on the same port.
     lines += [
-        f"add rule {t} hostports-prerouting fib daddr type local jump hostports",
+        # The mark tells postrouting which DNATed connections were addressed to the node
+        # itself; Service VIP connections (minik.net.services) must keep the pod's source.
+        f"add rule {t} hostports-prerouting fib daddr type local "
+        f"meta mark set meta mark | 0x{LOCAL_DNAT_MARK:x} jump hostports",
         f"add rule {t} hostports-output fib daddr type local jump hostports",
         f'add rule {t} hostports-postrouting ct status dnat ip saddr {_LOOPBACK} '
         f'oifname "{bridge}" masquerade',
-        f"add rule {t} hostports-postrouting ct status dnat ip saddr {pod_subnet} "
-        f'oifname "{bridge}" masquerade',
+        f"add rule {t} hostports-postrouting ct status dnat meta mark & 0x{LOCAL_DNAT_MARK:x} != 0 "
+        f'ip saddr {pod_subnet} oifname "{bridge}" masquerade',
         f'add rule {t} hostports-input iifname "{bridge}" ip daddr {_LOOPBACK} '
         "ct status & dnat == 0 drop",
     ]

@@ -75,10 +75,21 @@ class NodeNet:
     def service_cidr(self) -> str:
         return f"10.{self.octet}.128.0/17"
 
+    @property
+    def cluster_dns(self) -> str:
+        return f"10.{self.octet}.128.10"
+
+    @property
+    def dns_interface(self) -> str:
+        return f"mkd{self.tag}"    # ≤ 12 characters: "lo:<name>" labels the lo fallback address
+
     def server_flags(self) -> list[str]:
         return ["--node-name", self.node_name, "--cluster-cidr", self.cluster_cidr,
-                "--service-cidr", self.service_cidr, "--cluster-dns", f"10.{self.octet}.128.10",
-                "--bridge-name", self.bridge, "--nft-table", self.nft_table]
+                "--service-cidr", self.service_cidr, "--cluster-dns", self.cluster_dns,
+                "--bridge-name", self.bridge, "--nft-table", self.nft_table,
+                # Each instance owns its DNS IP on its own link; names outside the cluster are not
+                # forwarded anywhere unless a test points --resolv-conf at its own resolver.
+                "--dns-interface", self.dns_interface, "--resolv-conf", "/dev/null"]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -162,13 +173,13 @@ def wait_node_ready(m: Minik, name: str, timeout: float = 60.0) -> dict[str, Any
     raise AssertionError(f"node {name} not Ready: {node and node.get('status')}\n{m.log_tail()}")
 
 
-def node_minik_for(net: NodeNet, registry_host: str) -> Minik:
+def node_minik_for(net: NodeNet, registry_host: str, extra: list[str] | None = None) -> Minik:
     """An unstarted agent-enabled server whose registries.yaml mirrors docker.io to the registry."""
     root = tempfile.mkdtemp(prefix="mk-e2e-node-", dir="/tmp")
     os.makedirs(os.path.join(root, "etc"))
     with open(os.path.join(root, "etc", "registries.yaml"), "w", encoding="utf-8") as f:
         f.write(mirror_registries_yaml(registry_host))
-    return Minik(root, free_port(), net.server_flags())
+    return Minik(root, free_port(), [*net.server_flags(), *(extra or [])])
 
 
 def _ctr(sock: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -215,15 +226,18 @@ def reap_node(m: Minik, net: NodeNet, keep_dir: bool = False) -> None:
         subprocess.run(["umount", "-l", p], capture_output=True, check=False)
     subprocess.run(["ip", "link", "del", net.bridge], capture_output=True, check=False)
     subprocess.run(["nft", "delete", "table", "ip", net.nft_table], capture_output=True, check=False)
+    subprocess.run(["ip", "link", "del", net.dns_interface], capture_output=True, check=False)
+    subprocess.run(["ip", "-4", "addr", "flush", "dev", "lo", "label", f"lo:{net.dns_interface}"], capture_output=True, check=False)
     if not keep_dir:
         shutil.rmtree(m.root, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def node_server(registry_host: str) -> Iterator[tuple[Minik, NodeNet]]:
-    """A running server with a Ready node; everything it started is reaped on exit."""
+def node_server(registry_host: str, extra: list[str] | None = None) -> Iterator[tuple[Minik, NodeNet]]:
+    """A running server with a Ready node; everything it started is reaped on exit. `extra`:
+    more server flags (a later flag overrides the same one in `NodeNet.server_flags`)."""
     net = claim_node_net()
-    m = node_minik_for(net, registry_host)
+    m = node_minik_for(net, registry_host, extra)
     try:
         m.start(timeout=90)
         wait_node_ready(m, net.node_name)

@@ -44,6 +44,8 @@ class Minik:
     extra: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     cache_dir: str = ""
+    # The ingress proxy would take ports 80/443: off unless a test asks for it (with its own ports).
+    ingress: bool = False
 
     @property
     def kubeconfig(self) -> str:
@@ -65,7 +67,7 @@ class Minik:
         args = [sys.executable, "-m", "minik", "server", "--data-dir", self.data_dir,
                 "--config-dir", os.path.join(self.root, "etc"), "--run-dir", os.path.join(self.root, "run"),
                 "--bind-address", "127.0.0.1", "--https-listen-port", str(self.port), "--advertise-address", "127.0.0.1",
-                *self.extra]
+                *self.extra, *([] if self.ingress else ["--disable", "ingress"])]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

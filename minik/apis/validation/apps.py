@@ -233,7 +233,7 @@ def validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
     tmpl = spec.get("template")
     if selector is not None:
         causes += template_labels_match(selector, tmpl, "spec.template")
-    causes += validate_pod_template(tmpl, "spec.template")
+    causes += validate_pod_template(_with_claim_volumes(tmpl, spec.get("volumeClaimTemplates")), "spec.template")
     tspec = as_dict(as_dict(tmpl).get("spec"))
     rp = tspec.get("restartPolicy")
     if rp != "Always":
@@ -254,6 +254,22 @@ def validate_statefulset(obj: Obj, old: Obj | None) -> list[Cause]:
         if not semantic_equal(_strip_pvc_status(clone), _strip_pvc_status(ocopy)):
             causes.append(forbidden("spec", STATEFULSET_UPDATE_FORBIDDEN))
     return causes
+
+
+def _with_claim_volumes(tmpl: Any, claim_templates: Any) -> Any:
+    """The template as the controller will create its pods: one volume per volumeClaimTemplate
+    (a mount may name a claim template; the StatefulSet controller adds that volume)."""
+    names = [str(as_dict(t.get("metadata")).get("name") or "") for t in dicts(claim_templates)]
+    if not isinstance(tmpl, dict) or not any(names):
+        return tmpl
+    out = copy.deepcopy(tmpl)
+    spec = out.get("spec")
+    if not isinstance(spec, dict):
+        return tmpl
+    vols: list[Any] = spec["volumes"] if isinstance(spec.get("volumes"), list) else []
+    have = {str(v.get("name")) for v in dicts(vols)}
+    spec["volumes"] = [*vols, *({"name": n, "persistentVolumeClaim": {"claimName": n}} for n in names if n and n not in have)]
+    return out
 
 
 def _strip_pvc_status(spec: Obj) -> Obj:

@@ -171,13 +171,31 @@ def _peers(peers: Any, path: str) -> list[Cause]:
                 causes.append(required(child(pp, "ipBlock", "cidr")))
             else:
                 try:
-                    ipaddress.ip_network(cidr, strict=False)
+                    net = ipaddress.ip_network(cidr, strict=False)
                 except ValueError:
+                    net = None
                     causes.append(invalid(child(pp, "ipBlock", "cidr"), cidr,
                                           "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"))
+                causes += _except(ib.get("except"), net, child(pp, "ipBlock", "except"))
         for k in ("podSelector", "namespaceSelector"):
             if peer.get(k) is not None:
                 causes += validate_label_selector(peer[k], child(pp, k))
+    return causes
+
+
+def _except(entries: Any, net: ipaddress.IPv4Network | ipaddress.IPv6Network | None, path: str) -> list[Cause]:
+    """ipBlock.except: valid CIDRs, each a strict subset of `cidr` (ValidateIPBlock)."""
+    causes: list[Cause] = []
+    for i, raw in enumerate(entries if isinstance(entries, list) else []):
+        text = str(raw)
+        try:
+            ex = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            causes.append(invalid(index(path, i), text, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"))
+            continue
+        if net is not None and (ex.version != net.version or ex.network_address not in net
+                                or net.prefixlen >= ex.prefixlen):
+            causes.append(invalid(index(path, i), text, "must be a strict subset of `cidr`"))
     return causes
 
 

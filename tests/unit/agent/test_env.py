@@ -89,3 +89,37 @@ def test_field_value_labels_block_and_refs() -> None:
     cms, secrets = referenced_objects({"envFrom": [{"configMapRef": {"name": "a"}}],
                                        "env": [{"name": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]})
     assert cms == {"a"} and secrets == {"s"}
+
+
+# ---- Service links (kubelet's getServiceEnvVarMap) ---------------------------------------------------
+def _svc(ns: str, name: str, ip: str, *ports: tuple[str, int, str]) -> dict[str, Any]:
+    return {"metadata": {"namespace": ns, "name": name},
+            "spec": {"clusterIP": ip, "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in ports]}}
+
+
+def test_service_links_for_the_pods_namespace_and_the_master_service() -> None:
+    from minik.agent.env import service_link_env
+    services = [
+        _svc("default", "kubernetes", "10.43.0.1", ("https", 443, "TCP")),
+        _svc("default", "other", "10.43.0.9", ("", 80, "TCP")),
+        _svc("shop", "redis-main", "10.43.0.5", ("db", 6379, "TCP"), ("metrics", 9121, "UDP")),
+        _svc("shop", "headless", "None", ("", 80, "TCP")),
+        _svc("shop", "ext", "", ("", 80, "TCP")),
+    ]
+    env = service_link_env(services, "shop", True)
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.43.0.1"
+    assert env["KUBERNETES_PORT_443_TCP_ADDR"] == "10.43.0.1"
+    assert env["REDIS_MAIN_SERVICE_HOST"] == "10.43.0.5"
+    assert env["REDIS_MAIN_SERVICE_PORT"] == "6379"
+    assert env["REDIS_MAIN_SERVICE_PORT_DB"] == "6379"
+    assert env["REDIS_MAIN_SERVICE_PORT_METRICS"] == "9121"
+    assert env["REDIS_MAIN_PORT"] == "tcp://10.43.0.5:6379"
+    assert env["REDIS_MAIN_PORT_9121_UDP"] == "udp://10.43.0.5:9121"
+    assert env["REDIS_MAIN_PORT_9121_UDP_PROTO"] == "udp"
+    assert env["REDIS_MAIN_PORT_6379_TCP_PORT"] == "6379"
+    assert not any(k.startswith(("OTHER_", "HEADLESS_", "EXT_")) for k in env)
+    off = service_link_env(services, "shop", False)
+    assert set(off) == {k for k in env if k.startswith("KUBERNETES_")}
+    # A Service of the pod's namespace named like a master one wins.
+    mine = service_link_env([*services, _svc("shop", "kubernetes", "10.43.0.77", ("", 8443, "TCP"))], "shop", True)
+    assert mine["KUBERNETES_SERVICE_HOST"] == "10.43.0.77"

@@ -130,12 +130,13 @@ def test_render_chains_hooks_and_rules() -> None:
     assert lines[0] == "add table ip minik"
     assert "add chain ip minik hostports-prerouting { type nat hook prerouting priority dstnat; policy accept; }" in lines
     assert "add chain ip minik hostports-output { type nat hook output priority -100; policy accept; }" in lines
-    assert "add rule ip minik hostports-prerouting fib daddr type local jump hostports" in lines
+    assert ("add rule ip minik hostports-prerouting fib daddr type local meta mark set meta mark | 0x2000 "
+            "jump hostports") in lines
     assert "add rule ip minik hostports-output fib daddr type local jump hostports" in lines
     assert ('add rule ip minik hostports-postrouting ct status dnat ip saddr 127.0.0.0/8 '
             'oifname "minik0" masquerade') in lines
-    assert ('add rule ip minik hostports-postrouting ct status dnat ip saddr 10.42.0.0/24 '
-            'oifname "minik0" masquerade') in lines
+    assert ('add rule ip minik hostports-postrouting ct status dnat meta mark & 0x2000 != 0 '
+            'ip saddr 10.42.0.0/24 oifname "minik0" masquerade') in lines
     assert ('add rule ip minik hostports-input iifname "minik0" ip daddr 127.0.0.0/8 '
             'ct status & dnat == 0 drop') in lines
     dnat = [l for l in lines if l.startswith("add rule ip minik hostports ")]
