@@ -258,10 +258,16 @@ class UsageCache:
 
     def total(self, store_key: str, objs: Iterable[Obj], names: tuple[str, ...], scopes: list[Scope]) -> dict[str, int]:
         out: dict[str, int] = {}
+        memo = self._memo
+        scoped = store_key == "pods" and bool(scopes)
         for obj in objs:
-            if store_key == "pods" and scopes and not pod_matches_scopes(obj, scopes):
+            if scoped and not pod_matches_scopes(obj, scopes):
                 continue
-            for n, v in self.usage(store_key, obj, names).items():
+            # The memo hit inlined: this loop runs over a whole namespace on every admission.
+            m = obj.get("metadata") or {}
+            hit = memo.get((store_key, str(m.get("uid")), names))
+            u = hit[1] if hit is not None and hit[0] == m.get("resourceVersion") else self.usage(store_key, obj, names)
+            for n, v in u.items():
                 out[n] = out.get(n, 0) + v
         return out
 
