@@ -15,6 +15,7 @@ Claims (key `claim:<ns>/<name>`):
 A `WaitForFirstConsumer` claim used by a pod its author placed on a node (`spec.nodeName`, no
 scheduler) gets that node as its selected node. A bound local-path claim grown by its user (the
 class allows expansion; admission checked it) has its volume's capacity and its status follow.
+A claim with no class at all gets the default class once one exists (retroactive default).
 Events are said once per claim (a resync repeating the same reason writes nothing).
 Volumes (key `volume:<name>`): no claimRef → Available; the claim of the claimRef is gone (or
 replaced: another uid) → Released, and the reclaim policy applies (Retain keeps it; Delete of a
@@ -317,6 +318,17 @@ class PVBinder:
             pvc = self.pvcs.get(ns, name)
             if pvc is None:
                 return None
+            spec = pvc.get("spec") if isinstance(pvc.get("spec"), dict) else {}
+            assert isinstance(spec, dict)
+            if spec.get("storageClassName") is None and not spec.get("volumeName") and sto.ANN_BETA_CLASS not in sto.annotations_of(pvc):
+                # Retroactive default class (Kubernetes 1.28+): a claim created while there was no
+                # default class gets the one that appeared since.
+                default = sto.default_class(self.classes.list())
+                if default is not None:
+                    await self.client.patch(PVCS, ns, name, {"metadata": {"resourceVersion": sto.meta(pvc).get("resourceVersion")},
+                                                             "spec": {"storageClassName": sto.meta(default).get("name")}},
+                                            field_manager=COMPONENT)
+                    return None
             cls_name = sto.claim_class(pvc)
             sc = self.classes.get("", cls_name) if cls_name else None
             node_name = sto.annotations_of(pvc).get(sto.ANN_SELECTED_NODE)

@@ -265,3 +265,17 @@ async def test_shared_access_is_refused_by_local_path(env: Env) -> None:
     assert ("ProvisioningFailed", 'failed to provision volume with StorageClass "now": NodePath only supports ReadWriteOnce '
             "and ReadWriteOncePod access modes, not ReadWriteMany") in await env.events("shared")
     assert await env.phase(PVCS, "shared") == "Pending"
+
+
+async def test_default_class_is_given_retroactively(env: Env) -> None:
+    await env.claim("early")                       # no default class yet: stays classless
+    await eventually(lambda: _has_event(env, "early", "FailedBinding"), what="FailedBinding")
+    assert "storageClassName" not in (await env.pvc("early"))["spec"]
+    await env.claim("explicit-none", cls="")       # "" means no class, for good
+    await env.storage_class("local-path", mode="Immediate", default=True)
+
+    async def cls() -> str:
+        return str((await env.pvc("early"))["spec"].get("storageClassName") or "")
+    await eventually(lambda: _eq(cls(), "local-path"), what="default class given")
+    await eventually(lambda: _eq(env.phase(PVCS, "early"), "Bound"), what="early Bound")
+    assert (await env.pvc("explicit-none"))["spec"]["storageClassName"] == ""
