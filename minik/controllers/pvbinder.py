@@ -204,9 +204,9 @@ def _finish_binding(pvc: Obj, pv: Obj, bind_volume: bool) -> Plan:
 
 
 def plan_volume(pv: Obj, claim: Obj | None) -> Plan:
+    # A volume being deleted still moves Bound → Released when its claim goes: pv-protection
+    # waits for exactly that before it lets the deletion finish.
     m = sto.meta(pv)
-    if m.get("deletionTimestamp"):
-        return Plan()
     ref = sto.claim_ref(pv)
     if not ref:
         p = _status_patch(pv, PVS, {"phase": "Available"})
