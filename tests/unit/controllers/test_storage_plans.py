@@ -141,6 +141,8 @@ def test_bound_claim_loses_its_volume() -> None:
     (pv("v", claim={"name": "c", "namespace": "ns", "uid": "u1"}, phase="Bound"), None, "Released"),
     (pv("v", claim={"name": "c", "namespace": "ns", "uid": "old"}, phase="Bound"), pvc(), "Released"),   # claim replaced
     (pv("v", claim={"name": "c", "namespace": "ns"}, phase=""), None, "Available"),                     # pre-bound, waiting
+    (dict(pv("v", claim={"name": "c", "namespace": "ns", "uid": "u1"}, phase="Bound"),
+          metadata={"name": "v", "deletionTimestamp": "2026-01-01T00:00:00Z"}), None, "Released"),   # being deleted too
 ])
 def test_volume_phases(volume: Obj, claim: Obj | None, phase: str) -> None:
     plan = pvbinder.plan_volume(volume, claim)
