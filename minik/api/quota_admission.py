@@ -93,11 +93,6 @@ class QuotaAdmission:
         if self._reserved:
             self._drop(str(_d(obj.get("metadata")).get("uid", "")))
 
-    def applies(self, obj: Obj) -> bool:
-        """The object's namespace has quotas (the only case where admission has work to do)."""
-        ns = str(_d(obj.get("metadata")).get("namespace") or "")
-        return bool(ns) and bool(self.store.list("resourcequotas", ns).items)
-
     def admit(self, rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
         """`old`: an update, where only the growth over the stored object is requested."""
         m = _d(obj.get("metadata"))
