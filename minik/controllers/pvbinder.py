@@ -126,6 +126,11 @@ def plan_claim(pvc: Obj, pvs: Sequence[Obj], storage_class: Obj | None, selected
         if grow is not None:
             return Plan((grow,), (Event(pvc, "Normal", "FileSystemResizeSuccessful",
                                         f"MountVolume.NodeExpandVolume succeeded for volume \"{vol_name}\""),))
+        why = sto.mismatch(pv, pvc) if not ref else ""
+        if why:
+            p = _status_patch(pvc, PVCS, {"phase": "Pending"})
+            return Plan(tuple(x for x in (p,) if x), (Event(pvc, "Warning", "VolumeMismatch",
+                                                             f'Cannot bind to requested volume "{vol_name}": {why}'),))
         return _finish_binding(pvc, pv, bind_volume=not ref or not ref.get("uid"))
     cls = sto.claim_class(pvc)
     wait = storage_class is not None and storage_class.get("volumeBindingMode") == sto.WAIT_FOR_FIRST_CONSUMER

@@ -221,3 +221,12 @@ def test_local_path_refuses_what_a_directory_cannot_be() -> None:
     assert "ReadWriteMany" in localpath.unsupported(pvc(modes=("ReadWriteMany",)))
     assert localpath.unsupported(pvc(spec={"selector": {"matchLabels": {"a": "b"}}})) == "claim.Spec.Selector is not supported"
     assert "Block" in localpath.unsupported(pvc(spec={"volumeMode": "Block"}))
+
+
+def test_claim_naming_a_volume_that_does_not_fit() -> None:
+    claim = pvc(size="5Gi", spec={"volumeName": "v1"})
+    plan = pvbinder.plan_claim(claim, [pv("v1", size="1Gi")], None, None)
+    assert [(e.reason, e.message) for e in plan.events] == [("VolumeMismatch", 'Cannot bind to requested volume "v1": requested PV is too small')]
+    assert all(p.resource == "persistentvolumeclaims" for p in plan.patches)
+    fits = pvbinder.plan_claim(pvc(spec={"volumeName": "v1"}), [pv("v1")], None, None)
+    assert fits.patches[0].resource == "persistentvolumes" and fits.patches[0].body["spec"]["claimRef"]["name"] == "c"
