@@ -40,8 +40,10 @@ class Admission:
         elif core and rt.kind == "PersistentVolumeClaim":
             self._default_class(obj)
             _add_finalizer(obj, sto.PVC_PROTECTION)
+            obj["status"] = {"phase": "Pending"}     # the registry's PrepareForCreate, as kube
         elif core and rt.kind == "PersistentVolume":
             _add_finalizer(obj, sto.PV_PROTECTION)
+            obj["status"] = {"phase": "Pending"}
 
     async def validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         """Validating admission, after object validation (an invalid object is a 422, never a

@@ -158,7 +158,8 @@ async def test_missing_class_stays_pending_with_event(env: Env) -> None:
     await env.claim("classless", "1Gi", "")
     await eventually(lambda: _has_event(env, "classless", "FailedBinding"), what="FailedBinding")
     assert ("FailedBinding", "no persistent volumes available for this claim and no storage class is set") in await env.events("classless")
-    await env.claim("lost", "1Gi", "nope")
+    created = await env.claim("lost", "1Gi", "nope")
+    assert created["status"] == {"phase": "Pending"}         # from the create on, as kube's registry
     await eventually(lambda: _has_event(env, "lost", "ProvisioningFailed"), what="ProvisioningFailed")
     assert ("ProvisioningFailed", 'storageclass.storage.k8s.io "nope" not found') in await env.events("lost")
     assert await env.phase(PVCS, "lost") == "Pending"
