@@ -61,7 +61,12 @@ class Admission:
         self.quota.release(obj)
 
     async def _validate_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
-        """PersistentVolumeClaimResize, then ResourceQuota on the growth of a claim."""
+        """PersistentVolumeClaimResize, then ResourceQuota on what an update adds: a claim that
+        grows, a Service that becomes a NodePort or LoadBalancer (other updates add nothing a
+        quota counts: pod resources are immutable)."""
+        if rt.group == "" and rt.kind == "Service":
+            self.quota.admit(rt, obj, old)
+            return
         if rt.group != "" or rt.kind != "PersistentVolumeClaim":
             return
         new_q, old_q = sto.claim_request(obj), sto.claim_request(old)

@@ -115,7 +115,7 @@ class QuotaAdmission:
             if rt.store_key == "pods" and scopes and not rq.pod_matches_scopes(obj, scopes):
                 continue
             qname = quota["metadata"].get("name", "")
-            if rt.store_key == "pods":
+            if rt.store_key == "pods" and old is None:
                 missing = rq.missing_compute(obj, names)
                 if missing:
                     raise st.forbidden(f'{rt.plural} "{name}" is forbidden: failed quota: {qname}: must specify {"; ".join(missing)}', rt, name)
