@@ -6,7 +6,14 @@ inserts with the same durability (WAL, synchronous=FULL; one commit per insert a
 and a bare aiohttp TLS handler (the HTTP ceiling), with ratios. Ends with the server's RSS after
 the run and at idle.
 
+`--storm` measures memory and latency under a watch/LIST storm instead: GET p99 with 500 open
+watches (idle, then with 10 writes/s fanned out to all of them) against the same GETs with none
+(the baselines), and RSS before, at the peak of, and
+after a 500-watch + 200-concurrent-LIST storm (1,000 ConfigMaps of 1 KiB), plus how fast the
+server's watcher count comes back down when the clients go away.
+
     python bench/api.py [--n 2000] [--keep]
+    python bench/api.py --storm [--watches 500] [--lists 200]
 """
 
 from __future__ import annotations
@@ -206,11 +213,156 @@ async def run(args: argparse.Namespace) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def metric(m: Minik, name: str) -> float:
+    _, _, body = m.raw("GET", "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
+
+
+async def storm(args: argparse.Namespace) -> None:
+    """GET p99 with N open watches vs none; RSS before/peak/after an N-watch + M-LIST storm."""
+    root = tempfile.mkdtemp(prefix="minik-bench-storm-")
+    m = Minik(root, free_port(), ["--disable-agent"])
+    m.start()
+    pid = m.proc.pid if m.proc else 0
+    sslctx = ssl.create_default_context()
+    sslctx.check_hostname = False
+    sslctx.verify_mode = ssl.CERT_NONE
+    headers = {"Authorization": f"Bearer {m.token()}"}
+    ns_url = m.url + "/api/v1/namespaces/bench-storm/configmaps"
+    print(f"minik API storm benchmark ({args.watches} watches, {args.lists} concurrent LISTs of 1,000 ConfigMaps)\n")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=sslctx, limit=0), headers=headers) as s:
+        async with s.post(m.url + "/api/v1/namespaces", json={"metadata": {"name": "bench-storm"}}) as r:
+            await r.read()
+        value = "x" * 1024
+        _, _, err = await timed_requests(s, [("POST", ns_url, {"metadata": {"name": f"s{i}"}, "data": {"v": value}})
+                                             for i in range(1000)], 8)
+        assert err == 0
+        async with s.post(ns_url, json={"metadata": {"name": "ticker"}, "data": {"n": "0"}}) as r:
+            await r.read()
+        await asyncio.sleep(5)
+        rss_start = rss_mb(pid)
+        watchers_idle = metric(m, "minik_store_watchers")
+        stop_ticker = asyncio.Event()
+
+        async def ticker() -> None:
+            """10 writes/s: every open watch gets each of them."""
+            i = 0
+            while not stop_ticker.is_set():
+                i += 1
+                async with s.patch(ns_url + "/ticker", data=json.dumps({"data": {"n": str(i)}}),
+                                   headers={"Content-Type": "application/merge-patch+json"}) as r:
+                    await r.read()
+                await asyncio.sleep(0.1)
+
+        async def gets(count: int) -> list[float]:
+            lat: list[float] = []
+            for i in range(count):
+                t = time.perf_counter()
+                async with s.get(ns_url + f"/s{i % 1000}") as r:
+                    await r.read()
+                lat.append(time.perf_counter() - t)
+                await asyncio.sleep(0.005)
+            return lat
+
+        base_idle = await gets(args.gets)
+        tick = asyncio.create_task(ticker())
+        base_lat = await gets(args.gets)
+        stop_ticker.set()
+        await tick
+        peak = rss_mb(pid)
+        opened = 0
+        received = 0
+
+        async def watcher() -> None:
+            nonlocal opened, received
+            async with s.get(ns_url, params={"watch": "true", "resourceVersion": rv, "timeoutSeconds": "600"}) as r:
+                opened += 1
+                async for _line in r.content:
+                    received += 1
+
+        async with s.get(ns_url, params={"limit": "1"}) as r:
+            rv = (await r.json())["metadata"]["resourceVersion"]
+        watches = [asyncio.create_task(watcher()) for _ in range(args.watches)]
+        deadline = time.monotonic() + 120
+        while opened < args.watches and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(args.hold)
+        watch_idle = await gets(args.gets)
+        stop_ticker.clear()
+        tick = asyncio.create_task(ticker())
+        watch_lat = await gets(args.gets)
+        rss_watches = rss_mb(pid)
+        peak = max(peak, rss_watches)
+        watchers_open = metric(m, "minik_store_watchers")
+
+        async def one_list() -> int:
+            async with s.get(ns_url) as r:
+                body = await r.read()
+            return len(body)
+
+        t0 = time.perf_counter()
+        sampling = True
+
+        async def sample() -> None:
+            nonlocal peak
+            while sampling:
+                peak = max(peak, rss_mb(pid))
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.create_task(sample())
+        sizes = await asyncio.gather(*(one_list() for _ in range(args.lists)))
+        list_time = time.perf_counter() - t0
+        storm_lat = await gets(args.gets // 2)
+        sampling = False
+        await sampler
+        stop_ticker.set()
+        await tick
+        for w in watches:
+            w.cancel()
+        await asyncio.gather(*watches, return_exceptions=True)
+    t_closed = time.perf_counter()
+    settled = float("nan")
+    while time.perf_counter() - t_closed < 30:
+        if metric(m, "minik_store_watchers") <= watchers_idle:
+            settled = time.perf_counter() - t_closed
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(10)
+    rss_after = rss_mb(pid)
+    await asyncio.sleep(20)
+    rss_later = rss_mb(pid)
+    print(f"GET p50/p99, no watches (baseline):                 {pct(base_idle, .5):6.2f} / {pct(base_idle, .99):6.2f} ms")
+    print(f"GET p50/p99, {args.watches} open watches, no writes:        {pct(watch_idle, .5):6.2f} / {pct(watch_idle, .99):6.2f} ms"
+          f"   → p99 at {pct(watch_idle, .99) / pct(base_idle, .99):5.2f}x the baseline")
+    print(f"GET p50/p99, no watches, 10 writes/s (baseline):    {pct(base_lat, .5):6.2f} / {pct(base_lat, .99):6.2f} ms")
+    print(f"GET p50/p99, {args.watches} watches x 10 writes/s fan-out:  {pct(watch_lat, .5):6.2f} / {pct(watch_lat, .99):6.2f} ms"
+          f"   → p99 at {pct(watch_lat, .99) / pct(base_lat, .99):5.2f}x the baseline")
+    print(f"GET p50/p99 right after {args.lists} LISTs:       {pct(storm_lat, .5):6.2f} / {pct(storm_lat, .99):6.2f} ms")
+    print(f"{args.lists} concurrent LISTs of {sizes[0] / 1e6:.2f} MB: {list_time:6.2f} s ({args.lists / list_time:.1f} LISTs/s)")
+    print(f"watch events received by clients: {received} (10 writes/s fanned out to {args.watches} watches)")
+    print(f"server watchers: {watchers_idle:.0f} idle, {watchers_open:.0f} with the watches open, back to idle "
+          f"{settled:.1f} s after the clients closed")
+    print(f"server RSS: {rss_start:.1f} MB before the storm, {rss_watches:.1f} MB with the watches open, {peak:.1f} MB peak, {rss_after:.1f} MB 10 s after "
+          f"(+{rss_after - rss_start:.1f} MB), {rss_later:.1f} MB 30 s after (+{rss_later - rss_start:.1f} MB; target < 20 MB)")
+    m.stop()
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--keep", action="store_true")
-    asyncio.run(run(p.parse_args()))
+    p.add_argument("--storm", action="store_true", help="the watch/LIST storm benchmark instead of the throughput one")
+    p.add_argument("--watches", type=int, default=500)
+    p.add_argument("--lists", type=int, default=200)
+    p.add_argument("--gets", type=int, default=400)
+    p.add_argument("--hold", type=float, default=2.0, help="seconds the watches stay open before GETs are timed")
+    args = p.parse_args()
+    asyncio.run(storm(args) if args.storm else run(args))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class ServerConfig:
     ingress_http_port: int = 80
     ingress_https_port: int = 443
     ingress_bind_address: str = "0.0.0.0"
+    secrets_encryption: bool = True      # Secrets sealed with AES-GCM in the database (key: encryption_config_path)
 
     def disabled(self, component: str) -> bool:
         """k3s habit: `--disable traefik` turns off the ingress too."""
@@ -79,6 +80,10 @@ class ServerConfig:
     @property
     def registries_file(self) -> str:
         return os.path.join(self.config_dir, "registries.yaml")
+
+    @property
+    def encryption_config_path(self) -> str:
+        return os.path.join(self.server_dir, "encryption-config")
 
     @property
     def tls_dir(self) -> str:

@@ -18,6 +18,8 @@ from aiohttp import web
 from minik.api import discovery
 from minik.api import status as st
 from minik.api.auth import AllowAuthenticated, Authorizer
+from minik.api.encoded import EncodedObjects
+from minik.api.listing import respond_list
 from minik.api.kinds import KindHooksImpl
 from minik.api.rbac import RBAC as RBAC_GROUP, RBACAuthorizer
 from minik.api.rbac_escalation import REQUESTER, Requester
@@ -60,6 +62,8 @@ class ApiHandlers:
         self.metrics = MetricsApi(service, registry)
         self.authz: Authorizer = AllowAuthenticated()
         self.proxy = ProxyForwarder()
+        # One encoding per object revision, shared by every watcher and LIST (minik.api.encoded).
+        self.encoded = EncodedObjects()
 
     # ---- discovery ---------------------------------------------------------------------------
     async def api_root(self, request: web.Request) -> web.Response:
@@ -111,7 +115,7 @@ class ApiHandlers:
                 return self._get(request, target)
             if target.watch_path or bool_param(request.query.get("watch")):
                 return await self._watch(request, target)
-            return self._list(request, target)
+            return await self._list(request, target)
         if m == "POST":
             if target.name:
                 raise st.method_not_allowed()
@@ -192,11 +196,15 @@ class ApiHandlers:
         fs = request.query.get("fieldSelector")
         return (parse_label_selector(ls) if ls else None, parse_field_selector(fs) if fs else None)
 
-    def _list(self, request: web.Request, t: Target) -> web.Response:
+    async def _list(self, request: web.Request, t: Target) -> web.StreamResponse:
         labels, fields = self._selectors(request)
         limit = int_param("limit", request.query.get("limit")) or 0
-        page = self.service.list(t.rt, t.namespace, labels, fields, limit, request.query.get("continue", ""))
         accept = request.headers.get("Accept")
+        # Plain JSON LISTs are encoded item by item with apiVersion/kind added on the way
+        # (minik.api.listing), so the stored objects are not copied first.
+        plain = not wants_table(accept) and not wants_partial_metadata(accept)
+        page = self.service.list(t.rt, t.namespace, labels, fields, limit, request.query.get("continue", ""),
+                                 typed=not plain)
         if wants_table(accept):
             from minik.api.tables import table
             tbl = table(t.rt, page.items, utcnow(), include_object=request.query.get("includeObject", "Metadata"),
@@ -212,7 +220,7 @@ class ApiHandlers:
             return json_response({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": lm,
                                   "items": [{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata", {})} for o in page.items]},
                                  content_type="application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io")
-        return json_response({"kind": t.rt.list_kind, "apiVersion": t.rt.api_version, "metadata": lm, "items": page.items})
+        return await respond_list(request, self.encoded, t.rt.api_version, t.rt.list_kind, t.rt.kind, lm, page.items, JSON_CT)
 
     async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
         labels, fields = self._selectors(request)
@@ -226,7 +234,7 @@ class ApiHandlers:
         p = WatchParams(t.namespace, labels, fields, request.query.get("resourceVersion", ""),
                         float(timeout) if timeout else 0.0, bool_param(request.query.get("allowWatchBookmarks")),
                         bool_param(request.query.get("sendInitialEvents")), table, self.hooks.printer_columns(t.rt))
-        return await serve_watch(request, self.service, t.rt, p, TABLE_CT if table else JSON_CT)
+        return await serve_watch(request, self.service, t.rt, p, TABLE_CT if table else JSON_CT, self.encoded)
 
     # ---- writes ------------------------------------------------------------------------------
     def _write_opts(self, request: web.Request, subresource: str = "") -> WriteOptions:

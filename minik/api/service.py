@@ -172,7 +172,10 @@ class ResourceService:
         return obj
 
     def list(self, rt: ResourceType, namespace: str | None, labels: LabelSelector | None = None,
-             fields: FieldSelector | None = None, limit: int = 0, continue_token: str = "") -> ListPage:
+             fields: FieldSelector | None = None, limit: int = 0, continue_token: str = "",
+             typed: bool = True) -> ListPage:
+        """typed=False: the stored objects themselves (read-only, without apiVersion/kind), for
+        callers that add them while encoding (streamed LISTs) instead of copying every item."""
         if fields is not None:
             check_field_selector(rt, fields)
         res = self.store.list(rt.store_key, namespace if rt.namespaced else None)
@@ -199,7 +202,7 @@ class ResourceService:
         if more and out:
             last = out[-1]["metadata"]
             token = _encode_continue(res.revision, f"{last.get('namespace', '')}/{last.get('name', '')}")
-        return ListPage([self.with_type(rt, o) for o in out], res.revision, token, more if more else None)
+        return ListPage([self.with_type(rt, o) for o in out] if typed else out, res.revision, token, more if more else None)
 
     # ---- create ----------------------------------------------------------------------------
     async def create(self, rt: ResourceType, namespace: str, body: Obj, opts: WriteOptions = WriteOptions()) -> WriteResult:
