@@ -208,14 +208,16 @@ class Server:
         assert self.service is not None and self.informers is not None
         sc_rt = self.registry.lookup("storage.k8s.io", "v1", "storageclasses")
         assert sc_rt is not None
-        if self.store.get(sc_rt.store_key, "", DEFAULT_CLASS) is None:
+        local_storage = not self.cfg.disabled("local-storage")    # k3s: --disable local-storage
+        if local_storage and self.store.get(sc_rt.store_key, "", DEFAULT_CLASS) is None:
             await self.service.create(sc_rt, "", {
                 "metadata": {"name": DEFAULT_CLASS, "annotations": {IS_DEFAULT_CLASS: "true"}},
                 "provisioner": PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"},
                 WriteOptions("minik", "Ignore"))
         inf = self.informers
         self.supervisor.spawn("persistentvolume-binder", PVBinder(self.client, inf).run)
-        self.supervisor.spawn("local-path-provisioner", LocalPathProvisioner(self.client, inf, self.cfg.storage_dir, self.node_name).run)
+        if local_storage:
+            self.supervisor.spawn("local-path-provisioner", LocalPathProvisioner(self.client, inf, self.cfg.storage_dir, self.node_name).run)
         self.supervisor.spawn("pv-protection-controller", PVProtection(self.client, inf).run)
         self.supervisor.spawn("disruption-controller", DisruptionController(self.client, inf).run)
         self.supervisor.spawn("node-unschedulable-taint", UnschedulableTaintController(self.client, inf.informer("nodes")).run)

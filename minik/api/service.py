@@ -62,6 +62,7 @@ class KindHooks(Protocol):
     def scale_spec(self, rt: ResourceType) -> dict[str, Any]: ...
     async def before_create(self, rt: ResourceType, obj: Obj) -> None: ...
     async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None: ...
+    async def validate_admission(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None: ...
     async def after_write(self, rt: ResourceType, obj: Obj | None, old: Obj | None) -> None: ...
 
 
@@ -253,6 +254,7 @@ class ResourceService:
             apply_defaults(rt, obj)
         await self.hooks.before_create(rt, obj)
         self._validate(rt, obj, None)
+        await self.hooks.validate_admission(rt, obj, None)   # validating admission: after validation, as kube-apiserver
         m.pop("managedFields", None)
         update_managed_fields(None, obj, self._manager(opts), "Update", rt.api_version, rfc3339(self.clock()),
                               schemas=self.schemas, schema_name=rt.schema_name or None)
@@ -324,6 +326,7 @@ class ResourceService:
                 raise st.forbidden(f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}", rt, om["name"])
         await self.hooks.before_update(rt, merged, old)
         self._validate(rt, merged, old, opts.subresource)
+        await self.hooks.validate_admission(rt, merged, old)
         if "managedFields" not in m and "managedFields" in om:
             m["managedFields"] = copy.deepcopy(om["managedFields"])
         if not opts.subresource or opts.subresource in ("status", EPHEMERAL):

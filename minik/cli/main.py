@@ -61,7 +61,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--default-local-storage-path", default=_env("default-local-storage-path", ""),
                    help="directory of the local-path provisioner's volumes (default <data-dir>/storage)")
     p.add_argument("--disable", action="append", default=[s for s in _env("disable", "").split(",") if s],
-                   help="turn off a packaged component (repeatable or comma-separated, like k3s): ingress (or traefik)")
+                   help="turn off a packaged component (repeatable or comma-separated, like k3s): ingress (or traefik), local-storage")
     p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the built-in ingress proxy for HTTP (default %(default)s)")
     p.add_argument("--ingress-https-port", type=int, default=int(_env("ingress-https-port", str(d.ingress_https_port))), help="port of the built-in ingress proxy for HTTPS (default %(default)s)")
     p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
