@@ -58,6 +58,7 @@ class ServerConfig:
     vxlan_device: str = "minik.1"        # VXLAN device name (unique per instance when several run side by side)
     vxlan_vni: int = 1
     vxlan_port: int = 8472
+    secrets_encryption: bool = True      # Secrets sealed with AES-GCM in the database (key: encryption_config_path)
 
     def disabled(self, component: str) -> bool:
         """k3s habit: `--disable traefik` turns off the ingress too."""
@@ -83,6 +84,10 @@ class ServerConfig:
     @property
     def registries_file(self) -> str:
         return os.path.join(self.config_dir, "registries.yaml")
+
+    @property
+    def encryption_config_path(self) -> str:
+        return os.path.join(self.server_dir, "encryption-config")
 
     @property
     def tls_dir(self) -> str:
