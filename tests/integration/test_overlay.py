@@ -68,6 +68,8 @@ def test_vxlan_pods_reach_each_other_across_hosts(lab: Lab) -> None:
     assert ping(a, b.pod_ip) and ping(b, a.pod_ip)
     # Pod to pod across nodes keeps the pod's address (no masquerade inside the cluster CIDR).
     assert seen_source(lab, a, b) == a.pod_ip
+    # The host itself reaches the other node's pods too (from its VTEP address, as with flannel).
+    assert in_ns(a.ns, "ping", "-c", "1", "-W", "2", b.pod_ip, check=False).returncode == 0
     # A full-size pod packet fits the tunnel (pod MTU = underlay − 50): no fragmentation needed.
     assert in_ns(a.pod_ns, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", str(UNDERLAY_MTU - 50 - 28),
                  b.pod_ip, check=False).returncode == 0
