@@ -9,7 +9,9 @@ agent does it. Measured in the same run, for each backend (vxlan, host-gw):
   (b) cross-node pod-to-pod TCP throughput (host 0's pod → host 1's pod through the overlay);
       ratio (b)/(a), medians of alternating (a)/(b) rounds so drift on a shared machine hits both;
   (c) the overlay's own cost: plan for 1,000 Nodes (pure), first reconcile of 100 remote Nodes into
-      a host namespace, and the no-op reconcile the agent repeats every resync period.
+      a host namespace, and the no-op reconcile the agent repeats every resync period;
+  (d) with --rss: an agent-enabled `minik server` (the e2e harness) idle with
+      `--pod-network-backend none` vs `vxlan` (device up, VTEP MAC published): the daemon's RSS.
 
 Throughput is a Python stream (no iperf3 in Debian's base here): the sender `sendfile`s a 16 MiB
 file from /dev/shm in a loop, the receiver `recv_into`s a 4 MiB buffer and counts --seconds from
@@ -17,7 +19,7 @@ the first byte; both run inside the pods' namespaces (`ip netns exec`). Every ho
 so the ratio is the cost of the extra path (VXLAN encap/decap, routing between bridges), not of a
 wire. Aims (issue 11): ≥ 0.9 with VXLAN, ≥ 0.97 with host-gw.
 
-    python bench/cluster.py [--seconds 3] [--rounds 3]
+    python bench/cluster.py [--seconds 3] [--rounds 3] [--rss]
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ import textwrap
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# bench/ itself off the path: bench/secrets.py would shadow the standard library's `secrets`.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 sys.path.insert(0, os.path.dirname(HERE))
 
 from minik.net.overlay import NodeNet, Overlay, OverlaySettings, plan, vtep_mac  # noqa: E402
-from tests.support.netlab import Lab, in_ns, netlab  # noqa: E402
+from tests.support.netlab import Lab, netlab  # noqa: E402
 
 PORT = 5201
 
@@ -155,10 +159,42 @@ def overlay_cost(lab: Lab) -> tuple[float, float, float]:
     return plan_s, first, noop
 
 
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def daemon_rss(idle: float) -> dict[str, float]:
+    """Idle RSS (MB) of a node server per backend, each started fresh."""
+    from tests.e2e.agent_fixtures import node_server, seed_registry
+    from tests.support.registry import LocalRegistry
+    out: dict[str, float] = {}
+    reg = LocalRegistry().start()
+    try:
+        seed_registry(reg)
+        for backend in ("none", "vxlan"):
+            with node_server(reg.host, ["--pod-network-backend", backend]) as (m, net):
+                if backend == "vxlan":
+                    deadline = time.monotonic() + 60
+                    while subprocess.run(["ip", "link", "show", net.vxlan_device], capture_output=True).returncode != 0:
+                        assert time.monotonic() < deadline, "the VXLAN device never came up"
+                        time.sleep(0.2)
+                time.sleep(idle)
+                assert m.proc is not None
+                out[backend] = rss_mb(m.proc.pid)
+    finally:
+        reg.stop()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0, help="length of one throughput stream")
     ap.add_argument("--rounds", type=int, default=3, help="alternating same/cross-node rounds per backend")
+    ap.add_argument("--rss", action="store_true", help="also measure a node server's idle RSS with and without the overlay")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -172,6 +208,7 @@ def main() -> int:
             plan_s, first, noop = overlay_cost(lab)
     finally:
         os.unlink(blob)
+    rss = daemon_rss(idle=10.0) if args.rss else {}
     print(f"minik pod network across nodes: TCP throughput pod → pod, medians of {args.rounds} rounds of {args.seconds:g} s "
           f"(hosts are network namespaces on one kernel)")
     print(f"{'backend':<10}{'same-node Gbit/s':>18}{'cross-node Gbit/s':>19}{'ratio':>8}{'aim':>7}")
@@ -180,6 +217,9 @@ def main() -> int:
         print(f"{backend:<10}{same * 8 / 1e9:>18.2f}{cross * 8 / 1e9:>19.2f}{cross / same:>8.3f}{aim:>7}")
     print(f"overlay: plan for 1,000 nodes {plan_s * 1000:.1f} ms; reconcile of 100 remote nodes: "
           f"first {first * 1000:.1f} ms, no-op (each resync) {noop * 1000:.1f} ms")
+    if rss:
+        print(f"node server idle RSS: {rss['none']:.1f} MB with --pod-network-backend none, {rss['vxlan']:.1f} MB with vxlan "
+              f"({rss['vxlan'] - rss['none']:+.1f} MB)")
     return 0
 
 
