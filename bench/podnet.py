@@ -1,4 +1,4 @@
-"""Cluster benchmark (issue 11), the pod network part: cross-node vs same-node pod-to-pod.
+"""Pod network benchmark (issue 11): cross-node vs same-node pod-to-pod in a netns lab.
 
 Hosts are network namespaces joined by veths to a test switch (`tests/support/netlab.py`, the
 same lab as tests/integration/test_overlay.py); each host has a pod bridge with two pods, and the
@@ -19,7 +19,7 @@ the first byte; both run inside the pods' namespaces (`ip netns exec`). Every ho
 so the ratio is the cost of the extra path (VXLAN encap/decap, routing between bridges), not of a
 wire. Aims (issue 11): ≥ 0.9 with VXLAN, ≥ 0.97 with host-gw.
 
-    python bench/cluster.py [--seconds 3] [--rounds 3] [--rss]
+    python bench/podnet.py [--seconds 3] [--rounds 3] [--rss]
 """
 
 from __future__ import annotations
