@@ -54,6 +54,7 @@ class ServerConfig:
     ingress_http_port: int = 80
     ingress_https_port: int = 443
     ingress_bind_address: str = "0.0.0.0"
+    supervisor_port: int = 6444          # gRPC port agents join and link on (k3s's supervisor port); 0: none
 
     def disabled(self, component: str) -> bool:
         """k3s habit: `--disable traefik` turns off the ingress too."""

@@ -65,6 +65,8 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the built-in ingress proxy for HTTP (default %(default)s)")
     p.add_argument("--ingress-https-port", type=int, default=int(_env("ingress-https-port", str(d.ingress_https_port))), help="port of the built-in ingress proxy for HTTPS (default %(default)s)")
     p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
+    p.add_argument("--supervisor-port", type=int, default=int(_env("supervisor-port", str(d.supervisor_port))),
+                   help="port agents join and keep their link on (gRPC over TLS; 0: no agents) (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -90,7 +92,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         default_local_storage_path=os.path.abspath(a.default_local_storage_path) if a.default_local_storage_path else "",
         disable=tuple(sorted({c.strip() for item in a.disable for c in item.split(",") if c.strip()})),
         ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
-        ingress_bind_address=a.ingress_bind_address)
+        ingress_bind_address=a.ingress_bind_address,
+        supervisor_port=a.supervisor_port)
 
 
 def _port_range(value: str) -> str:

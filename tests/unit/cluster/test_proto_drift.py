@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-GENERATED = REPO / "minik" / "cluster" / "_generated"
+GENERATED = REPO / "minik" / "client" / "_generated"
 
 
 def test_generated_stubs_match_proto(tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ def test_generated_stubs_match_proto(tmp_path: Path) -> None:
 
 
 def test_link_messages_cover_calls_watches_and_streams() -> None:
-    from minik.cluster._generated import cluster_pb2 as pb, cluster_pb2_grpc
+    from minik.client._generated import cluster_pb2 as pb, cluster_pb2_grpc
 
     assert pb.DESCRIPTOR.package == "minik.cluster.v1"
     assert hasattr(cluster_pb2_grpc, "ClusterStub")

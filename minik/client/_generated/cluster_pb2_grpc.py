@@ -4,7 +4,7 @@
 import grpc
 import warnings
 
-from minik.cluster._generated import cluster_pb2 as cluster__pb2
+from minik.client._generated import cluster_pb2 as cluster__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
