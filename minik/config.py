@@ -134,3 +134,30 @@ def agent_config(cfg: ServerConfig, node_ip: str = "") -> AgentConfig:
         server=True,
         resolv_conf=cfg.resolv_conf,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JoinConfig:
+    """`minik agent`: where the server is, how to prove we may join, and this node's own settings
+    (the cluster's addressing comes from the server when the link opens)."""
+
+    server_url: str                      # https://host:6443 (the API; /cacerts is read from it)
+    token: str
+    node_name: str = ""                  # "" → the hostname
+    with_node_id: bool = False           # append a random id kept in <agent-dir>/node-id
+    supervisor_port: int = 6444
+    data_dir: str = "/var/lib/minik"
+    run_dir: str = "/run/minik"
+    config_dir: str = "/etc/minik"
+    node_ip: str = ""
+    bridge_name: str = "minik0"
+    nft_table: str = "minik"
+    dns_interface: str = "minik-dns0"
+    resolv_conf: str = "/etc/resolv.conf"
+    container_runtime_endpoint: str = ""
+    disable_network_policy: bool = False
+    log_level: str = "info"
+
+    @property
+    def agent_dir(self) -> str:
+        return os.path.join(self.data_dir, "agent")

@@ -317,7 +317,10 @@ class Server:
         if not cfg.supervisor_port:
             return
         self.cluster = ClusterServer(ClusterSettings(cfg.bind_address, cfg.supervisor_port, cfg.server_dir, pki.ca_cert,
-                                                     pki.ca_key, pki.serving_cert, pki.serving_key), self.client)
+                                                     pki.ca_key, pki.serving_cert, pki.serving_key,
+                                                     (("cluster_cidr", cfg.cluster_cidr), ("service_cidr", cfg.service_cidr),
+                                                      ("cluster_dns", cfg.cluster_dns), ("cluster_domain", cfg.cluster_domain))),
+                                     self.client)
         try:
             await self.cluster.start()
         except OSError as e:

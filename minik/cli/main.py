@@ -13,7 +13,7 @@ import os
 import sys
 
 from minik import KUBE_VERSION, __version__
-from minik.cli import images
+from minik.cli import agent, images, token
 from minik.config import ServerConfig
 
 
@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _server_parser(sub)
     images.add_parser(sub)
+    agent.add_parser(sub)
+    token.add_parser(sub)
     sub.add_parser("kubectl", help="run kubectl with minik's admin kubeconfig", add_help=False)
     args = parser.parse_args(argv)
     if args.command == "server":
@@ -153,6 +155,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(asyncio.run(run_server(cfg)))
     if args.command == "images":
         raise SystemExit(images.run(args))
+    if args.command == "agent":
+        raise SystemExit(agent.run(args, setup_logging))
+    if args.command == "token":
+        raise SystemExit(token.run(args))
     parser.print_help()
     raise SystemExit(0 if not argv else 2)
 

@@ -112,6 +112,7 @@ class GrpcLink:
         self._connected = asyncio.Event()
         self.connects = 0
         self.last_error = ""
+        self.settings: dict[str, str] = {}   # the server's cluster addressing, from its welcome
         self.client = GrpcClient(self)
 
     @property
@@ -163,6 +164,10 @@ class GrpcLink:
             if first is grpc.aio.EOF or not first.HasField("welcome"):
                 await call.code()  # raises the server's refusal as AioRpcError when there is one
                 raise ConnectionError("the server ended the link before welcoming it")
+            try:
+                self.settings = {str(k): str(v) for k, v in json.loads(first.welcome.settings or b"{}").items()}
+            except (ValueError, AttributeError):
+                self.settings = {}
             out: asyncio.Queue[pb.AgentMessage] = asyncio.Queue()
             self._out = out
 

@@ -13,6 +13,7 @@ Neighbours: `minik.daemon` starts it (`_start_cluster`); `minik.client.grpc` is 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -45,6 +46,7 @@ class ClusterSettings:
     ca_key: str
     serving_cert: str
     serving_key: str
+    cluster: tuple[tuple[str, str], ...] = ()   # what agents must agree on: cluster_cidr, service_cidr, cluster_dns, cluster_domain
 
 
 def _read(path: str) -> bytes:
@@ -133,7 +135,8 @@ class ClusterServer(pbg.ClusterServicer):
 
         reader = asyncio.create_task(read(), name=f"link-{ident.node_name}-reader")
         try:
-            yield pb.ServerMessage(welcome=pb.Welcome(server_version="minik"))
+            settings = json.dumps(dict(self.settings.cluster)).encode()
+            yield pb.ServerMessage(welcome=pb.Welcome(server_version="minik", settings=settings))
             while True:
                 msg = await session.out.get()
                 if msg is None:

@@ -171,10 +171,12 @@ class Hello(_message.Message):
     def __init__(self, node_name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("server_version",)
+    __slots__ = ("server_version", "settings")
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
     server_version: str
-    def __init__(self, server_version: _Optional[str] = ...) -> None: ...
+    settings: bytes
+    def __init__(self, server_version: _Optional[str] = ..., settings: _Optional[bytes] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
     __slots__ = ("hello", "request", "watch_start", "watch_stop", "data", "close")
