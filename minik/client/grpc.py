@@ -50,11 +50,14 @@ CERT_KEY = "minik-node-cert-bin"
 PROOF_KEY = "minik-node-proof"
 
 
-def channel_options() -> list[tuple[str, Any]]:
-    """Keepalives (a cut link is noticed in ~30 s even when idle) and the message size limit."""
+def channel_options(server: bool = False) -> list[tuple[str, Any]]:
+    """Keepalives (a cut link is noticed in ~30 s even when idle) and the message size limit.
+    The server enforces the limit on what it receives (an oversized message fails that link
+    only); the agent does not pre-check what it sends, so the server's rule is the one that holds."""
     return [("grpc.keepalive_time_ms", 15000), ("grpc.keepalive_timeout_ms", 10000),
             ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0),
-            ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE if server else -1)]
 
 
 class JoinError(Exception):

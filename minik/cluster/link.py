@@ -95,7 +95,10 @@ class LinkSession:
         resp = pb.ClientResponse(id=q.id)
         try:
             body: Any = json.loads(q.body) if q.body else None
-            why = await self._refused(Request(q.verb, q.resource, q.namespace, q.name, q.subresource, body))
+            name = q.name
+            if q.verb == "create" and isinstance(body, dict):
+                name = str((body.get("metadata") or {}).get("name") or "")   # a create names its object in the body
+            why = await self._refused(Request(q.verb, q.resource, q.namespace, name, q.subresource, body))
             if why:
                 raise ClientError(403, "Forbidden", why)
             ns = None if q.all_namespaces else q.namespace

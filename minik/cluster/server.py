@@ -67,7 +67,7 @@ class ClusterServer(pbg.ClusterServicer):
     async def start(self) -> None:
         s = self.settings
         creds = grpc.ssl_server_credentials([(_read(s.serving_key), _read(s.serving_cert))])
-        server = grpc.aio.server(options=[*channel_options(), ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        server = grpc.aio.server(options=[*channel_options(server=True), ("grpc.http2.min_ping_interval_without_data_ms", 5000),
                                           ("grpc.so_reuseport", 0)])  # a second server on the port must fail, not share it
         pbg.add_ClusterServicer_to_server(self, server)  # type: ignore[no-untyped-call]
         host = s.bind_address if s.bind_address not in ("", "0.0.0.0") else "0.0.0.0"
