@@ -143,7 +143,9 @@ def cluster(n_agents: int = 2) -> Iterator[Cluster]:
     server.host = host_ip
     agents: list[AgentHost] = []
     try:
-        _sh("ip", "link", "add", bridge, "type", "bridge")
+        # A fixed MAC: a bridge otherwise takes its lowest port's, and changes it (stale ARP on the
+        # hosts) when that port goes away.
+        _sh("ip", "link", "add", bridge, "address", f"02:6d:6b:{net.octet:02x}:78:01", "type", "bridge")
         _sh("ip", "addr", "add", f"{host_ip}/24", "dev", bridge)
         _sh("ip", "link", "set", bridge, "up")
         _airgap(os.path.join(server.data_dir, "agent", "images"), archive)
