@@ -282,3 +282,18 @@ def test_same_node_name_from_a_second_machine_refused_until_kubectl_delete_node(
         twin.start(c.server, c.sup, c.token_file)
         c.wait_ready(a.name, timeout=180)
         assert [n["metadata"]["name"] for n in c.nodes()].count(a.name) == 1
+
+
+def test_three_idle_nodes_write_nothing() -> None:
+    """Heartbeats of joined nodes are in-memory Leases too: the database files stay still."""
+    from tests.e2e.test_idle import db_files, settled, written_since
+    idle = float(os.environ.get("MINIK_TEST_IDLE_SECONDS", "30"))
+    with cluster(2) as c:
+        for a in c.agents:
+            c.wait_ready(a.name)
+        before_rev = settled(c.server, quiet=5.0, timeout=120)
+        before = db_files(c.server)
+        time.sleep(idle)
+        after = db_files(c.server)
+        assert after == before, f"db files changed while idle: {before} -> {after}; written: {written_since(c.server, before_rev)}"
+        assert all(c.ready(a.name) == "True" for a in c.agents)
