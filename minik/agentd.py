@@ -198,6 +198,10 @@ class Agent:
         else:
             netpol = NetpolEnforcer(informers, self.node_name, cfg.nft_table, cfg.bridge_name, acfg.cluster_dns)
             self.supervisor.spawn("netpol-enforcer", netpol.run)
+        from minik.agent.podroutes import PodRoutes
+        routes = PodRoutes(informers, link.client, self.node_name, s.get("pod_network_backend", "vxlan"),
+                           acfg.cluster_cidr, cfg.vxlan_device)
+        self.supervisor.spawn("pod-routes", routes.run)
         informers.start()
         dns.start()
         log.info("minik agent ready: node %s linked to %s", self.node_name, cfg.server_url)

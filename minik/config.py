@@ -55,6 +55,8 @@ class ServerConfig:
     ingress_https_port: int = 443
     ingress_bind_address: str = "0.0.0.0"
     supervisor_port: int = 6444          # gRPC port agents join and link on (k3s's supervisor port); 0: none
+    pod_network_backend: str = "vxlan"   # cross-node pod traffic: vxlan | host-gw (flannel's backends)
+    vxlan_device: str = "minik.1"        # the VXLAN device's name (unique per instance on one host)
 
     def disabled(self, component: str) -> bool:
         """k3s habit: `--disable traefik` turns off the ingress too."""
@@ -157,6 +159,7 @@ class JoinConfig:
     container_runtime_endpoint: str = ""
     disable_network_policy: bool = False
     log_level: str = "info"
+    vxlan_device: str = "minik.1"
 
     @property
     def agent_dir(self) -> str:

@@ -166,6 +166,7 @@ class Server:
             await self._start_ingress()
         self._start_services()
         await self._start_cluster(handlers, pki)
+        self._start_pod_routes()
         self._ready = True
         release_memory()
         sd_notify("READY=1")
@@ -319,7 +320,8 @@ class Server:
         self.cluster = ClusterServer(ClusterSettings(cfg.bind_address, cfg.supervisor_port, cfg.server_dir, pki.ca_cert,
                                                      pki.ca_key, pki.serving_cert, pki.serving_key,
                                                      (("cluster_cidr", cfg.cluster_cidr), ("service_cidr", cfg.service_cidr),
-                                                      ("cluster_dns", cfg.cluster_dns), ("cluster_domain", cfg.cluster_domain))),
+                                                      ("cluster_dns", cfg.cluster_dns), ("cluster_domain", cfg.cluster_domain),
+                                                      ("pod_network_backend", cfg.pod_network_backend))),
                                      self.client)
         try:
             await self.cluster.start()
@@ -328,6 +330,16 @@ class Server:
             log.error("%s: agents cannot join this server (pick a free --supervisor-port)", e)
         handlers.pod_streams = RoutingPodStreams(self.cluster.links, handlers.pod_streams,
                                                  self.runtime.node_name if self.runtime is not None else "")
+
+    def _start_pod_routes(self) -> None:
+        """Routes or the VXLAN overlay from this node to the pod subnets of joined nodes."""
+        from minik.agent.podroutes import PodRoutes
+        if self.runtime is None or self.informers is None:
+            return
+        cfg = self.cfg
+        routes = PodRoutes(self.informers, self.client, self.runtime.node_name, cfg.pod_network_backend,
+                           cfg.cluster_cidr, cfg.vxlan_device)
+        self.supervisor.spawn("pod-routes", routes.run)
 
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None

@@ -67,6 +67,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
     p.add_argument("--supervisor-port", type=int, default=int(_env("supervisor-port", str(d.supervisor_port))),
                    help="port agents join and keep their link on (gRPC over TLS; 0: no agents) (default %(default)s)")
+    p.add_argument("--pod-network-backend", default=_env("pod-network-backend", d.pod_network_backend), choices=["vxlan", "host-gw"],
+                   help="how pods on different nodes reach each other: a VXLAN overlay, or direct routes when all nodes share a link (default %(default)s)")
+    p.add_argument("--vxlan-device", default=_env("vxlan-device", d.vxlan_device), help="name of the VXLAN device (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -93,7 +96,7 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         disable=tuple(sorted({c.strip() for item in a.disable for c in item.split(",") if c.strip()})),
         ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
         ingress_bind_address=a.ingress_bind_address,
-        supervisor_port=a.supervisor_port)
+        supervisor_port=a.supervisor_port, pod_network_backend=a.pod_network_backend, vxlan_device=a.vxlan_device)
 
 
 def _port_range(value: str) -> str:

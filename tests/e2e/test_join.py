@@ -74,7 +74,8 @@ class AgentHost:
                 "--node-name", self.name, "--data-dir", os.path.join(self.root, "data"),
                 "--run-dir", os.path.join(self.root, "run"), "--config-dir", os.path.join(self.root, "etc"),
                 "--bridge-name", self.net.bridge, "--nft-table", self.net.nft_table,
-                "--dns-interface", self.net.dns_interface, "--resolv-conf", "/dev/null", *self.extra]
+                "--dns-interface", self.net.dns_interface, "--resolv-conf", "/dev/null",
+                "--vxlan-device", f"mkx{self.net.tag}", *self.extra]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -123,7 +124,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(n_agents: int = 2) -> Iterator[Cluster]:
+def cluster(n_agents: int = 2, backend: tuple[str, ...] = ()) -> Iterator[Cluster]:
     reason = agent_skip_reason()
     if reason:
         pytest.skip(reason)
@@ -139,7 +140,7 @@ def cluster(n_agents: int = 2) -> Iterator[Cluster]:
     server = HostMinik(os.path.join(root, "server"), free_port(), [
         *net.server_flags(), "--cluster-cidr", f"10.{net.octet}.0.0/18",
         "--bind-address", host_ip, "--advertise-address", host_ip, "--supervisor-port", str(sup),
-        "--node-monitor-grace-period", str(GRACE)])
+        "--node-monitor-grace-period", str(GRACE), "--vxlan-device", f"mkx{net.tag}", *backend])
     server.host = host_ip
     agents: list[AgentHost] = []
     try:
@@ -249,8 +250,40 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
         import ipaddress
         assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(node_a["spec"]["podCIDR"]), (pod_ip, node_a["spec"])
 
-        # Cut agent b's link: NotReady (Unknown) after the grace period; restore: Ready again, one Node.
+        # Across nodes: a pod on agent a reaches a pod on agent b by pod IP and through a Service by
+        # DNS name (VXLAN overlay); port-forward and cp to a pod on an agent.
         b = c.agents[1]
+        web = _pod("web-b", b.name, "mkdir -p /www && echo from-b > /www/index.html && exec httpd -f -p 8080 -h /www")
+        web["metadata"]["labels"] = {"app": "web-b"}
+        c.kubectl("create", "-f", "-", input=json.dumps(web))
+        c.kubectl("create", "service", "clusterip", "web-b", "--tcp=80:8080")
+        ip_b = _wait(lambda: json.loads(c.kubectl("get", "pod", "web-b", "-o", "json").stdout)["status"].get("podIP"),
+                     f"pod on {b.name} gets an IP\n{b.log_tail(30)}", timeout=120)
+        fetch = lambda url: c.kubectl("exec", "on-agent", "--", "timeout", "5", "wget", "-qO-", url, check=False).stdout  # noqa: E731
+        _wait(lambda: "from-b" in fetch(f"http://{ip_b}:8080/"), f"pod on a reaches pod on b at {ip_b}",
+              detail=lambda: c.server.log_tail(20) + "\n" + a.log_tail(20))
+        _wait(lambda: "from-b" in fetch("http://web-b.default.svc.cluster.local/"), "pod on a reaches Service web-b by name",
+              detail=lambda: a.log_tail(30))
+        with tempfile.TemporaryDirectory() as d:
+            c.kubectl("cp", "on-agent:/etc/hostname", os.path.join(d, "hostname"))
+            assert open(os.path.join(d, "hostname")).read().strip() == "on-agent"
+        local = free_port()
+        pf = subprocess.Popen([KUBECTL, "--kubeconfig", c.server.kubeconfig, "port-forward", "pod/web-b", f"{local}:8080"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            import urllib.request
+            def via_pf() -> bool:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=5) as r:
+                        return b"from-b" in r.read()
+                except OSError:
+                    return False
+            _wait(via_pf, "kubectl port-forward to a pod on an agent", timeout=60)
+        finally:
+            pf.terminate()
+            pf.wait(10)
+
+        # Cut agent b's link: NotReady (Unknown) after the grace period; restore: Ready again, one Node.
         _sh("ip", "link", "set", b.veth, "down")
         try:
             c.wait_ready(b.name, "Unknown", timeout=GRACE + 60)
