@@ -210,6 +210,21 @@ def _pod(name: str, node: str, script: str) -> dict[str, Any]:
                      "containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", script]}]}}
 
 
+def _deployment(name: str, replicas: int) -> dict[str, Any]:
+    tolerations = [{"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 3}
+                   for k in ("unreachable", "not-ready")]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"terminationGracePeriodSeconds": 1, "tolerations": tolerations,
+                                           "containers": [{"name": "c", "image": IMAGE, "command": ["sleep", "3600"],
+                                                           "resources": {"requests": {"cpu": "10m"}}}]}}}}
+
+
+def _pods(c: Cluster, selector: str) -> list[dict[str, Any]]:
+    return list(json.loads(c.kubectl("get", "pods", "-l", selector, "-o", "json").stdout)["items"])
+
+
 def _wait(pred: Any, what: str, timeout: float = 90, interval: float = 0.5, detail: Any = None) -> Any:
     deadline = time.monotonic() + timeout
     last = None
@@ -283,13 +298,31 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
             pf.terminate()
             pf.wait(10)
 
-        # Cut agent b's link: NotReady (Unknown) after the grace period; restore: Ready again, one Node.
+        # A 6-replica Deployment spreads over the three nodes.
+        c.kubectl("create", "-f", "-", input=json.dumps(_deployment("spread", 6)))
+        def spread() -> dict[str, int]:
+            by: dict[str, int] = {}
+            for p in _pods(c, "app=spread"):
+                if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp"):
+                    by[p["spec"]["nodeName"]] = by.get(p["spec"]["nodeName"], 0) + 1
+            return by
+        by = _wait(lambda: (lambda d: d if sum(d.values()) == 6 else None)(spread()), "6 spread pods running", timeout=180)
+        assert len(by) == 3, by
+
+        # Cut agent b's link: NotReady (Unknown) after the grace period, its pods replaced elsewhere
+        # after their (short) toleration; restore: Ready again, one Node, no duplicate pods.
         _sh("ip", "link", "set", b.veth, "down")
         try:
             c.wait_ready(b.name, "Unknown", timeout=GRACE + 60)
+            _wait(lambda: (lambda d: d if sum(d.values()) == 6 and b.name not in d else None)(spread()),
+                  "the Deployment's pods replaced on the reachable nodes", timeout=120, detail=lambda: str(spread()))
         finally:
             _sh("ip", "link", "set", b.veth, "up")
         c.wait_ready(b.name, "True", timeout=120)
+        _wait(lambda: len(_pods(c, "app=spread")) == 6, "the evicted pods gone once b is back", timeout=120,
+              detail=lambda: str([(p["metadata"]["name"], p["spec"].get("nodeName"), p["metadata"].get("deletionTimestamp"))
+                                  for p in _pods(c, "app=spread")]))
+        assert sum(spread().values()) == 6
         names = [n["metadata"]["name"] for n in c.nodes()]
         assert sorted(names) == sorted({*names}) and len(names) == 3
         assert c.ready(a.name) == "True"
@@ -330,3 +363,19 @@ def test_three_idle_nodes_write_nothing() -> None:
         after = db_files(c.server)
         assert after == before, f"db files changed while idle: {before} -> {after}; written: {written_since(c.server, before_rev)}"
         assert all(c.ready(a.name) == "True" for a in c.agents)
+
+
+def test_host_gw_backend_routes_pod_to_pod_across_nodes() -> None:
+    with cluster(2, backend=("--pod-network-backend", "host-gw")) as c:
+        a, b = c.agents
+        for x in c.agents:
+            c.wait_ready(x.name)
+        c.kubectl("create", "-f", "-", input=json.dumps(_pod("pa", a.name, "sleep 3600")))
+        c.kubectl("create", "-f", "-", input=json.dumps(
+            _pod("pb", b.name, "mkdir -p /www && echo from-b > /www/index.html && exec httpd -f -p 8080 -h /www")))
+        ip_b = _wait(lambda: json.loads(c.kubectl("get", "pod", "pb", "-o", "json").stdout)["status"].get("podIP"), "pod IP", timeout=120)
+        _wait(lambda: json.loads(c.kubectl("get", "pod", "pa", "-o", "json").stdout)["status"].get("phase") == "Running", "pa running")
+        _wait(lambda: "from-b" in c.kubectl("exec", "pa", "--", "timeout", "5", "wget", "-qO-", f"http://{ip_b}:8080/", check=False).stdout,
+              "pod on a reaches pod on b over host-gw routes")
+        routes = _sh("ip", "netns", "exec", a.netns, "ip", "route").stdout
+        assert f"via {b.ip}" in routes and f"mkx{a.net.tag}" not in _sh("ip", "netns", "exec", a.netns, "ip", "link").stdout, routes
