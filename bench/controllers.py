@@ -232,6 +232,8 @@ def db_files(b: ps.Bench) -> dict[str, tuple[int, int]]:
     d = os.path.join(b.mk.data_dir, "server", "db")
     out = {}
     for f in sorted(os.listdir(d)):
+        if f.endswith("-shm"):
+            continue   # shared memory, not disk wear
         st = os.stat(os.path.join(d, f))
         out[f] = (st.st_size, st.st_mtime_ns)
     return out

@@ -10,8 +10,8 @@ pod → bridge → forward hook → pod, the path the policy rules sit on. Measu
       per-pod chains) with their p99, and bulk throughput over one connection;
   (b) the same with 50 NetworkPolicies selecting `srv` (49 allowing other label sets,
       namespaces, ipBlocks and ports, 1 allowing `cli`) and `cli` egress-isolated by a policy
-      of its own: ratio (b)/(a) for each figure, medians of alternating (a)/(b) rounds so drift
-      on a shared machine hits both sides;
+      of its own: ratio (b)/(a) for each figure, best of alternating (a)/(b) rounds so drift
+      and other tenants of a shared machine hit both sides;
   (c) time from a policy write to enforcement: the policy allowing `cli` is switched off and on
       N times; recorded are the API's answer, the kernel's ruleset event (`nft monitor`) and a
       prober in `cli`'s netns (connects every 2 ms, 20 ms timeout) seeing the new verdict;
@@ -19,7 +19,7 @@ pod → bridge → forward hook → pod, the path the policy rules sit on. Measu
   (e) the planner alone (pure, in this process): one plan over 1,000 pods (100 on the node) and
       the 50 policies, and the size of the ruleset it renders.
 
-    python bench/netpol.py [--policies 50] [--seconds 5] [--changes 10] [--rounds 3]
+    python bench/netpol.py [--policies 50] [--seconds 3] [--changes 10] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -282,9 +282,9 @@ def plan_timing(n_policies: int, pods: int = 1000, local: int = 100) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--policies", type=int, default=50)
-    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--changes", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
     plan_timing(args.policies)
     reg = LocalRegistry().start()
@@ -360,16 +360,17 @@ def run(m: Minik, args: argparse.Namespace) -> None:
         server.kill()
         server.wait()
 
-    def med(runs: list[dict[str, float]], key: str) -> float:
-        return statistics.median(x[key] for x in runs)
+    def best(runs: list[dict[str, float]], key: str, better: str) -> float:
+        # Best of the rounds: other tenants of a shared machine only ever make a figure worse.
+        return (max if better == "higher" else min)(x[key] for x in runs)
 
     print(f"minik NetworkPolicy benchmark: pod-to-pod on one bridge, 0 vs {args.policies} policies "
-          f"(median of {args.rounds} alternating rounds, {args.seconds:.0f} s per figure)")
+          f"(best of {args.rounds} alternating rounds, {args.seconds:.0f} s per figure)")
     print(f"{'figure':<22}{'0 policies':>14}{f'{args.policies} policies':>14}{'ratio':>8}")
     for key, label, better in (("rtt_p50_us", "round trip p50 (us)", "lower"), ("rtt_p99_us", "round trip p99 (us)", "lower"),
                                ("conn_per_s", "new connections/s", "higher"), ("conn_p99_us", "connection p99 (us)", "lower"),
                                ("bulk_MBps", "bulk MB/s", "higher")):
-        a, b = med(base, key), med(with_pol, key)
+        a, b = best(base, key, better), best(with_pol, key, better)
         print(f"{label:<22}{a:>14.1f}{b:>14.1f}{b / a:>8.3f}  ({better} is better)")
     print(f"{args.policies} policies written one by one (API round trips included) → rules live: "
           f"{statistics.median(bulk_apply) * 1000:.0f} ms after the first write")

@@ -55,6 +55,7 @@ IMAGE_NAME = "docker.io/library/busybox:latest"
 TAG = uuid.uuid4().hex[:5]
 BRIDGE = f"mkbench{TAG}"
 NFT_TABLE = f"mkbench_{TAG}"
+DNS_INTERFACE = f"mkbd{TAG}"     # the cluster DNS IP's own link (lo:<name> where there is no dummy driver)
 CLUSTER_CIDR = "10.250.0.0/16"
 SERVICE_CIDR = "10.251.0.0/16"
 CLUSTER_DNS = "10.251.0.10"
@@ -123,6 +124,7 @@ class Bench:
         self.mk = Minik(self.root, free_port(), extra=[
             "--bridge-name", BRIDGE, "--nft-table", NFT_TABLE, "--cluster-cidr", CLUSTER_CIDR,
             "--service-cidr", SERVICE_CIDR, "--cluster-dns", CLUSTER_DNS, "--node-name", f"bench-{TAG}",
+            "--dns-interface", DNS_INTERFACE, "--resolv-conf", "/dev/null",
         ])
         self.paths = ContainerdPaths.from_dirs(self.mk.data_dir, os.path.join(self.root, "run"))
         self.session: aiohttp.ClientSession | None = None
@@ -190,6 +192,8 @@ class Bench:
                 os.kill(s, signal.SIGKILL)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
         subprocess.run(["nft", "delete", "table", "ip", NFT_TABLE], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", DNS_INTERFACE], capture_output=True, check=False)
+        subprocess.run(["ip", "-4", "addr", "flush", "dev", "lo", "label", f"lo:{DNS_INTERFACE}"], capture_output=True, check=False)
         with open("/proc/self/mountinfo", encoding="utf-8") as f:
             points = [line.split()[4] for line in f]
         for p in sorted((p for p in points if p.startswith(self.root + "/")), reverse=True):

@@ -1,7 +1,7 @@
 """Service data path and control path benchmark, on a real agent-enabled minik.
 
-1. Data path: HTTP requests (one TCP connection each, so every request goes through conntrack
-   and the NAT rules) from the node to one busybox httpd pod, straight to the pod IP (baseline),
+1. Data path: HTTP requests (wrk when installed; one TCP connection each, so every request goes
+   through conntrack and the NAT rules) from the node to one busybox httpd pod, straight to the pod IP (baseline),
    through its ClusterIP and through a NodePort on the node address. Rounds are interleaved so
    machine noise hits all three alike; prints req/s and p99 and the ratios to the baseline.
 2. Control path: with N Services present (each selecting the pod, so each has a service chain,
@@ -11,6 +11,7 @@
 3. Memory: the daemon's RSS at idle with 0 and with N Services.
 
     python bench/service.py [--services 1000] [--requests 400] [--rounds 5]
+    python bench/service.py --synthetic 1000,10000     # the proxier path alone, no server
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import re
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
@@ -59,8 +63,24 @@ def request(host: str, port: int) -> float:
     return time.perf_counter() - start
 
 
+def _wrk_seconds(text: str) -> float:
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+    for unit in ("us", "ms", "s"):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * units[unit]
+    return float(text)
+
+
 def load(host: str, port: int, n: int, concurrency: int = 4) -> tuple[float, float]:
-    """(requests per second, p99 seconds) of n requests with `concurrency` clients."""
+    """(requests per second, p99 seconds): wrk for 3 s when installed (busybox httpd closes every
+    connection, so each request is a new connection through conntrack and NAT), else n requests
+    from `concurrency` Python threads."""
+    if shutil.which("wrk") and n > 50:
+        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", "-d1s", "--latency", f"http://{host}:{port}/"],
+                             capture_output=True, text=True, timeout=60).stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        p99 = _wrk_seconds(re.search(r"\s99%\s+(\S+)", out).group(1))   # type: ignore[union-attr]
+        return rps, p99
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         lat = list(pool.map(lambda _: request(host, port), range(n)))
@@ -130,13 +150,64 @@ def change_latency(m: Minik, trials: int) -> tuple[list[float], list[float]]:
     return up, down
 
 
+def synthetic(sizes: list[int], trials: int) -> None:
+    """The proxier's own path with N Services, without the API and controllers in the way: one
+    Service changed (an endpoint removed, then a new Service added and deleted) → partial build,
+    merge, diff and `nft -f` on a scratch table of this benchmark (deleted at the end)."""
+    import asyncio
+
+    from minik.agent.proxier import merge
+    from minik.net import services as rules
+    from minik.net.serviceapply import ServiceRules
+
+    async def run(n: int) -> tuple[float, list[float]]:
+        settings = rules.Settings(f"mkbench_{os.getpid()}", "10.254.0.0/16", "10.253.0.0/16")
+        applier = ServiceRules(settings, "lo")
+
+        def info(i: int, eps: int = 2) -> rules.ServiceInfo:
+            ip = f"10.254.{i // 250}.{i % 250 + 1}"
+            endpoints = tuple(rules.Endpoint(f"10.253.{i // 250}.{(i + k) % 250 + 1}", 8080) for k in range(eps))
+            return rules.ServiceInfo("bench", f"s{i}", ip, (rules.ServicePort("tcp", 80, 0, endpoints),))
+
+        parts = {i: rules.build([info(i)], settings) for i in range(n)}
+        try:
+            start = time.perf_counter()
+            await applier.sync(merge(list(parts.values())))
+            full = time.perf_counter() - start
+            lat = []
+            for t in range(trials):
+                for change in ("endpoint", "add", "delete"):
+                    start = time.perf_counter()
+                    if change == "endpoint":
+                        parts[t] = rules.build([info(t, eps=1)], settings)
+                    elif change == "add":
+                        parts[n + t] = rules.build([info(n + t)], settings)
+                    else:
+                        del parts[n + t]
+                    await applier.sync(merge(list(parts.values())))
+                    lat.append(time.perf_counter() - start)
+            return full, lat
+        finally:
+            subprocess.run(["nft", "delete", "table", "ip", settings.table], capture_output=True)
+
+    print("proxier path alone (partial build + merge + diff + nft -f; scratch table):")
+    for n in sizes:
+        full, lat = asyncio.run(run(n))
+        print(f"  {n:6d} Services: full sync {full * 1000:7.1f} ms; one Service changed p50 "
+              f"{statistics.median(lat) * 1000:6.1f} ms, max {max(lat) * 1000:6.1f} ms ({len(lat)} changes)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--services", type=int, default=1000)
     p.add_argument("--requests", type=int, default=400)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--synthetic", default="", help="only the proxier path, e.g. 1000,10000 Services")
     args = p.parse_args()
+    if args.synthetic:
+        synthetic([int(x) for x in args.synthetic.split(",")], args.trials)
+        return
     reg = LocalRegistry().start()
     seed_registry(reg)
     net = claim_node_net()
@@ -182,13 +253,20 @@ def main() -> None:
                 results[name].append(load(h, port, args.requests))
         base_rps = statistics.median(r for r, _ in results["pod IP"])
         base_p99 = statistics.median(q for _, q in results["pod IP"])
-        print(f"data path: {args.rounds} rounds x {args.requests} requests (new TCP connection each, 4 clients)")
+        # Ratios per round (the three targets of a round ran back to back, under the same load
+        # from everything else on the machine), then their median.
+        def ratio(name: str, i: int) -> float:
+            return statistics.median(results[name][r][i] / results["pod IP"][r][i] for r in range(args.rounds))
+        tool = "wrk -c4 for 1 s" if shutil.which("wrk") else f"{args.requests} requests from 4 Python threads"
+        print(f"data path: {args.rounds} rounds, {tool} per round and target (a new TCP connection per request)")
         for name in targets:
             rps = statistics.median(r for r, _ in results[name])
             p99 = statistics.median(q for _, q in results[name])
-            print(f"  {name:10s} {rps:8.0f} req/s  p99 {p99 * 1000:6.2f} ms   ratio req/s {rps / base_rps:.3f}  "
-                  f"p99 {p99 / base_p99:.3f}")
+            print(f"  {name:10s} {rps:8.0f} req/s  p99 {p99 * 1000:6.2f} ms   ratio req/s {ratio(name, 0):.3f}  "
+                  f"p99 {ratio(name, 1):.3f}  (of medians: {rps / base_rps:.3f} / {p99 / base_p99:.3f})")
 
+        if args.services <= 0:
+            return
         settle(m)
         rss0 = rss_mb(pid)
         up0, down0 = change_latency(m, args.trials)

@@ -57,6 +57,7 @@ class ServerConfig:
     supervisor_port: int = 6444          # gRPC port agents join and link on (k3s's supervisor port); 0: none
     pod_network_backend: str = "vxlan"   # cross-node pod traffic: vxlan | host-gw (flannel's backends)
     vxlan_device: str = "minik.1"        # the VXLAN device's name (unique per instance on one host)
+    secrets_encryption: bool = True      # Secrets sealed with AES-GCM in the database (key: encryption_config_path)
 
     def disabled(self, component: str) -> bool:
         """k3s habit: `--disable traefik` turns off the ingress too."""
@@ -82,6 +83,10 @@ class ServerConfig:
     @property
     def registries_file(self) -> str:
         return os.path.join(self.config_dir, "registries.yaml")
+
+    @property
+    def encryption_config_path(self) -> str:
+        return os.path.join(self.server_dir, "encryption-config")
 
     @property
     def tls_dir(self) -> str:

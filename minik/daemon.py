@@ -98,6 +98,7 @@ class Server:
 
     async def start(self) -> None:
         cfg = self.cfg
+        self._start_memory_trimmer()
         os.makedirs(cfg.server_dir, mode=0o700, exist_ok=True)
         os.makedirs(os.path.dirname(cfg.db_path), mode=0o700, exist_ok=True)
         first_ip = _first_service_ip(cfg.service_cidr)
@@ -109,6 +110,7 @@ class Server:
         node_token_path = os.path.join(cfg.server_dir, "node-token")
         if not os.path.exists(node_token_path) or open(node_token_path).read().strip() != token:
             await asyncio.to_thread(_write_secret, node_token_path, token)
+        await self._start_secrets_encryption()
         await self.store.start()
         log.info("store open at %s (revision %d)", cfg.db_path, self.store.revision)
 
@@ -159,6 +161,7 @@ class Server:
         self._start_autoscaling(handlers)
         await self._start_storage_and_policy()
         self.informers.start()
+        self._start_poison_audit()
         await self._start_dns()
         if not cfg.disable_agent:
             await self._start_agent(handlers)
@@ -171,6 +174,19 @@ class Server:
         release_memory()
         sd_notify("READY=1")
         log.info("minik server ready: kubeconfig at %s", cfg.kubeconfig_path)
+
+    def _start_poison_audit(self) -> None:
+        """Report (log + Warning event) stored objects that today's API would refuse: once, in
+        the background, so start-up is not delayed by a large store."""
+        from minik.api.audit import report
+        from minik.machinery.events import EventRecorder
+        service = self.service
+        assert service is not None
+        recorder = EventRecorder(self.client, "minik-apiserver", host=self.node_name)
+
+        async def audit() -> None:
+            await report(service, recorder)
+        self.supervisor.spawn("poison-audit", audit, restart=False)
 
     def _start_workloads(self) -> None:
         """Job, CronJob, StatefulSet and DaemonSet controllers on the shared informers."""
@@ -196,18 +212,50 @@ class Server:
         assert self.service is not None and self.informers is not None
         sc_rt = self.registry.lookup("storage.k8s.io", "v1", "storageclasses")
         assert sc_rt is not None
-        if self.store.get(sc_rt.store_key, "", DEFAULT_CLASS) is None:
+        local_storage = not self.cfg.disabled("local-storage")    # k3s: --disable local-storage
+        if local_storage and self.store.get(sc_rt.store_key, "", DEFAULT_CLASS) is None:
             await self.service.create(sc_rt, "", {
                 "metadata": {"name": DEFAULT_CLASS, "annotations": {IS_DEFAULT_CLASS: "true"}},
                 "provisioner": PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"},
                 WriteOptions("minik", "Ignore"))
         inf = self.informers
         self.supervisor.spawn("persistentvolume-binder", PVBinder(self.client, inf).run)
-        self.supervisor.spawn("local-path-provisioner", LocalPathProvisioner(self.client, inf, self.cfg.storage_dir, self.node_name).run)
+        if local_storage:
+            self.supervisor.spawn("local-path-provisioner", LocalPathProvisioner(self.client, inf, self.cfg.storage_dir, self.node_name).run)
         self.supervisor.spawn("pv-protection-controller", PVProtection(self.client, inf).run)
         self.supervisor.spawn("disruption-controller", DisruptionController(self.client, inf).run)
         self.supervisor.spawn("node-unschedulable-taint", UnschedulableTaintController(self.client, inf.informer("nodes")).run)
         self.supervisor.spawn("resourcequota-controller", ResourceQuotaController(self.client, inf).run)
+
+    def _start_memory_trimmer(self) -> None:
+        """glibc settings before any thread exists, and the task that returns memory to the kernel
+        after a storm of watches or LISTs (minik.machinery.memory)."""
+        from minik.machinery.memory import MemoryTrimmer, tune_allocator
+        if not tune_allocator():
+            log.info("allocator tuning unavailable (not glibc)")
+        self.supervisor.spawn("memory-trimmer", MemoryTrimmer().run)
+
+    async def _start_secrets_encryption(self) -> None:
+        """Secrets at rest: the key file (created on first start), the store's transformer (set
+        before the store opens, so plaintext rows are sealed at start), and the control socket
+        of `minik secrets-encrypt`."""
+        from minik.store.encryption import KeySet, Transformer, ensure_config, read_config
+        from minik.store.keyctl import SOCKET_NAME, ControlServer, hold_lock
+        cfg = self.cfg
+        path = cfg.encryption_config_path
+        await asyncio.to_thread(_private_tree, cfg.server_dir)
+        self._keyctl_lock = hold_lock(cfg.server_dir)   # held until the process exits
+        keyset: KeySet
+        if cfg.secrets_encryption:
+            keyset = await asyncio.to_thread(ensure_config, path)
+        else:   # off: new writes stay plaintext, but Secrets sealed earlier still load
+            found: KeySet | None = await asyncio.to_thread(read_config, path)
+            keyset = found or KeySet(())
+        self.store.use_transformer(Transformer(keyset, enabled=cfg.secrets_encryption))
+        log.info("secrets encryption %s (%d key(s) in %s)", "enabled" if cfg.secrets_encryption else "disabled",
+                 len(keyset.keys), path)
+        control = ControlServer(os.path.join(cfg.server_dir, SOCKET_NAME), path, self.store, cfg.secrets_encryption)
+        self.supervisor.spawn("secrets-encrypt-control", control.run)
 
     def _start_autoscaling(self, handlers: ApiHandlers) -> None:
         """APIServices for what is served locally, and the HPA on the metrics the node samples
@@ -270,7 +318,8 @@ class Server:
         if self.runtime is None:
             return
         proxier = Proxier(self.informers, self.runtime.node_name,
-                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr), cfg.bridge_name)
+                          Settings(cfg.nft_table, cfg.service_cidr, cfg.cluster_cidr, bridge=cfg.bridge_name),
+                          cfg.bridge_name)
         self.supervisor.spawn("proxier", proxier.run)
     async def _start_dns(self) -> None:
         """kube-dns Service/Endpoints/EndpointSlice, and cluster DNS on this node when it runs pods."""
@@ -386,9 +435,15 @@ class Server:
         stats = self.store.stats()
         lines = [f"minik_store_{k} {v}" for k, v in stats.items()]
         lines.append(f"minik_store_revision {self.store.revision}")
+        if self.api is not None:   # shared watch/LIST encodings (minik.api.encoded)
+            enc = self.api.handlers.encoded
+            lines += [f"minik_api_encoded_hits {enc.hits}", f"minik_api_encoded_misses {enc.misses}",
+                      f"minik_api_encoded_bytes {enc.size}"]
         if self.informers is not None:
             for key, inf in self.informers.informers().items():
                 lines.append(f'minik_informer_objects{{resource="{key.resource}"}} {len(inf.list())}')
+        if self.netpol is not None:
+            lines += self.netpol.metrics()
         if self.ingress is not None:
             lines += self.ingress.metrics()
         return "\n".join(lines) + "\n"
@@ -404,6 +459,9 @@ class Server:
         if self.api is not None:
             await self.api.stop()
         await self.store.close()
+        if getattr(self, "_keyctl_lock", -1) >= 0:   # offline `secrets-encrypt` may run from now on
+            os.close(self._keyctl_lock)
+            self._keyctl_lock = -1
         log.info("minik server stopped")
 
 
@@ -444,7 +502,23 @@ def _write_secret(path: str, content: str) -> None:
     os.replace(path + ".tmp", path)
 
 
+def _private_tree(root: str) -> None:
+    """server/ holds keys, tokens and the database: directories 0700, files 0600, whatever an
+    older version or a different umask left behind."""
+    import stat
+    for dirpath, _dirs, files in os.walk(root):
+        os.chmod(dirpath, 0o700)
+        for name in files:
+            p = os.path.join(dirpath, name)
+            mode = os.lstat(p).st_mode
+            if stat.S_ISREG(mode) and stat.S_IMODE(mode) & 0o077:
+                os.chmod(p, stat.S_IMODE(mode) & 0o700)
+
+
 async def run_server(cfg: ServerConfig) -> int:
+    # Everything the daemon creates under its data dir (database, keys, pod volumes) is private
+    # unless a mode is set explicitly; containerd gets 022 of its own (minik.agent.containerd).
+    os.umask(0o077)
     server = Server(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -138,7 +138,12 @@ class NodeAgent:
             for uid, pod in list(self._pods.items()):
                 if (pod.get("metadata") or {}).get("namespace") != ns:
                     continue
-                cms, secrets = referenced_objects(pod)
+                try:
+                    cms, secrets = referenced_objects(pod)
+                except (AttributeError, TypeError, ValueError):
+                    # A malformed stored pod (e.g. `volumes: 1`) must not stop the wakes of the
+                    # others; its own worker reports it.
+                    continue
                 if name in (cms if resource == "configmaps" else secrets):
                     w = self.workers.get(uid)
                     if w is not None:

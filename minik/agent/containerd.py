@@ -391,6 +391,9 @@ class Containerd:
                 cwd=p.config_dir,
                 start_new_session=True,
                 close_fds=True,
+                # The daemon runs with umask 077 (its data stays private); containerd and the
+                # runc/shim processes it starts create files containers must be able to read.
+                umask=0o022,
             )
         finally:
             logf.close()

@@ -105,6 +105,12 @@ class NetpolEnforcer:
             # at once) costs one plan: a short pause lets the rest of it arrive.
             await asyncio.sleep(self._debounce)
 
+    def metrics(self) -> list[str]:
+        """Lines for the daemon's /metrics."""
+        return [f"minik_netpol_isolated_pods {self.isolated_pods}",
+                f"minik_netpol_syncs_total {self.syncs}",
+                f"minik_netpol_last_sync_seconds {self.last_sync_seconds:.6f}"]
+
     async def sync(self) -> bool:
         started = time.perf_counter()
         rules = plan(self._policies.list(), list(self._infos.values()), self._namespaces.list(),

@@ -49,6 +49,10 @@ def _ready(ep: Obj) -> bool:
 
 
 def _endpoints_from_slices(port: Obj, slices: list[Obj], node: str) -> list[rules.Endpoint]:
+    """Ready endpoints only. kube-proxy falls back to serving-but-terminating endpoints when none
+    is ready; minik does not (tried and reverted): a terminating pod's `serving` lags behind its
+    sandbox being torn down, so the fallback sent new connections into a vanished address
+    (a timeout) instead of refusing them at once after a scale to zero."""
     name, proto = port.get("name") or "", (port.get("protocol") or "TCP")
     out: list[rules.Endpoint] = []
     for sl in slices:

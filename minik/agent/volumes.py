@@ -36,12 +36,14 @@ from minik.client import Client, ClientError
 
 __all__ = [
     "FileSpec",
+    "Ownership",
     "VolumeError",
     "VolumeManager",
     "configmap_payload",
     "container_mounts",
     "downward_payload",
     "projected_payload",
+    "pod_ownership",
     "referenced_objects",
     "secret_payload",
     "write_atomic",
@@ -71,6 +73,38 @@ class VolumeError(Exception):
 class FileSpec:
     data: bytes
     mode: int = DEFAULT_MODE
+    owner: int = -1          # uid to chown the file to (-1: leave it root's); projected tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """How a pod's securityContext shapes its volume files: `fs_group` (kubelet's
+    SetVolumeOwnership: group fsGroup, group read added, directories setgid) and the single
+    `run_as_user` every container shares (a projected token then belongs to that user)."""
+
+    fs_group: int | None = None
+    run_as_user: int | None = None
+
+
+def pod_ownership(pod: Obj) -> Ownership:
+    spec = pod.get("spec") or {}
+    psc = spec.get("securityContext") or {}
+    fs_group = psc.get("fsGroup")
+    users: set[Any] = set()
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        users.add((c.get("securityContext") or {}).get("runAsUser", psc.get("runAsUser")))
+    user = next(iter(users)) if len(users) == 1 else None
+    return Ownership(int(fs_group) if isinstance(fs_group, int) else None,
+                     int(user) if isinstance(user, int) else None)
+
+
+# Kubelet's SetVolumeOwnership for read-only (secret, configMap, projected, downwardAPI) volumes.
+_FSGROUP_FILE_BITS = 0o440
+_FSGROUP_DIR_BITS = 0o2550
+# The volume's own directory inside the container: readable by any container user; the host
+# directories above it (the pod's directory) are root-only, so no other local user reaches it.
+VOLUME_ROOT_MODE = 0o755
+PRIVATE_DIR_MODE = 0o700
 
 
 # ---- payloads (pure) ---------------------------------------------------------------------------
@@ -152,8 +186,10 @@ def downward_payload(pod: Obj, items: Sequence[Mapping[str, Any]], default_mode:
 
 def projected_payload(pod: Obj, source: Mapping[str, Any], configmaps: Mapping[str, Obj | None],
                       secrets: Mapping[str, Obj | None], pod_ip: str, host_ip: str,
-                      node_allocatable: Mapping[str, str], token: bytes | Mapping[str, bytes] = b"") -> dict[str, FileSpec]:
-    """`token`: the ServiceAccount token, or path → token when the volume projects several."""
+                      node_allocatable: Mapping[str, str], token: bytes | Mapping[str, bytes] = b"",
+                      token_owner: int = -1) -> dict[str, FileSpec]:
+    """`token`: the ServiceAccount token, or path → token when the volume projects several;
+    `token_owner`: the uid the token file belongs to (the containers' shared runAsUser)."""
     mode = _mode(source.get("defaultMode"), DEFAULT_MODE)
     out: dict[str, FileSpec] = {}
     for s in source.get("sources") or []:
@@ -173,7 +209,7 @@ def projected_payload(pod: Obj, source: Mapping[str, Any], configmaps: Mapping[s
             if not value:
                 raise VolumeError(f"no service account token for {path!r}")
             # Token files are private to the pod's user: kubelet writes them 0600 unless a mode is set.
-            out[path] = FileSpec(value, mode if source.get("defaultMode") is not None else 0o600)
+            out[path] = FileSpec(value, mode if source.get("defaultMode") is not None else 0o600, token_owner)
     return out
 
 
@@ -196,37 +232,76 @@ def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
 
 # ---- atomic writer (blocking) --------------------------------------------------------------------
 
-def _read_tree(root: str) -> dict[str, FileSpec]:
-    out: dict[str, FileSpec] = {}
+def _file_state(spec: FileSpec, fs_group: int | None) -> tuple[bytes, int, int, int]:
+    """(data, mode, uid, gid) a payload file should have on disk (-1: whatever it is)."""
+    if fs_group is None:
+        return spec.data, spec.mode, spec.owner, -1
+    return spec.data, spec.mode | _FSGROUP_FILE_BITS, spec.owner, fs_group
+
+
+def _is_current(root: str, payload: Mapping[str, FileSpec], fs_group: int | None) -> bool:
+    found: set[str] = set()
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
             p = os.path.join(dirpath, f)
+            rel = os.path.relpath(p, root)
+            spec = payload.get(rel)
+            if spec is None:
+                return False
+            found.add(rel)
+            data, mode, uid, gid = _file_state(spec, fs_group)
+            st = os.lstat(p)
+            if stat.S_IMODE(st.st_mode) != mode or uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid):
+                return False
             with open(p, "rb") as fh:
-                out[os.path.relpath(p, root)] = FileSpec(fh.read(), stat.S_IMODE(os.lstat(p).st_mode))
-    return out
+                if fh.read() != data:
+                    return False
+    return found == set(payload)
 
 
-def write_atomic(target: str, payload: Mapping[str, FileSpec]) -> bool:
+def _own_dir(path: str, fs_group: int | None) -> None:
+    if fs_group is None:
+        os.chmod(path, VOLUME_ROOT_MODE)
+    else:
+        os.chown(path, -1, fs_group)
+        os.chmod(path, VOLUME_ROOT_MODE | _FSGROUP_DIR_BITS)
+
+
+def write_atomic(target: str, payload: Mapping[str, FileSpec], fs_group: int | None = None) -> bool:
     """Make `target` show exactly `payload`, the way kubelet's AtomicWriter does: files go into a
     fresh hidden timestamped directory, `..data` is swapped to it with one rename (readers see the
     old or the new set, never a mix), and each top-level entry is a symlink through `..data`.
-    Returns False when the content was already current. Blocking."""
+    Files get their mode (and owner); with `fs_group`, kubelet's ownership rules on top (group
+    fsGroup, group-readable, setgid directories). Returns False when the content was already
+    current. Blocking."""
     os.makedirs(target, exist_ok=True)
     data_link = os.path.join(target, DATA_DIR)
     old_dir = ""
     if os.path.islink(data_link):
         old_dir = os.path.join(target, os.readlink(data_link))
-        if os.path.isdir(old_dir) and _read_tree(old_dir) == dict(payload):
+        if os.path.isdir(old_dir) and _is_current(old_dir, payload, fs_group):
             return False
     stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime())
     new_dir = tempfile.mkdtemp(prefix=stamp, dir=target)
-    os.chmod(new_dir, 0o755)
+    _own_dir(new_dir, fs_group)
     for rel, spec in payload.items():
         path = os.path.join(new_dir, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(spec.data)
-        os.chmod(path, spec.mode)
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+            p = parent
+            while p != new_dir:
+                _own_dir(p, fs_group)
+                p = os.path.dirname(p)
+        data, mode, uid, gid = _file_state(spec, fs_group)
+        # Created 0600 and only then opened up: the content is never readable by more than
+        # the final mode allows, whatever the process umask.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if uid != -1 or gid != -1:
+                os.fchown(f.fileno(), uid, gid)
+            os.fchmod(f.fileno(), mode)
     tmp_link = os.path.join(target, "..data_tmp")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp_link)
@@ -250,15 +325,30 @@ def write_atomic(target: str, payload: Mapping[str, FileSpec]) -> bool:
 
 # ---- host filesystem helpers (blocking) -----------------------------------------------------------
 
-def _mount_tmpfs(path: str, size: int | None) -> None:
+def _mount_tmpfs(path: str, size: int | None, mode: int = 0o777) -> None:
     os.makedirs(path, exist_ok=True)
     if os.path.ismount(path):
         return
-    opts = "mode=0777" if size is None else f"mode=0777,size={size}"
+    opts = f"mode={mode:04o}" if size is None else f"mode={mode:04o},size={size}"
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", path],
                          capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise VolumeError(f"mount tmpfs at {path}: {res.stderr.strip()}")
+
+
+def _makedirs_mode(path: str, mode: int) -> None:
+    """makedirs where every directory it creates gets `mode` (the daemon's umask is 077)."""
+    missing: list[str] = []
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    os.makedirs(path, exist_ok=True)
+    for d in missing:
+        os.chmod(d, mode)
 
 
 def _check_host_path(path: str, htype: str) -> None:
@@ -266,12 +356,12 @@ def _check_host_path(path: str, htype: str) -> None:
         return
     if htype == "DirectoryOrCreate":
         if not os.path.exists(path):
-            os.makedirs(path, mode=0o755, exist_ok=True)
+            _makedirs_mode(path, 0o755)   # as kubelet, whatever the daemon's umask
             return
         htype = "Directory"
     if htype == "FileOrCreate":
         if not os.path.exists(path):
-            os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+            _makedirs_mode(os.path.dirname(path) or "/", 0o755)
             with open(path, "a", encoding="utf-8"):
                 pass
             os.chmod(path, 0o644)
@@ -317,6 +407,10 @@ def _subpath(base: str, sub: str, create: bool) -> str:
     path = os.path.join(base, *parts) if parts else base
     if create and not os.path.lexists(path):
         os.makedirs(path, mode=0o777, exist_ok=True)
+        p = path
+        while p != base and p.startswith(base + "/"):   # the daemon's umask took bits away
+            os.chmod(p, 0o777)
+            p = os.path.dirname(p)
     return path
 
 
@@ -411,6 +505,8 @@ class VolumeManager:
         secrets = await self._fetch("secrets", ns, secret_names)
         out: dict[str, tuple[str, bool]] = {}
         work: list[tuple[str, Mapping[str, FileSpec], bool]] = []   # (dir, payload, tmpfs)
+        owner = pod_ownership(pod)
+        await asyncio.to_thread(self._private_parents, uid)
         for v in (pod.get("spec") or {}).get("volumes") or []:
             name = str(v.get("name", ""))
             if v.get("emptyDir") is not None:
@@ -453,7 +549,8 @@ class VolumeManager:
                 d = self.volume_dir(uid, _PLUGINS["projected"], name)
                 tokens = await self._service_account_tokens(pod, name, v["projected"])
                 work.append((d, projected_payload(pod, v["projected"], configmaps, secrets, pod_ip, host_ip,
-                                                  node_allocatable, tokens), True))
+                                                  node_allocatable, tokens,
+                                                  -1 if owner.run_as_user is None else owner.run_as_user), True))
                 out[name] = (d, True)
             elif v.get("persistentVolumeClaim") is not None:
                 out[name] = await self._pvc_path(ns, v["persistentVolumeClaim"])
@@ -461,14 +558,27 @@ class VolumeManager:
                 kinds = [k for k in v if k != "name"]
                 raise VolumeError(f"volume {name!r}: unsupported volume type {', '.join(kinds) or '(none)'}")
         for d, payload, tmpfs in work:
-            await asyncio.to_thread(self._write, d, payload, tmpfs)
+            await asyncio.to_thread(self._write, d, payload, tmpfs, owner.fs_group)
         return out
 
+    def _private_parents(self, uid: str) -> None:
+        """The pod's directory and its volumes/<plugin> directories are root-only: a local user
+        cannot reach a pod's Secret or token files (the container reaches them through its
+        bind mounts, which do not depend on the host path's permissions)."""
+        pod_dir = self.pod_dir(uid)
+        for d in (self.pods_dir, pod_dir, os.path.join(pod_dir, "volumes"),
+                  *(os.path.join(pod_dir, "volumes", p) for p in _PLUGINS.values())):
+            os.makedirs(d, mode=PRIVATE_DIR_MODE, exist_ok=True)
+            os.chmod(d, PRIVATE_DIR_MODE)
+
     @staticmethod
-    def _write(d: str, payload: Mapping[str, FileSpec], tmpfs: bool) -> None:
+    def _write(d: str, payload: Mapping[str, FileSpec], tmpfs: bool, fs_group: int | None) -> None:
         if tmpfs:
-            _mount_tmpfs(d, None)
-        write_atomic(d, payload)
+            _mount_tmpfs(d, None, VOLUME_ROOT_MODE)
+        else:
+            os.makedirs(d, exist_ok=True)
+        _own_dir(d, fs_group)
+        write_atomic(d, payload, fs_group)
 
     async def _pvc_path(self, ns: str, src: Mapping[str, Any]) -> tuple[str, bool]:
         claim = str(src.get("claimName", ""))

@@ -225,8 +225,15 @@ class PodWorker:
                 except (CriError, ClientError) as e:
                     log.warning("pod %s: sync failed: %s", self._label(), e)
                     self._schedule(self.ctx.now() + RETRY)
-                except Exception:  # noqa: BLE001 - a worker must survive a bug in one sync, and it logs
+                except Exception as e:  # noqa: BLE001 - a worker must survive a bug in one sync, and it logs
                     log.exception("pod %s: sync failed", self._label())
+                    try:
+                        # Repeats aggregate into one Event with a count (the recorder's correlator).
+                        if self.pod is not None:
+                            self.ctx.events.warning(pod_ref(self.pod), "FailedSync",
+                                                    f"error syncing pod: {type(e).__name__}: {e}"[:1024])
+                    except Exception:  # noqa: BLE001 - reporting a malformed pod must not end its worker
+                        log.debug("pod %s: no FailedSync event", self._label(), exc_info=True)
                     self._schedule(self.ctx.now() + RETRY)
         finally:
             for t in self._probers.values():

@@ -8,7 +8,9 @@
 On update (claims only): PersistentVolumeClaimResize (a bound claim grows only when its class has
 `allowVolumeExpansion`), then ResourceQuota on the growth.
 Everything reads the store's in-memory cache (no SQL on the request path).
-Neighbours: called by `minik.api.kinds.KindHooksImpl.before_create`; the plugins are
+Neighbours: called by `minik.api.kinds.KindHooksImpl` (`before_create` for the mutating half,
+`validate_admission` — which `minik.api.service` calls right after object validation — for the
+validating half, `after_write` to end quota reservations); the plugins are
 `minik.api.limitranger`, `minik.api.quota_admission`; class and finalizer names come from
 `minik.machinery.storage`, which the PV controllers share.
 """
@@ -20,7 +22,6 @@ from minik.api.limitranger import LimitRanger
 from minik.api.meta import Obj
 from minik.api.quota_admission import QuotaAdmission
 from minik.apis.registry import ResourceType
-from minik.apis.validation import validate
 from minik.machinery import storage as sto
 from minik.store.store import Store
 
@@ -32,32 +33,40 @@ class Admission:
         self.quota = QuotaAdmission(store)
 
     async def admit_create(self, rt: ResourceType, obj: Obj) -> None:
+        """Mutating admission of a create (before object validation)."""
         core = rt.group == ""
         if core and rt.kind == "Pod":
             self.limits.default_pod(obj)
         elif core and rt.kind == "PersistentVolumeClaim":
             self._default_class(obj)
             _add_finalizer(obj, sto.PVC_PROTECTION)
+            obj["status"] = {"phase": "Pending"}     # the registry's PrepareForCreate, as kube
         elif core and rt.kind == "PersistentVolume":
             _add_finalizer(obj, sto.PV_PROTECTION)
-        # Validating admission runs after object validation in kube-apiserver: an invalid object
-        # is a 422 (raised by the service right after this hook), never a 403 from a limit or a
-        # quota, and must not hold a quota reservation. Validation runs here only when a
-        # LimitRange or a quota has something to say.
-        limited = core and rt.kind in ("Pod", "PersistentVolumeClaim") and self.limits.applies(obj)
-        quota = rt.namespaced and self.quota.applies(obj)
-        if (limited or quota) and not validate(rt, obj, None):
-            if limited:
-                self.limits.validate(rt, obj)
-            if quota:
-                self.quota.admit(rt, obj)
+            obj["status"] = {"phase": "Pending"}
+
+    async def validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+        """Validating admission, after object validation (an invalid object is a 422, never a
+        403 from a limit or a quota, and holds no quota reservation)."""
+        if old is not None:
+            await self._validate_update(rt, obj, old)
+            return
+        if rt.group == "" and rt.kind in ("Pod", "PersistentVolumeClaim"):
+            self.limits.validate(rt, obj)
+        if rt.namespaced:
+            self.quota.admit(rt, obj)
 
     def created(self, obj: Obj) -> None:
         """A create is stored: the store's cache counts it from now on."""
         self.quota.release(obj)
 
-    async def admit_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
-        """PersistentVolumeClaimResize, then ResourceQuota on the growth of a claim."""
+    async def _validate_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
+        """PersistentVolumeClaimResize, then ResourceQuota on what an update adds: a claim that
+        grows, a Service that becomes a NodePort or LoadBalancer (other updates add nothing a
+        quota counts: pod resources are immutable)."""
+        if rt.group == "" and rt.kind == "Service":
+            self.quota.admit(rt, obj, old)
+            return
         if rt.group != "" or rt.kind != "PersistentVolumeClaim":
             return
         new_q, old_q = sto.claim_request(obj), sto.claim_request(old)
@@ -71,8 +80,7 @@ class Admission:
             name = str(obj["metadata"].get("name", ""))
             raise st.forbidden(f'persistentvolumeclaims "{name}" is forbidden: only dynamically provisioned pvc can be resized '
                                "and the storageclass that provisions the pvc must support resize", rt, name)
-        if self.quota.applies(obj) and not validate(rt, obj, old):
-            self.quota.admit(rt, obj, old)
+        self.quota.admit(rt, obj, old)
 
     def _default_class(self, pvc: Obj) -> None:
         """DefaultStorageClass: only a claim with no class at all (nil, not "") gets the default."""

@@ -7,6 +7,7 @@ Neighbours: built by `minik.daemon` from a `ResourceService` (`minik.api.service
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import platform
 import ssl
@@ -17,6 +18,7 @@ from aiohttp import web
 from minik import KUBE_VERSION, __version__
 from minik.api import status as st
 from minik.api.auth import ANONYMOUS, ANONYMOUS_PATHS, AllowAuthenticated, Authenticator, Authorizer, ImpersonationError, User, impersonate
+from minik.api.guard import last_resort
 from minik.api.handlers import ApiHandlers, json_response
 from minik.api.health import Check, evaluate
 from minik.api.openapi import OpenAPI
@@ -58,7 +60,7 @@ class ApiServer:
         self.openapi_v2 = OpenAPIV2(openapi)   # Swagger 2.0, derived from the v3 documents
 
     def build(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors, self._auth], client_max_size=3 * 1024 * 1024 + 1024)
+        app = web.Application(middlewares=[last_resort, self._errors, self._auth, self._body_deadline], client_max_size=3 * 1024 * 1024 + 1024)
         h = self.handlers
         r = app.router
         r.add_get("/version", self._version)
@@ -122,6 +124,27 @@ class ApiServer:
             return json_response(st.status_body(403, "Forbidden", f'forbidden: User "{user.name}" cannot {verb} path "{request.path}"'), 403)
         return await handler(request)
 
+    @web.middleware
+    async def _body_deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Slow bodies: the whole body must arrive within `body_deadline` (a minimum rate), or
+        the request gets a 408 Status and the connection is closed. Without this a client that
+        announces 1 MiB and sends 10 bytes held its connection (and a handler) indefinitely.
+        The body read here is cached by aiohttp: handlers' `request.read()` return it."""
+        if not request.body_exists or request.headers.get("Upgrade"):
+            return await handler(request)
+        length = request.content_length
+        if length is not None and length > MAX_BODY:
+            return await handler(request)   # refused with 413 before reading
+        timeout = body_deadline(length)
+        try:
+            await asyncio.wait_for(request.read(), timeout)
+        except asyncio.TimeoutError:
+            log.info("dropping %s %s: body not received within %.0f s", request.method, request.path, timeout)
+            resp = json_response(st.status_body(408, "Timeout", f"request body not received within {timeout:.0f}s"), 408)
+            resp.force_close()
+            return resp
+        return await handler(request)
+
     def _authorized_path(self, request: web.Request, user: User) -> bool:
         # Non-resource requests are authorized with the lowercase HTTP method (get, post, put, …).
         return self.authz.allowed_path(user, request.method.lower(), request.path)
@@ -170,6 +193,7 @@ class ApiServer:
 
     # ---- serving -----------------------------------------------------------------------------
     async def start(self, host: str, port: int, ssl_ctx: ssl.SSLContext | None) -> None:
+        limit_tls_read_buffer()
         self.runner = web.AppRunner(self.build(), access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx, backlog=1024, reuse_address=True)
@@ -179,6 +203,31 @@ class ApiServer:
         if self.runner is not None:
             await self.runner.cleanup()
         await self.handlers.proxy.close()
+
+
+TLS_READ_BUFFER = 32 * 1024
+MAX_BODY = 3 * 1024 * 1024
+BODY_BASE_SECONDS = 10.0
+BODY_MIN_RATE = 128 * 1024      # bytes/s a client must sustain beyond the base allowance
+BODY_MAX_SECONDS = 60.0         # kube-apiserver's default request timeout
+
+
+def body_deadline(length: int | None) -> float:
+    """Seconds a request body of `length` bytes (None: chunked) may take to arrive:
+    1 MiB → 18 s, 3 MiB → 34 s, chunked → 30 s."""
+    if length is None:
+        return 30.0
+    return min(BODY_MAX_SECONDS, BODY_BASE_SECONDS + length / BODY_MIN_RATE)
+
+
+def limit_tls_read_buffer(size: int = TLS_READ_BUFFER) -> None:
+    """asyncio gives every TLS connection a 256 KiB read buffer (`SSLProtocol.max_size`, a
+    zero-filled bytearray, so resident at once): 500 open watches held 125 MB for buffers that
+    see one request line each. Two TLS records' worth is plenty: larger bodies are read in more
+    calls. The attribute is read when a connection is made, so this applies to new connections."""
+    import asyncio.sslproto
+    if getattr(asyncio.sslproto.SSLProtocol, "max_size", 0) > size:
+        asyncio.sslproto.SSLProtocol.max_size = size
 
 
 def server_ssl_context(cert: str, key: str, ca: str) -> ssl.SSLContext:

@@ -9,8 +9,10 @@ in front of the node's `minik.client.streams.PodStreams` when one is wired in.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +20,8 @@ from aiohttp import web
 from minik.api import discovery
 from minik.api import status as st
 from minik.api.auth import AllowAuthenticated, Authorizer
+from minik.api.encoded import EncodedObjects, dumps
+from minik.api.listing import respond_list
 from minik.api.kinds import KindHooksImpl
 from minik.api.rbac import RBAC as RBAC_GROUP, RBACAuthorizer
 from minik.api.rbac_escalation import REQUESTER, Requester
@@ -37,17 +41,22 @@ from minik.client.streams import PodStreams
 log = logging.getLogger("minik.api")
 
 JSON_CT = "application/json"
+LARGE_BODY = 256 * 1024
 
 
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+def header_text(text: str) -> str:
+    """Text safe in an HTTP header value: control and non-ASCII characters escaped (a field
+    name in a Warning must not be able to break or split the response)."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if " " <= c < "\x7f" else f"\\u{ord(c):04x}" for c in text)
 
 
 def json_response(obj: Any, status: int = 200, content_type: str = JSON_CT, warnings: list[str] | None = None) -> web.Response:
     # kube-apiserver's JSON serializer is a json.Encoder, which ends every document with "\n".
     resp = web.Response(body=dumps(obj) + b"\n", status=status, headers={"Content-Type": content_type})
     for w in warnings or []:
-        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+        resp.headers.add("Warning", '299 - "' + header_text(w).replace('"', '\\"') + '"')
     return resp
 
 
@@ -60,6 +69,8 @@ class ApiHandlers:
         self.metrics = MetricsApi(service, registry)
         self.authz: Authorizer = AllowAuthenticated()
         self.proxy = ProxyForwarder()
+        # One encoding per object revision, shared by every watcher and LIST (minik.api.encoded).
+        self.encoded = EncodedObjects()
 
     # ---- discovery ---------------------------------------------------------------------------
     async def api_root(self, request: web.Request) -> web.Response:
@@ -111,7 +122,7 @@ class ApiHandlers:
                 return self._get(request, target)
             if target.watch_path or bool_param(request.query.get("watch")):
                 return await self._watch(request, target)
-            return self._list(request, target)
+            return await self._list(request, target)
         if m == "POST":
             if target.name:
                 raise st.method_not_allowed()
@@ -192,11 +203,15 @@ class ApiHandlers:
         fs = request.query.get("fieldSelector")
         return (parse_label_selector(ls) if ls else None, parse_field_selector(fs) if fs else None)
 
-    def _list(self, request: web.Request, t: Target) -> web.Response:
+    async def _list(self, request: web.Request, t: Target) -> web.StreamResponse:
         labels, fields = self._selectors(request)
         limit = int_param("limit", request.query.get("limit")) or 0
-        page = self.service.list(t.rt, t.namespace, labels, fields, limit, request.query.get("continue", ""))
         accept = request.headers.get("Accept")
+        # Plain JSON LISTs are encoded item by item with apiVersion/kind added on the way
+        # (minik.api.listing), so the stored objects are not copied first.
+        plain = not wants_table(accept) and not wants_partial_metadata(accept)
+        page = self.service.list(t.rt, t.namespace, labels, fields, limit, request.query.get("continue", ""),
+                                 typed=not plain)
         if wants_table(accept):
             from minik.api.tables import table
             tbl = table(t.rt, page.items, utcnow(), include_object=request.query.get("includeObject", "Metadata"),
@@ -212,7 +227,7 @@ class ApiHandlers:
             return json_response({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": lm,
                                   "items": [{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata", {})} for o in page.items]},
                                  content_type="application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io")
-        return json_response({"kind": t.rt.list_kind, "apiVersion": t.rt.api_version, "metadata": lm, "items": page.items})
+        return await respond_list(request, self.encoded, t.rt.api_version, t.rt.list_kind, t.rt.kind, lm, page.items, JSON_CT)
 
     async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
         labels, fields = self._selectors(request)
@@ -226,7 +241,7 @@ class ApiHandlers:
         p = WatchParams(t.namespace, labels, fields, request.query.get("resourceVersion", ""),
                         float(timeout) if timeout else 0.0, bool_param(request.query.get("allowWatchBookmarks")),
                         bool_param(request.query.get("sendInitialEvents")), table, self.hooks.printer_columns(t.rt))
-        return await serve_watch(request, self.service, t.rt, p, TABLE_CT if table else JSON_CT)
+        return await serve_watch(request, self.service, t.rt, p, TABLE_CT if table else JSON_CT, self.encoded)
 
     # ---- writes ------------------------------------------------------------------------------
     def _write_opts(self, request: web.Request, subresource: str = "") -> WriteOptions:
@@ -248,6 +263,9 @@ class ApiHandlers:
         if request.content_length is not None and request.content_length > 3 * 1024 * 1024:
             raise st.StatusError(413, "RequestEntityTooLarge", f"the request body is too large: {request.content_length} bytes (limit 3145728)")
         raw = await request.read()
+        if len(raw) > LARGE_BODY:
+            # Decoding a few MiB takes a while: off the event loop, so other requests interleave.
+            return await asyncio.to_thread(decode_body, raw, request.headers.get("Content-Type"), patch=patch)
         return decode_body(raw, request.headers.get("Content-Type"), patch=patch)
 
     async def _create(self, request: web.Request, t: Target) -> web.Response:
@@ -272,12 +290,13 @@ class ApiHandlers:
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
         q = request.query
         body: Obj = {}
-        if request.can_read_body:
+        if request.body_exists:   # (the body-deadline middleware may have read it already)
             raw = await request.read()
             if raw.strip():
                 decoded, _ = decode_body(raw, request.headers.get("Content-Type"))
                 if isinstance(decoded, dict):
                     body = decoded
+        _check_delete_options(body)
         policy = body.get("propagationPolicy") or q.get("propagationPolicy", "")
         if body.get("orphanDependents") is True or q.get("orphanDependents") == "true":
             policy = policy or "Orphan"
@@ -377,3 +396,19 @@ class ApiHandlers:
             raise st.bad_request("binding target name is required")
         await self.service.bind(t.rt, self._ns(t), t.name, node)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+
+
+def _check_delete_options(body: Obj) -> None:
+    """DeleteOptions are decoded strictly by Kubernetes: a wrongly typed field is a 400."""
+    types: dict[str, tuple[type, ...]] = {"propagationPolicy": (str,), "orphanDependents": (bool,),
+                                          "gracePeriodSeconds": (int,), "preconditions": (dict,), "dryRun": (list,)}
+    for name, want in types.items():
+        v = body.get(name)
+        if v is None:
+            continue
+        if not isinstance(v, want) or (isinstance(v, bool) and bool not in want):
+            raise st.bad_request(f"DeleteOptions.{name}: wrong type {type(v).__name__} (want {want[0].__name__})")
+    pre = body.get("preconditions") or {}
+    for name in ("uid", "resourceVersion"):
+        if pre.get(name) is not None and not isinstance(pre[name], str):
+            raise st.bad_request(f"DeleteOptions.preconditions.{name}: wrong type {type(pre[name]).__name__} (want str)")

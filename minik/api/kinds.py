@@ -95,8 +95,10 @@ class KindHooksImpl:
         elif rt.group == "networking.k8s.io" and rt.kind == "Ingress":
             set_default_class(obj, self.store.list("networking.k8s.io/ingressclasses").items)
 
+    async def validate_admission(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+        await self.admission.validate(rt, obj, old)
+
     async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None:
-        await self.admission.admit_update(rt, obj, old)
         if rt.group == "" and rt.kind == "Service":
             self._allocate_service(obj, old)
         elif rt.kind == "CustomResourceDefinition":

@@ -149,9 +149,6 @@ class LimitRanger:
         ns = str(_d(obj.get("metadata")).get("namespace") or "")
         return list(self.store.list("limitranges", ns).items) if ns else []
 
-    def applies(self, obj: Obj) -> bool:
-        return bool(self._ranges(obj))
-
     def default_pod(self, pod: Obj) -> None:
         notes = default_containers(pod, self._ranges(pod))
         if notes:

@@ -166,7 +166,7 @@ class ProxyForwarder:
             url += "?" + request.query_string
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         headers["X-Forwarded-Host"] = request.host
-        body = await request.read() if request.can_read_body else None
+        body = await request.read() if request.body_exists else None
         resp: web.StreamResponse | None = None
         try:
             async with self._client().request(request.method, url, headers=headers, data=body,

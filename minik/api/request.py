@@ -1,18 +1,17 @@
 """Request decoding: URL → resource target, query options, content negotiation, bodies.
 
 Neighbours: `minik.api.handlers` uses `parse_target`, `decode_body`, `wants_table`; the
-protobuf envelope decoder lives in `minik.apis.protobuf`.
+protobuf envelope decoder lives in `minik.apis.protobuf`; JSON and YAML are decoded with bounds
+(depth, alias expansion, tags, non-finite numbers, surrogates) by `minik.api.decode`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from minik.api import status as st
+from minik.api.decode import check_decoded, decode_json, decode_yaml
 from minik.apis.registry import Registry, ResourceType
 
 MAX_BODY = 3 * 1024 * 1024
@@ -76,31 +75,6 @@ def media_type(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise st.bad_request(f'json: duplicate field "{k}"')
-        out[k] = v
-    return out
-
-
-def decode_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates)
-    except st.StatusError:
-        raise
-    except (ValueError, UnicodeDecodeError) as e:
-        raise st.bad_request(f"error decoding request body as JSON: {e}") from None
-
-
-def decode_yaml(raw: bytes) -> Any:
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        raise st.bad_request(f"error decoding request body as YAML: {e}") from None
-
-
 def decode_body(raw: bytes, content_type: str | None, *, patch: bool = False) -> tuple[Any, str]:
     """Return (decoded body, media type). Raises 413/400/415 Status errors."""
     if len(raw) > MAX_BODY:
@@ -124,7 +98,7 @@ def decode_body(raw: bytes, content_type: str | None, *, patch: bool = False) ->
     if mt == "application/vnd.kubernetes.protobuf":
         from minik.apis.protobuf import decode_k8s_protobuf
         try:
-            return decode_k8s_protobuf(raw), mt
+            return check_decoded(decode_k8s_protobuf(raw)), mt
         except st.StatusError:
             raise
         except Exception as e:  # a protobuf body we cannot read is the client's problem: say which

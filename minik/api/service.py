@@ -14,6 +14,7 @@ import base64
 import builtins
 import copy
 import logging
+import os
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from minik.apis.defaults import apply_defaults
 from minik.apis.fields import unknown_fields
 from minik.apis.registry import Registry, ResourceType
 from minik.apis.schema import Schemas
+from minik.apis.size import MAX_OBJECT_BYTES, over_limit
 from minik.apis.selectors import FieldSelector, LabelSelector, check_field_selector
+from minik.apis.structural import StructuralValidator
 from minik.apis.validation import validate
 from minik.apis.validation.core import validate_pod_ephemeral_update
 from minik.apis.validation.meta import validate_object_meta_update
@@ -47,6 +50,8 @@ PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
 MAX_CONFLICT_RETRIES = 8
 # pods/ephemeralcontainers: writes there change spec.ephemeralContainers and nothing else.
 EPHEMERAL = "ephemeralcontainers"
+# Hidden switch for bench/api.py only: measure creates/s without structural validation.
+NO_STRUCTURAL_ENV = "MINIK_BENCH_NO_STRUCTURAL_VALIDATION"
 
 
 class KindHooks(Protocol):
@@ -57,6 +62,7 @@ class KindHooks(Protocol):
     def scale_spec(self, rt: ResourceType) -> dict[str, Any]: ...
     async def before_create(self, rt: ResourceType, obj: Obj) -> None: ...
     async def before_update(self, rt: ResourceType, obj: Obj, old: Obj) -> None: ...
+    async def validate_admission(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None: ...
     async def after_write(self, rt: ResourceType, obj: Obj | None, old: Obj | None) -> None: ...
 
 
@@ -151,6 +157,8 @@ class ResourceService:
     def __init__(self, store: Store, registry: Registry, schemas: Schemas, hooks: KindHooks,
                  clock: Clock = utcnow) -> None:
         self.store, self.registry, self.schemas, self.hooks, self.clock = store, registry, schemas, hooks, clock
+        self.structural = StructuralValidator(schemas)
+        self.structural_enabled = os.environ.get(NO_STRUCTURAL_ENV) != "1"
 
     # ---- reads -----------------------------------------------------------------------------
     def with_type(self, rt: ResourceType, obj: Obj) -> Obj:
@@ -171,7 +179,10 @@ class ResourceService:
         return obj
 
     def list(self, rt: ResourceType, namespace: str | None, labels: LabelSelector | None = None,
-             fields: FieldSelector | None = None, limit: int = 0, continue_token: str = "") -> ListPage:
+             fields: FieldSelector | None = None, limit: int = 0, continue_token: str = "",
+             typed: bool = True) -> ListPage:
+        """typed=False: the stored objects themselves (read-only, without apiVersion/kind), for
+        callers that add them while encoding (streamed LISTs) instead of copying every item."""
         if fields is not None:
             check_field_selector(rt, fields)
         res = self.store.list(rt.store_key, namespace if rt.namespaced else None)
@@ -198,12 +209,15 @@ class ResourceService:
         if more and out:
             last = out[-1]["metadata"]
             token = _encode_continue(res.revision, f"{last.get('namespace', '')}/{last.get('name', '')}")
-        return ListPage([self.with_type(rt, o) for o in out], res.revision, token, more if more else None)
+        return ListPage([self.with_type(rt, o) for o in out] if typed else out, res.revision, token, more if more else None)
 
     # ---- create ----------------------------------------------------------------------------
     async def create(self, rt: ResourceType, namespace: str, body: Obj, opts: WriteOptions = WriteOptions()) -> WriteResult:
+        self._check_type(rt, body)
+        self._structural(rt, body)   # status too: kube decodes it strictly even where it drops it
+        self._check_size(rt, body)   # both before the copy: they only read
         obj = copy.deepcopy(body)
-        self._check_type(rt, obj)
+        dropped_status = self.hooks.has_status(rt) and rt.kind not in ("Namespace", "Node", "CustomResourceDefinition", "PersistentVolume")
         m = meta(obj)
         warnings = self._field_validation(rt, obj, opts.field_validation)
         if rt.namespaced:
@@ -232,7 +246,7 @@ class ResourceService:
             m["generation"] = 1
         else:
             m.pop("generation", None)
-        if self.hooks.has_status(rt) and rt.kind not in ("Namespace", "Node", "CustomResourceDefinition", "PersistentVolume"):
+        if dropped_status:
             obj.pop("status", None)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         self._normalize(rt, obj)
@@ -240,6 +254,7 @@ class ResourceService:
             apply_defaults(rt, obj)
         await self.hooks.before_create(rt, obj)
         self._validate(rt, obj, None)
+        await self.hooks.validate_admission(rt, obj, None)   # validating admission: after validation, as kube-apiserver
         m.pop("managedFields", None)
         update_managed_fields(None, obj, self._manager(opts), "Update", rt.api_version, rfc3339(self.clock()),
                               schemas=self.schemas, schema_name=rt.schema_name or None)
@@ -280,6 +295,8 @@ class ResourceService:
     async def _write(self, rt: ResourceType, old: Obj, new: Obj, opts: WriteOptions, expected_rv: int) -> Obj:
         """Merge `new` onto `old` by the subresource rules, validate, and store with CAS."""
         merged = self._merge_for_update(rt, old, new, opts.subresource)
+        self._structural(rt, merged)
+        self._check_size(rt, merged)
         m = meta(merged)
         om = old["metadata"]
         for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "name"):
@@ -304,11 +321,12 @@ class ResourceService:
         else:
             m.pop("generation", None)
         if om.get("deletionTimestamp"):
-            added = set(m.get("finalizers") or []) - set(om.get("finalizers") or [])
+            added = set(_string_list(m.get("finalizers"))) - set(_string_list(om.get("finalizers")))
             if added:
                 raise st.forbidden(f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}", rt, om["name"])
         await self.hooks.before_update(rt, merged, old)
         self._validate(rt, merged, old, opts.subresource)
+        await self.hooks.validate_admission(rt, merged, old)
         if "managedFields" not in m and "managedFields" in om:
             m["managedFields"] = copy.deepcopy(om["managedFields"])
         if not opts.subresource or opts.subresource in ("status", EPHEMERAL):
@@ -386,6 +404,12 @@ class ResourceService:
             raise st.bad_request("PATCH requests must specify a fieldManager for server-side apply (fieldManager query parameter)")
         if patch_type != "application/json-patch+json" and not isinstance(body, dict):
             raise st.bad_request(f"the patch body must be a JSON object for {patch_type}")
+        if apply:
+            # An apply configuration is a typed object: wrong types are refused before field
+            # ownership is even looked at (kube decodes it first).
+            if body.get("metadata") is not None and not isinstance(body.get("metadata"), dict):
+                raise st.bad_request("metadata must be an object")
+            self._structural(rt, body)
         async for _ in _conflict_retries():
             old = self.store.get(rt.store_key, ns, name)
             if old is None:
@@ -403,6 +427,8 @@ class ResourceService:
             current = self.with_type(rt, old)
             target = self._subresource_view(rt, current, opts.subresource)
             patched = self._apply_patch(rt, target, patch_type, body, opts)
+            if opts.subresource != "scale":
+                self._structural(rt, patched)   # before anything reads it (`metadata: 1` → 422)
             body_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
             if opts.subresource == "scale":
                 if body_rv and str(body_rv) != old["metadata"].get("resourceVersion"):
@@ -561,7 +587,9 @@ class ResourceService:
         ns, name = om.get("namespace", ""), om["name"]
         new = copy.deepcopy(old)
         m = new["metadata"]
-        finalizers = list(m.get("finalizers") or [])
+        # A stored object may hold anything (`finalizers: 1` from an old or damaged database):
+        # only a list of strings counts, so such an object can still be deleted.
+        finalizers = _string_list(m.get("finalizers"))
         policy = opts.propagation_policy
         if policy == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
@@ -611,15 +639,21 @@ class ResourceService:
         """Only pods bound to an existing node get a graceful deletion (their agent finishes it)."""
         if rt.kind != "Pod" or rt.group:
             return 0
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        spec, status = obj.get("spec"), obj.get("status")
+        spec = spec if isinstance(spec, dict) else {}
+        status = status if isinstance(status, dict) else {}
         node = spec.get("nodeName")
-        if not node or self.store.get("nodes", "", node) is None:
+        if not isinstance(node, str) or not node or self.store.get("nodes", "", node) is None:
             return 0
         if status.get("phase") in ("Succeeded", "Failed"):
             return 0
         if opts.grace_period_seconds is not None:
             return max(0, int(opts.grace_period_seconds))
-        return int(spec.get("terminationGracePeriodSeconds", 30) or 0)
+        stored = spec.get("terminationGracePeriodSeconds", 30)
+        if stored is None:
+            return 0
+        # A malformed stored value (poison) must not make the pod undeletable: kube's default.
+        return max(0, stored) if isinstance(stored, int) and not isinstance(stored, bool) else 30
 
     async def delete_collection(self, rt: ResourceType, namespace: str | None, labels: LabelSelector | None,
                                 fields: FieldSelector | None, opts: DeleteOptions) -> builtins.list[Obj]:
@@ -645,6 +679,9 @@ class ResourceService:
         if subresource in ("scale",):
             return
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        for name, value in (("apiVersion", api_version), ("kind", kind)):
+            if value is not None and not isinstance(value, str):
+                raise st.bad_request(f"{name} must be a string, got {type(value).__name__}")
         if kind and kind != rt.kind:
             raise st.bad_request(f"the kind of the provided object ({kind}) does not match the kind of the resource ({rt.kind}) sent on the request")
         if api_version and api_version != rt.api_version:
@@ -686,6 +723,34 @@ class ResourceService:
             raise st.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
         prune_paths(obj, unknown)
         return [f'unknown field "{u}"' for u in unknown] if mode != "Ignore" else []
+
+    def structural_causes(self, rt: ResourceType, obj: Obj, skip: frozenset[str] = frozenset()) -> builtins.list[api_errors.Cause]:
+        """What structural validation (`minik.apis.structural`) finds wrong with `obj`."""
+        if rt.custom:
+            return self.structural.validate_metadata(obj)
+        if rt.schema_name:
+            return self.structural.validate(rt.schema_name, obj, skip=skip)
+        return self.structural.free_form(obj)
+
+    def _structural(self, rt: ResourceType, obj: Obj, skip: frozenset[str] = frozenset()) -> None:
+        """Types, formats, quantities, required fields and finite numbers, before anything else
+        reads the object (defaults, hooks, validation would otherwise meet `spec.priority: "s"`)."""
+        if not self.structural_enabled:
+            return
+        causes = self.structural_causes(rt, obj, skip)
+        if causes:
+            md = obj.get("metadata")
+            name = md.get("name") if isinstance(md, dict) else ""
+            raise st.from_invalid(rt, api_errors.Invalid(rt.kind, name if isinstance(name, str) else "", causes))
+
+    def _check_size(self, rt: ResourceType, obj: Obj) -> None:
+        """Refuse an object over the store's limit before defaults, validation and managedFields
+        spend seconds on it (the store checks the exact text again)."""
+        size = over_limit(obj)
+        if size:
+            md = obj.get("metadata")
+            name = md.get("name") if isinstance(md, dict) else ""
+            raise store_errors.TooLarge(rt.store_key, "", str(name or ""), size, MAX_OBJECT_BYTES)
 
     def _normalize(self, rt: ResourceType, obj: Obj) -> None:
         """Conversions Kubernetes does on decode: Secret.stringData folds into data."""
@@ -739,6 +804,10 @@ def scale_of(rt: ResourceType, obj: Obj, paths: tuple[str, str, str]) -> Obj:
         "spec": {"replicas": dig(paths[0]) or 0},
         "status": {"replicas": dig(paths[1]) or 0, "selector": selector},
     }
+
+
+def _string_list(value: Any) -> builtins.list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _lost_race(e: st.StatusError) -> bool:

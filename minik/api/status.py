@@ -115,6 +115,9 @@ def from_exception(exc: BaseException, rt: ResourceType | None = None, name: str
             return already_exists(rt, exc.name)
         if isinstance(exc, store_errors.Conflict):
             return conflict(rt, exc.name)
+    if isinstance(exc, store_errors.TooLarge):
+        return StatusError(413, "RequestEntityTooLarge", f"Request entity too large: the object is at least {exc.size} bytes encoded, "
+                           f"limit is {exc.limit}")
     if isinstance(exc, store_errors.Expired):
         return StatusError(410, "Expired", str(exc))
     if isinstance(exc, store_errors.Unavailable):

@@ -5,7 +5,9 @@ state, then live events; N → events after N (410 Expired as an ERROR event whe
 selectors turn objects entering/leaving the selection into ADDED/DELETED; bookmarks only when
 asked and only when everything up to that revision was sent; Table watches carry the column
 definitions in the first event only. Neighbours: `minik.api.handlers` calls `serve_watch`;
-events come from `minik.store` through a pump task so waiting never cancels the store iterator.
+events come from the store's `Watch` (`next` with a timeout: no extra task or queue per
+watcher); JSON lines are shared between watchers through `minik.api.encoded`, and events
+already waiting go out in one write.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from minik.api import status as st
+from minik.api.encoded import EncodedObjects
 from minik.api.meta import Obj, utcnow
 from minik.api.service import ResourceService
 from minik.apis.registry import ResourceType
@@ -30,7 +33,7 @@ from minik.store import errors as store_errors
 log = logging.getLogger("minik.api.watch")
 
 BOOKMARK_INTERVAL = 30.0
-DISCONNECT_POLL = 5.0   # a closed client is noticed within this (and on the next write)
+DISCONNECT_POLL = 1.0   # a closed client is noticed within this (and on the next write)
 DEFAULT_TIMEOUT = 1800.0
 
 
@@ -95,8 +98,11 @@ def _classify(p: WatchParams, etype: str, obj: Obj, prev: Obj | None) -> str:
     return ""
 
 
+FLUSH_BYTES = 64 * 1024   # events already waiting are sent together, up to this much per write
+
+
 async def serve_watch(request: web.Request, service: ResourceService, rt: ResourceType, p: WatchParams,
-                      content_type: str) -> web.StreamResponse:
+                      content_type: str, encoded: EncodedObjects | None = None) -> web.StreamResponse:
     store = service.store
     rv = p.resource_version
     initial: list[Obj] = []
@@ -110,7 +116,16 @@ async def serve_watch(request: web.Request, service: ResourceService, rt: Resour
             since = int(rv)
         except ValueError:
             raise st.bad_request(f"invalid resourceVersion: {rv!r}") from None
-    encode = _Encoder(service, rt, p)
+    table_encoder = _Encoder(service, rt, p) if p.table else None
+    shared = encoded if encoded is not None else EncodedObjects(budget=0)
+
+    def line(etype: str, obj: Obj) -> bytes:
+        # JSON watches share one encoded line per (object revision, type, kind) across every
+        # watcher; Table rows depend on the watcher (headers once), so they are encoded here.
+        if table_encoder is not None:
+            return _line(etype, table_encoder(obj))
+        return shared.event(etype, rt.api_version, rt.kind, obj)
+
     try:
         watcher = store.watch(rt.store_key, p.namespace, since)
     except store_errors.Expired as e:
@@ -118,27 +133,26 @@ async def serve_watch(request: web.Request, service: ResourceService, rt: Resour
         await resp.write(_line("ERROR", st.StatusError(410, "Expired", str(e)).body()))
         await resp.write_eof()
         return resp
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    done = object()
-
-    async def pump() -> None:
-        try:
-            async for ev in watcher:
-                queue.put_nowait(ev)
-        except store_errors.Expired as e:
-            queue.put_nowait(e)
-        except Exception as e:  # the store closed the watch (slow consumer, shutdown): client relists
-            queue.put_nowait(e)
-        finally:
-            queue.put_nowait(done)
-
-    pump_task = asyncio.create_task(pump(), name=f"watch-pump-{rt.plural}")
-    resp = await _start(request, content_type)
     deadline = time.monotonic() + (p.timeout if p.timeout > 0 else DEFAULT_TIMEOUT)
     last_bookmark = time.monotonic()
     try:
+        resp = await _start(request, content_type)
+    except BaseException:
+        watcher.close()
+        raise
+    try:
+        chunk: list[bytes] = []
+        size = 0
         for obj in initial:
-            await resp.write(_line("ADDED", encode(obj)))
+            data = line("ADDED", obj)
+            chunk.append(data)
+            size += len(data)
+            if size >= FLUSH_BYTES:
+                await resp.write(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            await resp.write(b"".join(chunk))
+        del initial, chunk
         if p.send_initial and p.bookmarks:
             await resp.write(_line("BOOKMARK", _bookmark(rt, since, initial_end=True)))
         while True:
@@ -148,33 +162,36 @@ async def serve_watch(request: web.Request, service: ResourceService, rt: Resour
             transport = request.transport
             if transport is None or transport.is_closing():
                 break
-            wait = min(DISCONNECT_POLL, deadline - now)
             try:
-                ev = await asyncio.wait_for(queue.get(), wait)
-            except asyncio.TimeoutError:
-                if p.bookmarks and time.monotonic() - last_bookmark >= BOOKMARK_INTERVAL and queue.empty():
-                    await resp.write(_line("BOOKMARK", _bookmark(rt, store.revision)))
-                    last_bookmark = time.monotonic()
-                continue
-            if ev is done:
+                ev = await watcher.next(min(DISCONNECT_POLL, deadline - now))
+                if ev is None:
+                    if p.bookmarks and time.monotonic() - last_bookmark >= BOOKMARK_INTERVAL:
+                        await resp.write(_line("BOOKMARK", _bookmark(rt, store.revision)))
+                        last_bookmark = time.monotonic()
+                    continue
+                out: list[bytes] = []
+                size = 0
+                while ev is not None:
+                    etype = _classify(p, ev.type, ev.object, ev.prev_object)
+                    if etype:
+                        data = line(etype, ev.object)
+                        out.append(data)
+                        size += len(data)
+                    if size >= FLUSH_BYTES:
+                        break
+                    ev = watcher.next_nowait()
+            except StopAsyncIteration:
                 break
-            if isinstance(ev, store_errors.Expired):
-                await resp.write(_line("ERROR", st.StatusError(410, "Expired", str(ev)).body()))
+            except store_errors.Expired as e:   # compacted, or this watcher fell too far behind
+                await resp.write(_line("ERROR", st.StatusError(410, "Expired", str(e)).body()))
                 break
-            if isinstance(ev, Exception):
-                await resp.write(_line("ERROR", st.StatusError(410, "Expired", f"watch closed: {ev}; please relist").body()))
-                break
-            etype = _classify(p, ev.type, ev.object, ev.prev_object)
-            if etype:
-                await resp.write(_line(etype, encode(ev.object)))
+            if out:
+                await resp.write(b"".join(out) if len(out) > 1 else out[0])
     except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
         pass
     finally:
-        pump_task.cancel()
-        with contextlib.suppress(Exception):
-            watcher.close()
-        with contextlib.suppress(BaseException):
-            await pump_task
+        # Closing here (not when a later write fails) keeps the store's watcher count exact.
+        watcher.close()
     with contextlib.suppress(Exception):
         await resp.write_eof()
     return resp

@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from minik.apis.quantity import Quantity
+from fractions import Fraction
+
+from minik.apis.quantity import DECIMAL_SI, Quantity
 
 Obj = dict[str, Any]
 
@@ -217,6 +219,57 @@ def missing_compute(pod: Obj, names: Iterable[str]) -> list[str]:
 def add(a: Quantity | None, b: Quantity) -> Quantity:
     """a + b in the format of the first quantity summed (1Gi + 1Gi prints as 2Gi, as kube's)."""
     return b if a is None else a + b
+
+
+NANO = 10 ** 9
+
+
+def nanos(q: Quantity) -> int:
+    """A quantity in integer nano-units (quantities are kept to nano precision), for fast sums."""
+    return int(q.value * NANO)
+
+
+def from_nanos(v: int, like: Quantity | None = None) -> Quantity:
+    return Quantity(Fraction(v, NANO), like.format if like is not None else DECIMAL_SI)
+
+
+class UsageCache:
+    """`usage()` of stored objects in nano-units, remembered by (store key, uid, names) for the
+    object's resourceVersion: counting a namespace again after one create parses only that one."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._memo: dict[tuple[str, str, tuple[str, ...]], tuple[str, dict[str, int]]] = {}
+
+    def usage(self, store_key: str, obj: Obj, names: tuple[str, ...]) -> dict[str, int]:
+        m = _d(obj.get("metadata"))
+        uid, rv = m.get("uid"), m.get("resourceVersion")
+        key = (store_key, str(uid), names)
+        if uid and rv:
+            hit = self._memo.get(key)
+            if hit is not None and hit[0] == rv:
+                return hit[1]
+        out = {n: nanos(q) for n, q in usage(store_key, obj, names).items()}
+        if uid and rv:
+            if len(self._memo) >= self.limit:
+                self._memo.clear()     # objects come and go; a full rebuild is cheap and bounded
+            self._memo[key] = (str(rv), out)
+        return out
+
+    def total(self, store_key: str, objs: Iterable[Obj], names: tuple[str, ...], scopes: list[Scope]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        memo = self._memo
+        scoped = store_key == "pods" and bool(scopes)
+        for obj in objs:
+            if scoped and not pod_matches_scopes(obj, scopes):
+                continue
+            # The memo hit inlined: this loop runs over a whole namespace on every admission.
+            m = obj.get("metadata") or {}
+            hit = memo.get((store_key, str(m.get("uid")), names))
+            u = hit[1] if hit is not None and hit[0] == m.get("resourceVersion") else self.usage(store_key, obj, names)
+            for n, v in u.items():
+                out[n] = out.get(n, 0) + v
+        return out
 
 
 def fmt(q: Quantity) -> str:

@@ -97,9 +97,9 @@ class Requirement:
     def matches(self, labels: Mapping[str, str]) -> bool:
         op = self.operator
         if op in (IN, EQUALS, DOUBLE_EQUALS):
-            return self.key in labels and labels[self.key] in self.values
+            return self.key in labels and isinstance(labels[self.key], str) and labels[self.key] in self.values
         if op in (NOT_IN, NOT_EQUALS):
-            return self.key not in labels or labels[self.key] not in self.values
+            return self.key not in labels or not isinstance(labels[self.key], str) or labels[self.key] not in self.values
         if op == EXISTS:
             return self.key in labels
         if op == DOES_NOT_EXIST:
@@ -109,7 +109,7 @@ class Requirement:
                 return False
             try:
                 have, want = int(labels[self.key], 10), int(self.values[0], 10)
-            except ValueError:
+            except (ValueError, TypeError):
                 return False
             return have > want if op == GREATER_THAN else have < want
         return False
@@ -143,7 +143,9 @@ class LabelSelector:
     def matches(self, labels: Mapping[str, str] | None) -> bool:
         if self.nothing:
             return False
-        ls = labels or {}
+        # A malformed stored object (`labels: 1`) matches as if it had no labels: one poison
+        # object must not fail every LIST and watch with a selector in its namespace.
+        ls = labels if isinstance(labels, Mapping) else {}
         return all(r.matches(ls) for r in self.requirements)
 
     def __str__(self) -> str:

@@ -13,7 +13,7 @@ import os
 import sys
 
 from minik import KUBE_VERSION, __version__
-from minik.cli import agent, images, token
+from minik.cli import agent, images, secrets_encrypt, token
 from minik.config import ServerConfig
 
 
@@ -61,7 +61,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--default-local-storage-path", default=_env("default-local-storage-path", ""),
                    help="directory of the local-path provisioner's volumes (default <data-dir>/storage)")
     p.add_argument("--disable", action="append", default=[s for s in _env("disable", "").split(",") if s],
-                   help="turn off a packaged component (repeatable or comma-separated, like k3s): ingress (or traefik)")
+                   help="turn off a packaged component (repeatable or comma-separated, like k3s): ingress (or traefik), local-storage")
     p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the built-in ingress proxy for HTTP (default %(default)s)")
     p.add_argument("--ingress-https-port", type=int, default=int(_env("ingress-https-port", str(d.ingress_https_port))), help="port of the built-in ingress proxy for HTTPS (default %(default)s)")
     p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
@@ -70,6 +70,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--pod-network-backend", default=_env("pod-network-backend", d.pod_network_backend), choices=["vxlan", "host-gw"],
                    help="how pods on different nodes reach each other: a VXLAN overlay, or direct routes when all nodes share a link (default %(default)s)")
     p.add_argument("--vxlan-device", default=_env("vxlan-device", d.vxlan_device), help="name of the VXLAN device (default %(default)s)")
+    p.add_argument("--secrets-encryption", action=argparse.BooleanOptionalAction,
+                   default=_env("secrets-encryption", "true").lower() not in ("0", "false", "no"),
+                   help="encrypt Secrets at rest with AES-GCM, key in <data-dir>/server/encryption-config (default: on)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -79,6 +82,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         mode = int(str(a.write_kubeconfig_mode), 8)
     except ValueError:
         raise SystemExit(f"minik: --write-kubeconfig-mode must be octal like 0600, got {a.write_kubeconfig_mode!r}") from None
+    if not 1 <= len(a.dns_interface) <= 15 or "/" in a.dns_interface or " " in a.dns_interface:
+        raise SystemExit(f"minik: --dns-interface must be an interface name of 1 to 15 characters, got {a.dns_interface!r}")
     return ServerConfig(
         data_dir=os.path.abspath(a.data_dir), config_dir=os.path.abspath(a.config_dir), run_dir=os.path.abspath(a.run_dir),
         bind_address=a.bind_address, https_listen_port=a.https_listen_port, advertise_address=a.advertise_address,
@@ -96,7 +101,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         disable=tuple(sorted({c.strip() for item in a.disable for c in item.split(",") if c.strip()})),
         ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
         ingress_bind_address=a.ingress_bind_address,
-        supervisor_port=a.supervisor_port, pod_network_backend=a.pod_network_backend, vxlan_device=a.vxlan_device)
+        supervisor_port=a.supervisor_port, pod_network_backend=a.pod_network_backend, vxlan_device=a.vxlan_device,
+        secrets_encryption=a.secrets_encryption)
 
 
 def _port_range(value: str) -> str:
@@ -149,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     images.add_parser(sub)
     agent.add_parser(sub)
     token.add_parser(sub)
+    secrets_encrypt.add_parser(sub)
     sub.add_parser("kubectl", help="run kubectl with minik's admin kubeconfig", add_help=False)
     args = parser.parse_args(argv)
     if args.command == "server":
@@ -162,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(agent.run(args, setup_logging))
     if args.command == "token":
         raise SystemExit(token.run(args))
+    if args.command == "secrets-encrypt":
+        raise SystemExit(secrets_encrypt.run(args))
     parser.print_help()
     raise SystemExit(0 if not argv else 2)
 

@@ -12,7 +12,9 @@ twice — the `batch.kubernetes.io/job-tracking` protocol):
 Behaviour followed: completions/parallelism, NonIndexed and Indexed modes, backoffLimit with
 exponential back-off (10s·2^(n-1), capped at 6 min) between a failure and the replacement,
 activeDeadlineSeconds, suspend, podFailurePolicy (FailJob/Ignore/Count on exit codes and pod
-conditions), podReplacementPolicy (TerminatingOrFailed counts a deleted pod as failed at once;
+conditions), backoffLimitPerIndex/maxFailedIndexes (failure counts carried
+in `batch.kubernetes.io/job-index-failure-count`, `status.failedIndexes`), successPolicy for Indexed Jobs (succeededIndexes/succeededCount; pods stopped after
+the criteria are met are not failures), podReplacementPolicy (TerminatingOrFailed counts a deleted pod as failed at once;
 Failed waits for it), SuccessCriteriaMet/Complete and FailureTarget/Failed conditions (the final
 one once no pod is left running), ttlSecondsAfterFinished (the Job is deleted, its pods with it).
 Neighbours: `minik.machinery` (shared informers, queue, expectations, events, pod helpers); the
@@ -46,6 +48,7 @@ API_VERSION, KIND = "batch/v1", "Job"
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
+FAILURE_COUNT_KEY = "batch.kubernetes.io/job-index-failure-count"
 ORPHAN_PREFIX = "pod:"
 BURST = 500
 
@@ -222,6 +225,27 @@ def failure_policy_match(job: Obj, pod: Obj) -> tuple[str, str] | None:
     return None
 
 
+def success_policy_match(job: Obj, completed: set[int]) -> int | None:
+    """The index of the first successPolicy rule the completed indexes satisfy (Indexed Jobs):
+    succeededIndexes alone — all of them; with succeededCount — that many of them; succeededCount
+    alone — that many indexes in total."""
+    sp = _spec(job).get("successPolicy")
+    if not is_indexed(job) or not isinstance(sp, dict):
+        return None
+    for i, rule in enumerate(sp.get("rules") or []):
+        if not isinstance(rule, dict):
+            continue
+        count = _int(rule.get("succeededCount"))
+        if rule.get("succeededIndexes") is not None:
+            want = parse_indexes(rule.get("succeededIndexes"))
+            got = len(completed & want)
+            if (count is None and want and got == len(want)) or (count is not None and got >= count):
+                return i
+        elif count is not None and len(completed) >= count:
+            return i
+    return None
+
+
 def finished_time(pod: Obj) -> dt.datetime | None:
     """When a pod finished: its containers' latest finishedAt, else its deletion or creation time."""
     best: dt.datetime | None = None
@@ -249,6 +273,7 @@ class JobPlan:
     status: Obj                              # the status to write (== the job's when unchanged)
     remove_finalizers: tuple[Obj, ...] = ()  # after the status write
     create: tuple[int | None, ...] = ()      # completion indexes (None: NonIndexed)
+    index_failures: tuple[tuple[int, int], ...] = ()   # failures so far per index (backoffLimitPerIndex)
     delete: tuple[Obj, ...] = ()
     events: tuple[tuple[str, str, str], ...] = ()
     delete_job: bool = False
@@ -275,6 +300,7 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
     suspended = spec.get("suspend") is True
     finished = is_finished(job)
     deleting = bool(_meta(job).get("deletionTimestamp"))
+    succeeded_already = condition_true(job, "SuccessCriteriaMet")
 
     unc = status.get("uncountedTerminatedPods")
     unc = unc if isinstance(unc, dict) else {}
@@ -282,6 +308,13 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
     unc_fail = [u for u in unc.get("failed") or [] if isinstance(u, str)]
     by_uid = {_meta(p).get("uid"): p for p in pods}
     completed = parse_indexes(status.get("completedIndexes")) if indexed else set()
+    per_index = _int(spec.get("backoffLimitPerIndex")) if indexed else None
+    failed_idx = parse_indexes(status.get("failedIndexes")) if per_index is not None else set()
+    index_failures: dict[int, int] = {}
+    for fp in pods:
+        fi = pod_index(fp)
+        if per_index is not None and fi is not None and pod_outcome(fp, job) == "Failed":
+            index_failures[fi] = max(index_failures.get(fi, 0), failure_count(fp) + 1)
     succeeded = _int(status.get("succeeded"), 0) or 0
     failed = _int(status.get("failed"), 0) or 0
 
@@ -316,7 +349,8 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
         if uid in unc_ok or uid in unc_fail:
             remove.append(p)
             continue
-        if finished or deleting:
+        if finished or deleting or (succeeded_already and outcome != "Succeeded"):
+            # Pods stopped after the success criteria were met are not failures.
             if outcome is not None or _meta(p).get("deletionTimestamp") or deleting:
                 remove.append(p)
             continue
@@ -336,12 +370,18 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
                 continue
             if match is not None and match[0] == "FailJob" and failure_target is None:
                 failure_target = ("PodFailurePolicy", match[1])
+            idx = pod_index(p)
+            if per_index is not None and idx is not None and (
+                    failure_count(p) + 1 > per_index or (match is not None and match[0] == "FailIndex")):
+                failed_idx.add(idx)
             unc_fail.append(uid)
             new_failures += 1
             remove.append(p)
     if indexed:
         succeeded = len(completed)
         status["completedIndexes"] = format_indexes(completed)
+    if per_index is not None:
+        status["failedIndexes"] = format_indexes(failed_idx - completed)
     status["uncountedTerminatedPods"] = {k: v for k, v in (("succeeded", unc_ok), ("failed", unc_fail)) if v}
     known_ok = succeeded + (0 if indexed else len(unc_ok))
     known_failed = failed + len(unc_fail)
@@ -358,6 +398,12 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
         if get_condition(status, "FailureTarget") is None and get_condition(status, "SuccessCriteriaMet") is None:
             if failure_target is None and known_failed > backoff_limit:
                 failure_target = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+            max_failed = _int(spec.get("maxFailedIndexes"))
+            if failure_target is None and max_failed is not None and len(failed_idx) > max_failed:
+                failure_target = ("MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes")
+            if failure_target is None and failed_idx and len(completed | failed_idx) >= (completions or 0) \
+                    and not (unc_ok or unc_fail):
+                failure_target = ("FailedIndexes", "Job has failed indexes")
             ads = _int(spec.get("activeDeadlineSeconds"))
             start = parse_time(status.get("startTime"))
             if failure_target is None and ads is not None and start is not None and not suspended:
@@ -368,6 +414,8 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
                     w.requeue.append(left + 0.05)
             if failure_target is not None:
                 set_condition(status, "FailureTarget", "True", failure_target[0], failure_target[1], ts)
+            elif (rule := success_policy_match(job, completed)) is not None:
+                set_condition(status, "SuccessCriteriaMet", "True", "SuccessPolicy", f"Matched rules at index {rule}", ts)
             elif (completions is not None and known_ok >= completions) or \
                     (completions is None and known_ok > 0 and not active):
                 set_condition(status, "SuccessCriteriaMet", "True", "CompletionsReached",
@@ -380,8 +428,8 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
                 if ft is not None:
                     set_condition(status, "Failed", "True", str(ft.get("reason")), str(ft.get("message")), ts)
                     w.events.append(("Warning", str(ft.get("reason")), str(ft.get("message"))))
-                else:
-                    set_condition(status, "Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods", ts)
+                elif sc is not None:
+                    set_condition(status, "Complete", "True", str(sc.get("reason")), str(sc.get("message")), ts)
                     status["completionTime"] = ts
                     w.events.append(("Normal", "Completed", "Job completed"))
         elif suspended:
@@ -396,7 +444,7 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
             busy = len(active) + (len(terminating) if only_replace_failed(job) else 0)
             if indexed:
                 running = {pod_index(p) for p in active} | ({pod_index(p) for p in terminating} if only_replace_failed(job) else set())
-                pending = [i for i in range(completions or 0) if i not in completed and i not in running]
+                pending = [i for i in range(completions or 0) if i not in completed and i not in running and i not in failed_idx]
                 want = min(len(pending), max(0, parallelism - busy))
                 create = list(pending[:want])
                 # Two pods for one index: keep the oldest.
@@ -442,11 +490,21 @@ def plan(job: Obj, pods: list[Obj], now: dt.datetime, timing: JobTiming = JobTim
             delete_job = True
         else:
             w.requeue.append(left + 0.05)
-    return JobPlan(status=status, remove_finalizers=tuple(remove), create=tuple(create), delete=tuple(delete),
-                   events=tuple(w.events), delete_job=delete_job, requeue=min(w.requeue) if w.requeue else None)
+    return JobPlan(status=status, remove_finalizers=tuple(remove), create=tuple(create),
+                   index_failures=tuple((i, index_failures[i]) for i in create if i is not None and i in index_failures),
+                   delete=tuple(delete), events=tuple(w.events), delete_job=delete_job,
+                   requeue=min(w.requeue) if w.requeue else None)
 
 
-def pod_for(job: Obj, index: int | None) -> Obj:
+def failure_count(pod: Obj) -> int:
+    """How many pods of this pod's index failed before it (backoffLimitPerIndex bookkeeping)."""
+    try:
+        return int((_meta(pod).get("annotations") or {}).get(FAILURE_COUNT_KEY) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def pod_for(job: Obj, index: int | None, failures: int = 0) -> Obj:
     """The pod a Job creates (for completion `index` when Indexed)."""
     name = _meta(job).get("name", "")
     pod = podutil.pod_from_template(job, API_VERSION, KIND, name_prefix=f"{name}-" if index is None else f"{name}-{index}-")
@@ -454,6 +512,8 @@ def pod_for(job: Obj, index: int | None) -> Obj:
     m["finalizers"] = [*(f for f in m.get("finalizers") or [] if f != TRACKING_FINALIZER), TRACKING_FINALIZER]
     if index is not None:
         m.setdefault("annotations", {})[INDEX_KEY] = str(index)
+        if _spec(job).get("backoffLimitPerIndex") is not None:
+            m["annotations"][FAILURE_COUNT_KEY] = str(failures)
         m.setdefault("labels", {})[INDEX_KEY] = str(index)
         ps = pod["spec"]
         if not ps.get("hostname"):
@@ -563,7 +623,7 @@ class JobController:
             if p.delete:
                 await self._delete(job, key, list(p.delete))
             if p.create:
-                await self._create(job, key, list(p.create))
+                await self._create(job, key, list(p.create), dict(p.index_failures))
         return p.requeue
 
     async def _release_orphan(self, key: str) -> None:
@@ -588,10 +648,11 @@ class JobController:
             if not e.not_found:
                 raise
 
-    async def _create(self, job: Obj, key: str, indexes: list[int | None]) -> None:
+    async def _create(self, job: Obj, key: str, indexes: list[int | None], failures: dict[int, int]) -> None:
         self.expectations.expect(key, adds=len(indexes))
         ns = _meta(job).get("namespace", "")
-        results = await asyncio.gather(*(self.client.create("pods", ns, pod_for(job, i), field_manager=COMPONENT)
+        results = await asyncio.gather(*(self.client.create("pods", ns, pod_for(job, i, failures.get(i, 0) if i is not None else 0),
+                                                          field_manager=COMPONENT)
                                          for i in indexes), return_exceptions=True)
         failure: ClientError | None = None
         for r in results:

@@ -118,14 +118,15 @@ def unsupported(pvc: Obj) -> str:
     return ""
 
 
-def plan_volume(pv: Obj) -> Reclaim | None:
-    """A Released volume we provisioned whose policy is Delete: remove its directory and the PV."""
+def plan_volume(pv: Obj, deleting_ok: bool = False) -> Reclaim | None:
+    """A Released volume we provisioned whose policy is Delete: remove its directory and the PV
+    (a volume its user is deleting already goes: only its directory is left to remove)."""
     if sto.annotations_of(pv).get(sto.ANN_PROVISIONED_BY) != sto.PROVISIONER:
         return None
     spec: Any = pv.get("spec") if isinstance(pv.get("spec"), dict) else {}
     if sto.phase(pv) != "Released" or spec.get("persistentVolumeReclaimPolicy") != "Delete":
         return None
-    if sto.meta(pv).get("deletionTimestamp"):
+    if sto.meta(pv).get("deletionTimestamp") and not deleting_ok:
         return None
     path = str((spec.get("hostPath") or {}).get("path") or (spec.get("local") or {}).get("path") or "")
     nodes = sto.volume_node_names(pv)
@@ -156,6 +157,7 @@ class LocalPathProvisioner:
         self.recorder = recorder or EventRecorder(client, COMPONENT)
         self.queue = WorkQueue()
         self._refused: dict[str, str] = {}     # claim uid → why it cannot be provisioned (said once)
+        self._gone: dict[str, Reclaim] = {}     # deleted volumes whose directory is still to remove
         self.pvcs.add_handler(self._on_claim)
         self.pvs.add_handler(self._on_volume)
         self.controller = Controller("local-path-provisioner", self.queue, self.sync, [self.pvcs, self.pvs, self.classes],
@@ -171,6 +173,13 @@ class LocalPathProvisioner:
     def _on_volume(self, old: Obj | None, new: Obj | None) -> None:
         if new is not None:
             self.queue.add("volume:" + str(sto.meta(new).get("name", "")))
+        elif old is not None:
+            # Deleted by its user (and released, or pv-protection would still hold it): a
+            # Delete-policy volume of ours takes its directory with it.
+            rec = plan_volume(dict(old, status={"phase": "Released"}), deleting_ok=True)
+            if rec is not None:
+                self._gone[rec.name] = rec
+                self.queue.add("gone:" + rec.name)
 
     async def run(self) -> None:
         await asyncio.to_thread(os.makedirs, self.storage_dir, 0o755, True)
@@ -196,6 +205,12 @@ class LocalPathProvisioner:
                                                   f'failed to provision volume with StorageClass "{sto.claim_class(pvc)}": {why}')
                     return None
                 await self._provision(pvc, prov)
+            return None
+        if kind == "gone":
+            gone = self._gone.pop(rest, None)
+            if gone is not None and gone.path and (gone.node == self.node_name or not gone.node):
+                await asyncio.to_thread(_remove_dir, gone.path, self.storage_dir)
+                log.info("volume %s deleted: directory %s removed", gone.name, gone.path)
             return None
         pv = self.pvs.get("", rest)
         if pv is None:

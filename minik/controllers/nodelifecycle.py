@@ -208,7 +208,9 @@ class NodeLifecycleController:
             await self.events.event(node, "Normal", "NodeNotReady", f"Node {key} status is now: NodeNotReady")
             await self._patch(key, {"status": {"conditions": list(p.conditions)}}, "status")
         if p.taints is not None:
-            node = await self._patch(key, {"spec": {"taints": list(p.taints) or None}}) or node
+            # With the resourceVersion: the cordon taint controller writes spec.taints too (409 → retry).
+            node = await self._patch(key, {"metadata": {"resourceVersion": node["metadata"].get("resourceVersion")},
+                                           "spec": {"taints": list(p.taints) or None}}) or node
         pods = self.pods.by_index(NODE_INDEX, key)
         if p.mark_pods_not_ready:
             await self._mark_not_ready(pods)

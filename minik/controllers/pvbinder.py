@@ -15,6 +15,7 @@ Claims (key `claim:<ns>/<name>`):
 A `WaitForFirstConsumer` claim used by a pod its author placed on a node (`spec.nodeName`, no
 scheduler) gets that node as its selected node. A bound local-path claim grown by its user (the
 class allows expansion; admission checked it) has its volume's capacity and its status follow.
+A claim with no class at all gets the default class once one exists (retroactive default).
 Events are said once per claim (a resync repeating the same reason writes nothing).
 Volumes (key `volume:<name>`): no claimRef → Available; the claim of the claimRef is gone (or
 replaced: another uid) → Released, and the reclaim policy applies (Retain keeps it; Delete of a
@@ -125,6 +126,11 @@ def plan_claim(pvc: Obj, pvs: Sequence[Obj], storage_class: Obj | None, selected
         if grow is not None:
             return Plan((grow,), (Event(pvc, "Normal", "FileSystemResizeSuccessful",
                                         f"MountVolume.NodeExpandVolume succeeded for volume \"{vol_name}\""),))
+        why = sto.mismatch(pv, pvc) if not ref else ""
+        if why:
+            p = _status_patch(pvc, PVCS, {"phase": "Pending"})
+            return Plan(tuple(x for x in (p,) if x), (Event(pvc, "Warning", "VolumeMismatch",
+                                                             f'Cannot bind to requested volume "{vol_name}": {why}'),))
         return _finish_binding(pvc, pv, bind_volume=not ref or not ref.get("uid"))
     cls = sto.claim_class(pvc)
     wait = storage_class is not None and storage_class.get("volumeBindingMode") == sto.WAIT_FOR_FIRST_CONSUMER
@@ -203,9 +209,9 @@ def _finish_binding(pvc: Obj, pv: Obj, bind_volume: bool) -> Plan:
 
 
 def plan_volume(pv: Obj, claim: Obj | None) -> Plan:
+    # A volume being deleted still moves Bound → Released when its claim goes: pv-protection
+    # waits for exactly that before it lets the deletion finish.
     m = sto.meta(pv)
-    if m.get("deletionTimestamp"):
-        return Plan()
     ref = sto.claim_ref(pv)
     if not ref:
         p = _status_patch(pv, PVS, {"phase": "Available"})
@@ -317,6 +323,17 @@ class PVBinder:
             pvc = self.pvcs.get(ns, name)
             if pvc is None:
                 return None
+            spec = pvc.get("spec") if isinstance(pvc.get("spec"), dict) else {}
+            assert isinstance(spec, dict)
+            if spec.get("storageClassName") is None and not spec.get("volumeName") and sto.ANN_BETA_CLASS not in sto.annotations_of(pvc):
+                # Retroactive default class (Kubernetes 1.28+): a claim created while there was no
+                # default class gets the one that appeared since.
+                default = sto.default_class(self.classes.list())
+                if default is not None:
+                    await self.client.patch(PVCS, ns, name, {"metadata": {"resourceVersion": sto.meta(pvc).get("resourceVersion")},
+                                                             "spec": {"storageClassName": sto.meta(default).get("name")}},
+                                            field_manager=COMPONENT)
+                    return None
             cls_name = sto.claim_class(pvc)
             sc = self.classes.get("", cls_name) if cls_name else None
             node_name = sto.annotations_of(pvc).get(sto.ANN_SELECTED_NODE)

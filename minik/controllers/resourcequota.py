@@ -41,18 +41,17 @@ def hard_of(quota: Obj) -> dict[str, str]:
     return {str(k): str(v) for k, v in _d(_d(quota.get("spec")).get("hard")).items()}
 
 
-def compute_used(quota: Obj, objects: Callable[[str], Iterable[Obj]]) -> dict[str, str]:
+def compute_used(quota: Obj, objects: Callable[[str], Iterable[Obj]], cache: rq.UsageCache | None = None) -> dict[str, str]:
     """status.used: every hard name, counted over `objects(store_key)` of the namespace."""
-    names = list(hard_of(quota))
+    hard = {n: q for n, v in hard_of(quota).items() if (q := Quantity.of(v)) is not None}
+    names = tuple(hard_of(quota))
     scopes = rq.quota_scopes(quota)
-    used: dict[str, Quantity] = {}
+    cache = cache or rq.UsageCache()
+    used: dict[str, int] = {}
     for key in sorted({k for k in (rq.store_key_of(n) for n in names) if k}):
-        for obj in objects(key):
-            if key == "pods" and scopes and not rq.pod_matches_scopes(obj, scopes):
-                continue
-            for n, q in rq.usage(key, obj, names).items():
-                used[n] = rq.add(used.get(n), q)
-    return {n: rq.fmt(used[n]) if n in used else "0" for n in names}
+        for n, v in cache.total(key, objects(key), names, scopes).items():
+            used[n] = used.get(n, 0) + v
+    return {n: rq.fmt(rq.from_nanos(used[n], hard.get(n))) if used.get(n) else "0" for n in names}
 
 
 class ResourceQuotaController:
@@ -60,6 +59,7 @@ class ResourceQuotaController:
         self.client, self.factory = client, informers
         self.quotas: Informer = informers.informer(QUOTAS)
         self.watched: dict[str, Informer] = {}
+        self.usage = rq.UsageCache()
         # Resource types the API serves (discovery); a quota naming another counts 0 for it
         # rather than watching a resource that does not exist. Refreshed when a quota names an
         # unknown one (a CRD may have been added since), at most every RECHECK seconds.
@@ -105,7 +105,7 @@ class ResourceQuotaController:
             inf = self.watched.get(k)
             if inf is not None and not inf.synced:
                 return 0.2    # its cache is still filling: counting now would under-count
-        used = compute_used(quota, lambda k: self.watched[k].list(ns) if k in self.watched else [])
+        used = compute_used(quota, lambda k: self.watched[k].list(ns) if k in self.watched else [], self.usage)
         hard = hard_of(quota)
         status = _d(quota.get("status"))
         if status.get("hard") == hard and status.get("used") == used:

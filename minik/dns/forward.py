@@ -92,7 +92,7 @@ Key = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]
 
 class Forwarder:
     def __init__(self, resolv_conf: str = "/etc/resolv.conf", exclude: Sequence[str] = (), port: int = 53,
-                 timeout: float = 2.0, max_inflight: int = 256, cache_entries: int = 10_000,
+                 timeout: float = 2.0, max_inflight: int = 256, cache_entries: int = 10_000, cache_bytes: int = 2 << 20,
                  max_ttl: int = 3600, max_negative_ttl: int = 300, reload_every: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
                  upstreams: Callable[[], list[str]] | None = None) -> None:
@@ -100,7 +100,9 @@ class Forwarder:
         self.max_inflight, self.max_ttl, self.max_negative_ttl = max_inflight, max_ttl, max_negative_ttl
         self.reload_every, self.clock = reload_every, clock
         self._source = upstreams or (lambda: host_upstreams(self.resolv_conf, self.exclude))
-        self.cache: TtlLru[Key, tuple[dns.message.Message, float]] = TtlLru(cache_entries, clock=clock)
+        # Answers are kept as their wire bytes (a parsed dnspython message costs ~10x the memory),
+        # within an entry and a byte budget; a hit parses them again.
+        self.cache: TtlLru[Key, tuple[bytes, float]] = TtlLru(cache_entries, cache_bytes, clock=clock)
         self._inflight: dict[Key, asyncio.Future[Upstreamed]] = {}
         self._upstreams: list[str] = []
         self._checked = -1e18
@@ -136,7 +138,11 @@ class Forwarder:
         hit = self.cache.get_with_expiry((qname, qtype, qclass))
         if hit is None:
             return None
-        (resp, stored), expires = hit
+        (raw, stored), expires = hit
+        try:
+            resp = dns.message.from_wire(raw)
+        except dns.exception.DNSException:
+            return None
         age = int(self.clock() - stored)
         return Upstreamed(resp.rcode(), _aged(tuple(resp.answer), age), _aged(tuple(resp.authority), age),
                           _aged(tuple(resp.additional), age), expires - self.clock())
@@ -179,7 +185,8 @@ class Forwarder:
         if resp is None:
             return Upstreamed(dns.rcode.SERVFAIL, (), (), (), 0)
         ttl = cache_ttl(resp, self.max_ttl, self.max_negative_ttl)
-        self.cache.put(key, (resp, self.clock()), ttl)
+        raw = resp.to_wire()
+        self.cache.put(key, (raw, self.clock()), ttl, len(raw))
         return Upstreamed(resp.rcode(), tuple(resp.answer), tuple(resp.authority), tuple(resp.additional), ttl)
 
     async def _exchange(self, query: dns.message.Message) -> dns.message.Message | None:

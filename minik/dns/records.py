@@ -18,7 +18,9 @@ Names served under `<zone>` (default cluster.local):
   endpoint of a headless Service with the endpoint's port);
 - `<a-b-c-d>.<ns>.pod` A (CoreDNS `pods insecure`, as k3s configures it);
 - `dns-version` TXT "1.1.0"; the apex SOA and NS (`ns.dns.<zone>`, the DNS IP);
-- PTR in in-addr.arpa/ip6.arpa for ClusterIPs, headless endpoints and pod IPs.
+- PTR in in-addr.arpa/ip6.arpa for ClusterIPs, headless endpoints, pod IPs and Node IPs;
+- outside the zone, a Node's name answers with its InternalIPs, as k3s's NodeHosts does, so
+  pods reach nodes by name.
 A name that exists with no record of the asked type is NODATA (NOERROR, SOA in authority); a name
 that does not exist (including the empty non-terminals that have nothing under them) is NXDOMAIN.
 Neighbours: `minik.dns.service` feeds it from the shared informers; `minik.dns.resolver` renders
@@ -212,6 +214,9 @@ class Zone:
     _ptr: dict[str, set[str]] = field(default_factory=dict)         # IP → names
     _pods: dict[str, dict[str, str]] = field(default_factory=dict)  # IP → pod key → namespace
     _pod_keys: dict[str, frozenset[str]] = field(default_factory=dict)  # pod key → its IPs
+    _nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)    # "name." → InternalIPs
+    _known_namespaces: set[str] = field(default_factory=set)            # Namespace objects that exist
+    _node_ptr: dict[str, str] = field(default_factory=dict)             # IP → "name."
 
     def __post_init__(self) -> None:
         self.domain = absolute(self.domain)
@@ -273,6 +278,33 @@ class Zone:
         self.pod_generation += 1
         return True
 
+    def set_namespace(self, name: str, exists: bool) -> bool:
+        """A Namespace exists (`<ns>.svc.<zone>` is NODATA, not NXDOMAIN, even without Services)."""
+        if (name in self._known_namespaces) == exists:
+            return False
+        if exists:
+            self._known_namespaces.add(name)
+        else:
+            self._known_namespaces.discard(name)
+        self.generation += 1
+        return True
+
+    def set_node(self, name: str, ips: Iterable[str]) -> bool:
+        """Record a Node's InternalIPs (none: forget it); True when that changed its answers."""
+        key = absolute(name)
+        want = tuple(sorted({ip for ip in (_ip(x) for x in ips) if ip is not None}))
+        if self._nodes.get(key, ()) == want:
+            return False
+        for ip in self._nodes.pop(key, ()):
+            if self._node_ptr.get(ip) == key:
+                del self._node_ptr[ip]
+        if want:
+            self._nodes[key] = want
+            for ip in want:
+                self._node_ptr[ip] = key
+        self.generation += 1
+        return True
+
     # ---- lookups ------------------------------------------------------------------------------
     def resolve(self, qname: str, qtype: int) -> Answer | None:
         """The answer for a lower-case absolute name, or None when the name is not the cluster's."""
@@ -283,7 +315,7 @@ class Zone:
         elif qname.endswith("." + self.domain):
             rel = qname[: -len(self.domain) - 1].split(".")
         else:
-            return None
+            return self._node(qname, qtype)
         found = self._records(rel, qname)
         if found is None:
             return Answer(NXDOMAIN, authority=(self._soa,))
@@ -331,7 +363,7 @@ class Zone:
         if n == 1:
             return [], []
         if n == 2:
-            return ([], []) if rel[0] in self._namespaces else None
+            return ([], []) if rel[0] in self._namespaces or rel[0] in self._known_namespaces else None
         entry = self._services.get((rel[-2], rel[-3]))
         if entry is None:
             return None
@@ -372,6 +404,14 @@ class Zone:
                     [self._addr(base, ip) for ip in entry.cluster_ips])
         return None
 
+    def _node(self, qname: str, qtype: int) -> Answer | None:
+        """A Node's name answers with its InternalIPs (k3s's NodeHosts); other names are not ours."""
+        ips = self._nodes.get(qname)
+        if ips is None:
+            return None
+        return Answer(NOERROR, tuple(self._addr(qname, ip) for ip in ips
+                                     if qtype in (ANY, AAAA if ":" in ip else A)))
+
     def _reverse(self, qname: str, qtype: int) -> Answer | None:
         ip = _reverse_ip(qname)
         if ip is None:
@@ -379,9 +419,13 @@ class Zone:
         names = sorted(self._ptr.get(ip, ()))
         if not names:
             pods = self._pods.get(ip)
-            if not pods:
+            node = self._node_ptr.get(ip)
+            if pods:
+                names = [f"{dashed(ip)}.{ns}.pod.{self.domain}" for ns in sorted(set(pods.values()))[:1]]
+            elif node:
+                names = [node]
+            else:
                 return None
-            names = [f"{dashed(ip)}.{ns}.pod.{self.domain}" for ns in sorted(set(pods.values()))[:1]]
         if qtype not in (PTR, ANY):
             soa = RR("in-addr.arpa." if qname.endswith(".in-addr.arpa.") else "ip6.arpa.", SOA, self.ttl,
                      f"ns.dns.{self.domain} hostmaster.{self.domain} 1 7200 1800 86400 {self.ttl}")

@@ -53,8 +53,8 @@ def to_rrsets(records: Sequence[RR]) -> list[dns.rrset.RRset]:
 
 
 class Resolver:
-    def __init__(self, zone: Zone, forwarder: Forwarder | None, cache_entries: int = 20_000,
-                 cache_bytes: int = 8 << 20, udp_payload: int = 1232, memo_entries: int = 4096) -> None:
+    def __init__(self, zone: Zone, forwarder: Forwarder | None, cache_entries: int = 10_000,
+                 cache_bytes: int = 4 << 20, udp_payload: int = 1232, memo_entries: int = 1024) -> None:
         self.zone, self.forwarder, self.udp_payload = zone, forwarder, udp_payload
         # query bytes after the ID → (response bytes after the ID, zone generation, pod generation); -1: any
         self.wire: TtlLru[bytes, tuple[bytes, int, int]] = TtlLru(cache_entries, cache_bytes)
@@ -81,6 +81,8 @@ class Resolver:
             return self._error(q, dns.rcode.NOTIMP, tcp)
         if len(q.question) != 1:
             return self._error(q, dns.rcode.FORMERR, tcp)
+        if q.edns > 0:   # RFC 6891: we speak EDNS version 0 only
+            return self._error(q, dns.rcode.BADVERS, tcp)
         question = q.question[0]
         qname, qtype, qclass = question.name, question.rdtype, question.rdclass
         if qclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):

@@ -1,7 +1,7 @@
 """The DNS server's transports: UDP and TCP on one address and port (53 on the cluster DNS IP).
 
 Each datagram or TCP message goes to a `QueryHandler` (the resolver). An answer available at once
-is sent from the receive callback itself; one that needs an upstream runs as a task only while
+is sent from the receive callback itself (UDP datagrams are read in batches per wake-up); one that needs an upstream runs as a task only while
 fewer than `max_inflight` such tasks exist, otherwise the query is dropped (the client retries):
 the work a flood can queue is bounded, and nothing waits in an unbounded queue. TCP serves at most
 `max_tcp` connections, each message after the other, and closes connections idle for `tcp_idle`
@@ -17,7 +17,7 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 log = logging.getLogger("minik.dns.server")
 
@@ -28,33 +28,57 @@ class QueryHandler(Protocol):
     def handle(self, data: bytes, tcp: bool) -> bytes | Deferred | None: ...
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, server: DnsServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
+class _Udp:
+    """The UDP side without asyncio's datagram transport: one reader callback drains up to
+    `BATCH` datagrams per wake-up (asyncio's transport reads one per loop iteration, so under load
+    most of the time went to the event loop, not to DNS). Replies go straight out with a
+    non-blocking sendto; a reply the socket buffer cannot take is dropped, as UDP may."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
+    BATCH = 64
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        server = self.server
+    def __init__(self, server: DnsServer, sock: socket.socket) -> None:
+        self.server, self.sock = server, sock
+        self.loop = asyncio.get_running_loop()
+        self.closed = False
+        self.loop.add_reader(sock.fileno(), self._readable)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+
+    def _send(self, data: bytes, addr: Any) -> None:
         try:
-            out = server.handler.handle(data, False)
-        except Exception:   # one bad query must never stop the server
-            log.exception("DNS query from %s failed", addr)
-            return
-        if out is None:
-            return
-        if isinstance(out, bytes):
-            assert self.transport is not None
-            self.transport.sendto(out, addr)
-            return
-        if len(server.tasks) >= server.max_inflight:
-            server.dropped += 1
-            return
-        task = asyncio.get_running_loop().create_task(self._finish(out, addr), name="dns-udp-query")
-        server.tasks.add(task)
-        task.add_done_callback(server.tasks.discard)
+            self.sock.sendto(data, addr)
+        except OSError:   # buffer full, or the client's port is unreachable: the client retries
+            pass
+
+    def _readable(self) -> None:
+        server, sock, handle = self.server, self.sock, self.server.handler.handle
+        for _ in range(self.BATCH):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:   # e.g. ECONNREFUSED from an ICMP error for an earlier reply
+                continue
+            try:
+                out = handle(data, False)
+            except Exception:   # one bad query must never stop the server
+                log.exception("DNS query from %s failed", addr)
+                continue
+            if out is None:
+                continue
+            if isinstance(out, bytes):
+                self._send(out, addr)
+                continue
+            if len(server.tasks) >= server.max_inflight:
+                server.dropped += 1
+                continue
+            task = self.loop.create_task(self._finish(out, addr), name="dns-udp-query")
+            server.tasks.add(task)
+            task.add_done_callback(server.tasks.discard)
 
     async def _finish(self, deferred: Deferred, addr: Any) -> None:
         try:
@@ -62,11 +86,8 @@ class _Udp(asyncio.DatagramProtocol):
         except Exception:
             log.exception("DNS query from %s failed", addr)
             return
-        if out is not None and self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(out, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        pass   # an ICMP error for an earlier reply: the client is gone
+        if out is not None and not self.closed:
+            self._send(out, addr)
 
 
 class DnsServer:
@@ -77,7 +98,7 @@ class DnsServer:
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0
         self.tcp_connections = 0
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: _Udp | None = None
         self._tcp: asyncio.Server | None = None
         self._tcp_tasks: set[asyncio.Task[Any]] = set()
 
@@ -94,23 +115,18 @@ class DnsServer:
         log.info("cluster DNS serving on %s:%d (UDP and TCP)", self.host, self.port)
 
     async def _bind(self, port: int) -> None:
-        loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         udp_sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            udp_sock.setblocking(False)
             udp_sock.bind((self.host, port))
-        except OSError:
-            udp_sock.close()
-            raise
-        port = udp_sock.getsockname()[1]
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=udp_sock)
-        try:
+            port = udp_sock.getsockname()[1]
             self._tcp = await asyncio.start_server(self._connection, self.host, port, reuse_address=True,
                                                    family=family, backlog=self.max_tcp)
         except OSError:
-            transport.close()
+            udp_sock.close()
             raise
-        self._udp, self.port = transport, port
+        self._udp, self.port = _Udp(self, udp_sock), port
 
     async def serve(self) -> None:
         """Start and serve until cancelled (a supervised task), then close."""

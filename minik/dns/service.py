@@ -1,10 +1,11 @@
 """ClusterDns: cluster DNS on this node, fed by the daemon's shared informers.
 
-Start-up: the DNS IP goes on a local interface (`minik.net.dnsaddr`), the zone is filled from the
-Services, EndpointSlices and pods caches once they are synced, then the server binds UDP and TCP
-53 on the DNS IP (no answer is given from a half-filled zone). Afterwards informer handlers only
-mark a Service (or a pod) dirty; the `dns-zone` task rebuilds the records of the dirty Services
-from the caches (`records.service_entry`), so a change costs one Service, not the cluster.
+Start-up: the DNS IP goes on a local interface (`minik.net.dnsaddr`), the zone is filled from
+the Services, EndpointSlices, pods, Nodes and Namespaces caches once they are synced, then the
+server binds UDP and TCP 53 on the DNS IP (no answer is given from a half-filled zone). Afterwards
+informer handlers only mark a Service (or a pod, Node or Namespace) dirty; the `dns-zone` task
+rebuilds the records of what is dirty from the caches (`records.service_entry`), so a change
+costs one Service, not the cluster.
 Tasks: `dns-zone` (zone updates), `dns-server` (address, then UDP/TCP) and `dns-metrics`
 (<DNS IP>:9153/metrics, started once the address is there), all supervised.
 Neighbours: `minik.dns.records` (Zone), `minik.dns.resolver`, `minik.dns.forward`,
@@ -50,6 +51,15 @@ def pod_ips(pod: Obj | None) -> tuple[str, ...]:
     return tuple(ip for ip in ips if isinstance(ip, str) and ip)
 
 
+def node_ips(node: Obj | None) -> tuple[str, ...]:
+    """A Node's InternalIP addresses (what k3s's NodeHosts lists)."""
+    if node is None:
+        return ()
+    addrs = (node.get("status") or {}).get("addresses") or []
+    return tuple(a["address"] for a in addrs
+                 if isinstance(a, dict) and a.get("type") == "InternalIP" and isinstance(a.get("address"), str))
+
+
 @dataclass(frozen=True, slots=True)
 class DnsSettings:
     dns_ip: str = "10.43.0.10"
@@ -72,14 +82,20 @@ class ClusterDns:
         self.services = informers.informer("services")
         self.slices = informers.informer(SLICES)
         self.pods = informers.informer("pods")
+        self.nodes = informers.informer("nodes")
+        self.namespaces = informers.informer("namespaces")
         self.slices.add_indexer(SERVICE_INDEX, slice_service)
         self._dirty: set[str] = set()
         self._dirty_pods: set[str] = set()
+        self._dirty_nodes: set[str] = set()
+        self._dirty_namespaces: set[str] = set()
         self._wake = asyncio.Event()
         self.synced = asyncio.Event()
         self.services.add_handler(self._on_service)
         self.slices.add_handler(self._on_slice)
         self.pods.add_handler(self._on_pod)
+        self.nodes.add_handler(self._on_node)
+        self.namespaces.add_handler(self._on_namespace)
 
     def start(self) -> None:
         self.supervisor.spawn("dns-zone", self._zone_loop)
@@ -104,6 +120,16 @@ class ClusterDns:
             self._dirty_pods.add(object_key(new if new is not None else old or {}))
             self._wake.set()
 
+    def _on_node(self, old: Obj | None, new: Obj | None) -> None:
+        if new is None or node_ips(old) != node_ips(new):
+            self._dirty_nodes.add(object_key(new if new is not None else old or {}))
+            self._wake.set()
+
+    def _on_namespace(self, old: Obj | None, new: Obj | None) -> None:
+        if old is None or new is None:
+            self._dirty_namespaces.add(object_key(new if new is not None else old or {}))
+            self._wake.set()
+
     # ---- zone ---------------------------------------------------------------------------------
     def sync_service(self, key: str) -> bool:
         ns, name = split_key(key)
@@ -115,19 +141,30 @@ class ClusterDns:
         ns, name = split_key(key)
         return self.zone.set_pod(key, ns, pod_ips(self.pods.get(ns, name)))
 
+    def sync_node(self, name: str) -> bool:
+        return self.zone.set_node(name, node_ips(self.nodes.get("", name)))
+
     async def _zone_loop(self) -> None:
-        await self.informers.wait_synced("services", SLICES, "pods")
+        await self.informers.wait_synced("services", SLICES, "pods", "nodes", "namespaces")
         if not self.synced.is_set():
             self._dirty.update(object_key(s) for s in self.services.list())
             self._dirty_pods.update(object_key(p) for p in self.pods.list())
+            self._dirty_nodes.update(object_key(n) for n in self.nodes.list())
+            self._dirty_namespaces.update(object_key(n) for n in self.namespaces.list())
         while True:
             self._wake.clear()
             dirty, self._dirty = self._dirty, set()
             pods, self._dirty_pods = self._dirty_pods, set()
+            nodes, self._dirty_nodes = self._dirty_nodes, set()
+            namespaces, self._dirty_namespaces = self._dirty_namespaces, set()
             for key in dirty:
                 self.sync_service(key)
             for key in pods:
                 self.sync_pod(key)
+            for key in nodes:
+                self.sync_node(key)
+            for key in namespaces:
+                self.zone.set_namespace(key, self.namespaces.get("", key) is not None)
             if not self.synced.is_set():
                 self.synced.set()
                 log.info("cluster DNS zone %s loaded: %d services", self.zone.domain, len(self.zone))

@@ -180,6 +180,21 @@ def volume_available_for(pv: Obj, pvc: Obj) -> bool:
     return phase(pv) in ("", "Available", "Pending")
 
 
+def mismatch(pv: Obj, pvc: Obj) -> str:
+    """Why a volume the claim names (`spec.volumeName`) cannot serve it, in the PV controller's
+    words ("" when it can): checkVolumeSatisfyClaim."""
+    want, have = claim_request(pvc), volume_capacity(pv)
+    if want is None or have is None or have < want:
+        return "requested PV is too small"
+    if volume_class(pv) != claim_class(pvc):
+        return "storageClassName does not match"
+    if volume_mode(pv) != volume_mode(pvc):
+        return "incompatible volumeMode"
+    if not access_modes(pvc) <= access_modes(pv):
+        return "incompatible accessMode"
+    return ""
+
+
 def volume_matches(pv: Obj, pvc: Obj, selected_node: Obj | None = None) -> bool:
     """Kubernetes's checkVolumeSatisfyClaim plus the claim's selector and, for a claim whose
     node is chosen, the PV's node affinity."""

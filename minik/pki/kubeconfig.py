@@ -23,7 +23,12 @@ def render(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, name: st
 
 
 def write(path: str, content: str, mode: int) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        # 0755 like /etc/rancher/k3s, whatever the daemon's umask (077): the file's own mode
+        # (--write-kubeconfig-mode) decides who reads it.
+        os.makedirs(directory, exist_ok=True)
+        os.chmod(directory, 0o755)
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:

@@ -22,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, exists, func, or_, select
+from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, event, exists, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import NullPool
 
+from minik.store.encryption import EncryptionError, Transformer, key_name_of, row_context
 from minik.store.schema import META_COMPACT, META_FLOOR, log, meta, metadata
 from minik.store.types import Obj
 
@@ -69,6 +70,13 @@ class Loaded:
 
 
 @dataclass(frozen=True, slots=True)
+class ReencryptResult:
+    rewritten: int          # rows now sealed with the write key (or plaintext when encryption is off)
+    undecryptable: int      # rows no key in the key file opens (left as they are)
+    keys: dict[str, int]    # key name (or "identity") → rows of encrypted resources, after the run
+
+
+@dataclass(frozen=True, slots=True)
 class CompactResult:
     deleted_rows: int
     remaining_rows: int
@@ -93,8 +101,10 @@ def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """Sync SQL work behind async methods; every call runs on the same single worker thread."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, transformer: Transformer | None = None) -> None:
         self._path = path
+        # Seals/opens the rows of encrypted resources; touched only on the SQL thread.
+        self._transformer = transformer
         self._executor: ThreadPoolExecutor | None = None
         self._engine: Engine | None = None
         self._conn: Connection | None = None
@@ -131,6 +141,15 @@ class Database:
 
     async def checkpoint(self) -> None:
         await self._run(self._checkpoint_sync)
+
+    async def reencrypt(self, transformer: Transformer) -> ReencryptResult:
+        """Switch to `transformer` and rewrite every stored row of its resources that it would
+        write differently (plaintext, or another key), history rows included. Runs on the SQL
+        thread between commits, so no write is sealed with the previous transformer after it."""
+        return await self._run(self._reencrypt_sync, transformer)
+
+    async def key_usage(self) -> dict[str, int]:
+        return await self._run(self._key_usage_sync)
 
     async def close(self) -> None:
         if self._executor is None:
@@ -175,8 +194,23 @@ class Database:
             .where(log.c.deleted == 0)
         ).all()
         conn.commit()
+        t = self._transformer
+        if t is not None and t.enabled:
+            # Plaintext left from before encryption was on (or from an interrupted rotation)
+            # is sealed with the current key before anything is served.
+            result = self._reencrypt_sync(t)
+            if result.rewritten:
+                logger.info("encrypted %d stored rows of %s with key %s", result.rewritten,
+                            ", ".join(sorted(t.resources)), t.write_key)
         objects = []
         for resource, namespace, name, revision, value in live:
+            if t is not None and t.applies(resource):
+                try:
+                    value = t.open(value, row_context(resource, namespace, name))
+                except EncryptionError as e:
+                    # One unreadable object must not keep the cluster from starting.
+                    logger.error("cannot load %s %s/%s: %s", resource, namespace, name, e)
+                    continue
             obj = json.loads(value)
             obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
             objects.append(LiveObject(resource, namespace, name, revision, obj))
@@ -213,13 +247,74 @@ class Database:
                             "created": int(r.created),
                             "deleted": int(r.deleted),
                             "prev_revision": r.prev_revision,
-                            "value": r.value,
+                            "value": self._seal(r),
                         }
                         for r in rows
                     ],
                 )
             if floor is not None:
                 self._upsert_meta_max(conn, META_FLOOR, floor)
+
+    def _seal(self, r: LogRow) -> str:
+        t = self._transformer
+        if t is None or not t.applies(r.resource):
+            return r.value
+        return t.seal(r.value, row_context(r.resource, r.namespace, r.name))
+
+    def _reencrypt_sync(self, transformer: Transformer) -> ReencryptResult:
+        conn = self._connection()
+        self._transformer = transformer
+        resources = sorted(transformer.resources)
+        rows = conn.execute(
+            select(log.c.revision, log.c.resource, log.c.namespace, log.c.name, log.c.value)
+            .where(log.c.resource.in_(resources))
+        ).all()
+        conn.commit()
+        changes: list[dict[str, object]] = []
+        undecryptable = 0
+        for revision, resource, namespace, name, value in rows:
+            if transformer.current(value):
+                continue
+            context = row_context(resource, namespace, name)
+            try:
+                plain = transformer.open(value, context)
+            except EncryptionError as e:
+                undecryptable += 1
+                logger.error("cannot re-encrypt %s %s/%s at revision %d: %s", resource, namespace, name, revision, e)
+                continue
+            changes.append({"rev": revision, "val": transformer.seal(plain, context)})
+        if changes:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            # secure_delete: the old cell contents (plaintext or the old key's ciphertext) are
+            # zeroed on the page instead of lingering in free space.
+            driver.execute("PRAGMA secure_delete=ON")
+            try:
+                with conn.begin():
+                    conn.execute(
+                        update(log).where(log.c.revision == bindparam("rev")).values(value=bindparam("val")),
+                        changes,
+                    )
+                driver.executescript("PRAGMA incremental_vacuum;")
+            finally:
+                driver.execute("PRAGMA secure_delete=OFF")
+            # Fold the WAL (which holds the new pages) into the file and cut it to zero bytes,
+            # so the overwritten pages are the only copy.
+            self._checkpoint_sync()
+        return ReencryptResult(rewritten=len(changes), undecryptable=undecryptable, keys=self._key_usage_sync())
+
+    def _key_usage_sync(self) -> dict[str, int]:
+        conn = self._connection()
+        t = self._transformer
+        resources = sorted(t.resources) if t is not None else []
+        usage: dict[str, int] = {}
+        # Only the prefix names the key: no need to read whole values.
+        head = func.substr(log.c.value, 1, 160)
+        for (value,) in conn.execute(select(head).where(log.c.resource.in_(resources))):
+            name = key_name_of(value)
+            usage[name] = usage.get(name, 0) + 1
+        conn.commit()
+        return usage
 
     def _compact_sync(self, compact_revision: int, floor: int) -> CompactResult:
         conn = self._connection()

@@ -37,3 +37,11 @@ class Expired(StoreError):
 
 class Unavailable(StoreError):
     """The store could not commit (disk full, closed); nothing was acknowledged."""
+
+
+class TooLarge(StoreError):
+    """The encoded object (keys, values and metadata) is over the store's object size limit."""
+
+    def __init__(self, resource: str, namespace: str, name: str, size: int, limit: int) -> None:
+        super().__init__(f"{resource} {namespace}/{name} is {size} bytes encoded, over the limit of {limit} bytes")
+        self.resource, self.namespace, self.name, self.size, self.limit = resource, namespace, name, size, limit

@@ -20,9 +20,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from minik.apis.size import MAX_OBJECT_BYTES
 from minik.store.cache import ObjectCache
-from minik.store.db import Database, LogRow
-from minik.store.errors import AlreadyExists, Conflict, NotFound, Unavailable
+from minik.store.db import Database, LogRow, ReencryptResult
+from minik.store.encryption import Transformer
+from minik.store.errors import AlreadyExists, Conflict, NotFound, TooLarge, Unavailable
 from minik.store.types import Event, EventType, ListResult, Obj
 from minik.store.watch import Watch, WatchHub
 from minik.store.writer import VOLATILE_RESERVE, GroupCommitWriter, PendingWrite
@@ -70,8 +72,10 @@ class Store:
         compact_interval: float = 300.0,
         watch_queue_size: int = 1000,
         batch_cap: int = 256,
+        transformer: Transformer | None = None,
     ) -> None:
-        self._db = Database(path)
+        self._db = Database(path, transformer)
+        self._transformer = transformer
         self._volatile = volatile
         self._history = history
         self._compact_interval = compact_interval
@@ -261,6 +265,12 @@ class Store:
             raise Unavailable("store is not open")
         revision = self._next_revision + 1
         text, stored = _stamp(obj, revision, deep=kind != "DELETED")
+        if kind != "DELETED" and len(text) > MAX_OBJECT_BYTES // 4:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > MAX_OBJECT_BYTES:
+                # etcd's request limit, which Kubernetes objects live under: counted on the
+                # encoded object, so 150,000 empty keys are as large as their text.
+                raise TooLarge(resource, namespace, name, size, MAX_OBJECT_BYTES)
         self._next_revision = revision
         durable = resource not in self._volatile
         row = (
@@ -302,6 +312,35 @@ class Store:
                 self._rows_since_compact += 1
             self._revision = e.revision
             self._hub.publish(e)
+
+    # ---- encryption at rest -----------------------------------------------------------------
+
+    @property
+    def transformer(self) -> Transformer | None:
+        return self._transformer
+
+    def use_transformer(self, transformer: Transformer) -> None:
+        """Set how encrypted resources are stored; before `start` (later: `reencrypt`)."""
+        if self._open:
+            raise RuntimeError("the store is open: use reencrypt()")
+        self._transformer = transformer
+        self._db = Database(self._db.path, transformer)
+
+    async def reencrypt(self, transformer: Transformer) -> ReencryptResult:
+        """Seal every stored row of the encrypted resources with `transformer`'s write key from
+        now on, rewriting the rows already stored (the revisions and the cache do not change:
+        it is the same data, only its form on disk differs)."""
+        if not self._open:
+            raise Unavailable("store is not open")
+        result = await self._db.reencrypt(transformer)
+        self._transformer = transformer
+        return result
+
+    async def key_usage(self) -> dict[str, int]:
+        """Stored rows of the encrypted resources per key name ("identity": plaintext)."""
+        if not self._open:
+            raise Unavailable("store is not open")
+        return await self._db.key_usage()
 
     # ---- maintenance ------------------------------------------------------------------------
 

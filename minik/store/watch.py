@@ -20,6 +20,9 @@ from minik.store.errors import Expired
 from minik.store.types import Event
 
 
+WAKE_SLICE = 8
+
+
 class WatchOverflow(Expired):
     """The watcher fell more than its queue size behind; it was closed and must relist."""
 
@@ -52,6 +55,7 @@ class Watch:
         self._waiter: asyncio.Future[None] | None = None
         self._error: Expired | None = None
         self._closed = False
+        self._wake_queued = False   # in the hub's wake queue already
 
     @property
     def revision(self) -> int:
@@ -87,6 +91,36 @@ class Watch:
             finally:
                 self._waiter = None
 
+    def next_nowait(self) -> Event | None:
+        """An event already buffered, or None (never waits; raises like `__anext__` once the
+        buffer is empty and the watch is closed or failed)."""
+        if self._buf:
+            event = self._buf.popleft()
+            self._last = event.revision
+            return event
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise StopAsyncIteration
+        return None
+
+    async def next(self, timeout: float) -> Event | None:
+        """The next event, or None when `timeout` seconds pass first. One timer, no task: a
+        server with hundreds of idle watches wakes each of them cheaply."""
+        event = self.next_nowait()
+        if event is not None:
+            return event
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(timeout, _wake_future, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return self.next_nowait()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -118,11 +152,19 @@ class Watch:
             self.close()
             return
         self._buf.append(event)
-        self._wake()
+        if self._waiter is not None and not self._waiter.done() and not self._wake_queued:
+            self._wake_queued = True
+            self._hub._schedule_wake(self)
 
     def _wake(self) -> None:
+        self._wake_queued = False
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+def _wake_future(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class WatchHub:
@@ -137,6 +179,11 @@ class WatchHub:
         self._floor = start_revision
         self._watches: dict[str | None, set[Watch]] = {}
         self._count = 0
+        # Fair fan-out: waiting watchers are woken at most WAKE_SLICE per event-loop iteration,
+        # so one change fanned out to hundreds of watches does not hold the loop for the whole
+        # fan-out; requests arriving meanwhile are served between slices.
+        self._to_wake: deque[Watch] = deque()
+        self._waking = False
 
     @property
     def watchers(self) -> int:
@@ -181,6 +228,20 @@ class WatchHub:
             for w in tuple(watches):
                 if w.namespace is None or w.namespace == event.namespace:
                     w._push(event)
+
+    def _schedule_wake(self, w: Watch) -> None:
+        self._to_wake.append(w)
+        if not self._waking:
+            self._waking = True
+            asyncio.get_running_loop().call_soon(self._wake_slice)
+
+    def _wake_slice(self) -> None:
+        for _ in range(min(WAKE_SLICE, len(self._to_wake))):
+            self._to_wake.popleft()._wake()
+        if self._to_wake:
+            asyncio.get_running_loop().call_soon(self._wake_slice)
+        else:
+            self._waking = False
 
     def compact(self, revision: int) -> None:
         """Forget events at or below `revision` (the store's compact revision)."""

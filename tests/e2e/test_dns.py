@@ -206,6 +206,10 @@ def test_srv_for_a_named_port_and_nodata_vs_nxdomain(node: DnsNode, app: App) ->
     assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority[0].rdtype == dns.rdatatype.SOA
     r = node.ask(f"_http._udp.web.{ns}.svc.{D}", "SRV")
     assert r.rcode() == dns.rcode.NXDOMAIN
+    # A namespace exists even without Services (NODATA); one that does not is NXDOMAIN.
+    empty = Ns.make(node.m, "empty")
+    assert _until(lambda: node.ask(f"{empty.name}.svc.{D}").rcode() == dns.rcode.NOERROR)
+    assert node.ask(f"no-such-ns.svc.{D}").rcode() == dns.rcode.NXDOMAIN
 
 
 def test_ptr_for_service_and_pod_ips(node: DnsNode, app: App) -> None:
@@ -322,3 +326,88 @@ def test_disable_dns_creates_no_kube_dns() -> None:
     finally:
         m.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_dns_policies_use_cluster_dns_or_the_resolv_conf(node: DnsNode, app: App) -> None:
+    ns = app.ns
+    host_net = pod("hostnet", [bb("c", "exec sleep 3600")], hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    default = pod("dflt", [bb("c", "exec sleep 3600")], dnsPolicy="Default")
+    ns.create(host_net, default)
+    ns.wait("hostnet", timeout=90)
+    ns.wait("dflt", timeout=90)
+    conf = ns.exec("hostnet", "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {node.ip}" in conf and f"search {ns.name}.svc.{D}" in conf, conf
+    # From the host's network namespace the DNS IP is a local address too.
+    out = ns.exec("hostnet", "nslookup", f"kubernetes.default.svc.{D}", check=False).stdout
+    first = str(ipaddress.ip_network(node.net.service_cidr).network_address + 1)
+    assert first in out, out
+    # dnsPolicy Default: the resolvers of --resolv-conf, not cluster DNS.
+    conf = ns.exec("dflt", "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {node.upstream.host}" in conf and node.ip not in conf, conf
+
+
+def test_node_names_resolve_like_k3s_node_hosts(node: DnsNode, app: App) -> None:
+    code, n = node.m.raw_json("GET", f"/api/v1/nodes/{node.net.node_name}")
+    assert code == 200
+    internal = sorted(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+    assert internal
+    assert _until(lambda: node.values(node.net.node_name + ".")) == internal
+    out = nslookup(app, node.net.node_name + ".")   # busybox never tries a bare name after the search list
+    assert internal[0] in out, out
+
+
+def _counters(table: str) -> dict[str, int]:
+    out = subprocess.run(["nft", "-j", "list", "table", "ip", table], capture_output=True, text=True, check=True).stdout
+    counts: dict[str, int] = {}
+    for item in json.loads(out)["nftables"]:
+        rule = item.get("rule")
+        if rule:
+            for expr in rule["expr"]:
+                if "counter" in expr:
+                    counts[rule["chain"]] = counts.get(rule["chain"], 0) + int(expr["counter"]["packets"])
+    return counts
+
+
+def test_queries_to_the_dns_ip_never_leave_the_node(node: DnsNode, app: App) -> None:
+    """nft counters (a table of the test's own): queries from pods and from the host arrive on the
+    input hook; none is forwarded or sent out of an interface other than lo."""
+    table = f"mkdnsc_{node.net.tag}"
+    ip = node.ip
+    rules = (f"table ip {table} {{\n"
+             f"  chain c_in {{ type filter hook input priority -300; ip daddr {ip} udp dport 53 counter; }}\n"
+             f"  chain c_fwd {{ type filter hook forward priority -300; ip daddr {ip} counter; }}\n"
+             f"  chain c_post {{ type filter hook postrouting priority -300; ip daddr {ip} oifname != \"lo\" counter; }}\n"
+             f"}}\n")
+    subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+    try:
+        out = nslookup(app, f"kubernetes.default.svc.{D}")
+        assert "Address" in out, out
+        node.values(f"kubernetes.default.svc.{D}")
+        counts = _counters(table)
+        assert counts.get("c_in", 0) >= 2, counts
+        assert counts.get("c_fwd", 0) == 0 and counts.get("c_post", 0) == 0, counts
+    finally:
+        subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True, check=False)
+
+
+def test_after_kill_9_queries_fail_fast_on_the_node_and_a_restart_answers_again(local_registry: str) -> None:
+    import signal
+    with node_server(local_registry) as (m, net):
+        name = f"kubernetes.default.svc.{D}"
+        q = dns.message.make_query(name, "A")
+        assert _until(lambda: dns.query.udp(q, net.cluster_dns, timeout=5).answer)
+        m.stop(signal.SIGKILL)
+        # The address stays: a query is refused at once on this host (ICMP port unreachable),
+        # it neither times out nor goes out of the default route.
+        route = subprocess.run(["ip", "route", "get", net.cluster_dns], capture_output=True, text=True).stdout
+        assert route.startswith("local "), route
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionRefusedError):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(3)
+                s.connect((net.cluster_dns, 53))
+                s.send(q.to_wire())
+                s.recv(512)
+        assert time.monotonic() - t0 < 1.0
+        m.start(timeout=90)
+        assert _until(lambda: dns.query.udp(q, net.cluster_dns, timeout=5).answer)

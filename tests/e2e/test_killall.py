@@ -2,8 +2,8 @@
 
 Two agent-enabled minik instances run side by side, each with a running pod, plus a veth pair that
 belongs to nobody minik knows. killall, scoped to instance A by MINIK_DATA_DIR / MINIK_RUN_DIR /
-MINIK_BRIDGE_NAME / MINIK_NFT_TABLE, must stop A's server, containerd, shims and containers and
-remove A's bridge (with its veths) and nft table — and leave B (server, containerd, pod, bridge,
+MINIK_BRIDGE_NAME / MINIK_NFT_TABLE / MINIK_DNS_INTERFACE, must stop A's server, containerd, shims and containers and
+remove A's bridge (with its veths), nft table and DNS IP — and leave B (server, containerd, pod, bridge,
 table) and the foreign veth untouched.
 """
 
@@ -31,6 +31,11 @@ def _link_exists(name: str) -> bool:
 
 def _table_exists(name: str) -> bool:
     return subprocess.run(["nft", "list", "table", "ip", name], capture_output=True).returncode == 0
+
+
+def _dns_ip_local(net: NodeNet) -> bool:
+    route = subprocess.run(["ip", "route", "get", net.cluster_dns], capture_output=True, text=True).stdout
+    return route.startswith("local ")
 
 
 def _alive(pid: int) -> bool:
@@ -89,7 +94,8 @@ def test_killall_stops_only_its_own_installation(two_nodes: tuple[tuple[Minik, N
         assert containerd_a and containerd_b
         env = dict(os.environ, MINIK_DATA_DIR=a.data_dir, MINIK_RUN_DIR=os.path.join(a.root, "run"),
                    MINIK_BRIDGE_NAME=net_a.bridge, MINIK_NFT_TABLE=net_a.nft_table,
-                   MINIK_ENV_FILE="/nonexistent")
+                   MINIK_DNS_INTERFACE=net_a.dns_interface, MINIK_ENV_FILE="/nonexistent")
+        assert _dns_ip_local(net_a) and _dns_ip_local(net_b)
         r = subprocess.run(["bash", KILLALL], env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         assert a.proc is not None and a.proc.wait(timeout=30) is not None
@@ -102,6 +108,7 @@ def test_killall_stops_only_its_own_installation(two_nodes: tuple[tuple[Minik, N
         assert _alive(containerd_b) and _alive(pods[b.root][1])
         assert _link_exists(net_b.bridge) and _table_exists(net_b.nft_table)
         assert _link_exists(foreign) and _link_exists(peer)
+        assert not _dns_ip_local(net_a) and _dns_ip_local(net_b)    # only A's cluster DNS IP went
         wait_node_ready(b, net_b.node_name)
         ns_b = pods[b.root][0]
         assert ns_b.exec("sleeper", "echo", "still-here").stdout.strip() == "still-here"

@@ -79,6 +79,9 @@ def test_default_deny_then_allow_by_label_reopens_exactly_that_path(node_minik: 
     settle(lambda: not reach(ns, "client", ips["web"]))
     assert not reach(ns, "other", ips["web"])
     assert not reach(ns, "web", ips["client"])
+    _, _, metrics = node_minik.raw("GET", "/metrics")
+    isolated = [ln for ln in metrics.decode().splitlines() if ln.startswith("minik_netpol_isolated_pods ")]
+    assert isolated and int(isolated[0].split()[1]) >= 3, isolated
     # The node always reaches its pods (kubelet probes; Kubernetes exempts the pod's node).
     assert http_get(f"http://{ips['web']}:8080/", timeout=5).strip() == "web"
 

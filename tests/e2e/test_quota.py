@@ -12,6 +12,7 @@ quota and limits are admission, the pods need no node).
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 
 import pytest
@@ -130,3 +131,17 @@ def test_server_dry_run_then_create_under_a_full_quota(minik: Minik) -> None:
     _apply(minik, ns, _pod("p"))
     r = _apply(minik, ns, _pod("q"), check=False)
     assert r.returncode != 0 and "exceeded quota: one" in r.stderr   # type: ignore[attr-defined]
+
+
+def test_disable_local_storage_leaves_no_default_class(fresh_minik: Minik) -> None:
+    """k3s's `--disable local-storage`: no `local-path` class; claims without a class stay classless."""
+    fresh_minik.stop()
+    fresh_minik.extra.extend(["--disable", "local-storage"])
+    shutil.rmtree(fresh_minik.data_dir)
+    fresh_minik.start()
+    assert "local-path" not in fresh_minik.kubectl("get", "storageclass").stdout
+    ns = _ns(fresh_minik, "nols")
+    fresh_minik.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "c"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+    claim = json.loads(fresh_minik.kubectl("-n", ns, "get", "pvc", "c", "-o", "json").stdout)
+    assert "storageClassName" not in claim["spec"]

@@ -453,12 +453,22 @@ def test_udp_flow_follows_its_endpoint_when_it_moves(svc_node: tuple[Minik, Node
             except (ConnectionRefusedError, PermissionError, TimeoutError, socket.timeout):
                 return b""
 
-        eventually(lambda: answer() == b"1:ping", timeout=15, interval=0.1)
+        def diag() -> str:
+            ct = subprocess.run(["grep", str(ports[0]), "/proc/net/nf_conntrack"], capture_output=True, text=True).stdout
+            return f"table:\n{_table(_net)[-3000:]}\nconntrack:\n{ct}\nlog:\n{ns.m.log_tail(20)}"
+
+        try:
+            eventually(lambda: answer() == b"1:ping", timeout=15, interval=0.1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answer {answer()!r}\n{diag()}") from None
         code, body = ns.m.raw_json("PATCH", f"{slice_path}/udp-echo-1",
                                    {"ports": [{"name": "u", "port": ports[1], "protocol": "UDP"}]},
                                    content_type="application/merge-patch+json")
         assert code == 200, body
-        eventually(lambda: answer() == b"2:ping", timeout=15, interval=0.1)
+        try:
+            eventually(lambda: answer() == b"2:ping", timeout=15, interval=0.1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answer {answer()!r}\n{diag()}") from None
     finally:
         stop.set()
         client.close()

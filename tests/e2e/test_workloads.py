@@ -56,6 +56,28 @@ def headless(name: str) -> Obj:
             "spec": {"clusterIP": "None", "selector": {"app": name}, "ports": [{"port": 80, "name": "web"}]}}
 
 
+# ---- idle: first in the module, before any CronJob ticks --------------------------------------------
+
+def test_idle_workloads_write_nothing(node_minik: Minik) -> None:
+    from tests.e2e.test_idle import db_files, settled, written_since
+    ns = Ns.make(node_minik, "quiet")
+    ns.create(headless("q"), sts("q", 2, podManagementPolicy="Parallel"),
+              {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "qd"},
+               "spec": {"selector": {"matchLabels": {"app": "qd"}},
+                        "template": {"metadata": {"labels": {"app": "qd"}},
+                                     "spec": {"terminationGracePeriodSeconds": 1, "containers": [bb("c", "exec sleep 3600")]}}}},
+              job("qj", "true", completions=2, parallelism=2),
+              cronjob("qc", schedule="0 3 1 1 *"))
+    ns.kubectl("rollout", "status", "sts/q", "--timeout=120s")
+    ns.kubectl("rollout", "status", "ds/qd", "--timeout=120s")
+    ns.kubectl("wait", "--for=condition=complete", "job/qj", "--timeout=120s", timeout=140)
+    rev = settled(node_minik)
+    files = db_files(node_minik)
+    time.sleep(5)
+    assert db_files(node_minik) == files, written_since(node_minik, rev)
+    ns.kubectl("delete", "namespace", ns.name, "--wait=false")
+
+
 # ---- StatefulSet ----------------------------------------------------------------------------------
 
 def test_statefulset_ordered_identity_partition_and_rollout(node_minik: Minik) -> None:
@@ -110,31 +132,41 @@ def test_statefulset_ordered_identity_partition_and_rollout(node_minik: Minik) -
 
 
 def test_statefulset_claims(node_minik: Minik) -> None:
+    """The issue's acceptance: web-0..2 each with its own bound claim; data written in web-2
+    survives deleting the pod and scaling 3 → 2 → 4 (web-2 gets its old volume back)."""
     ns = Ns.make(node_minik, "stsv")
-    manifest = sts("data", 2, "echo hi > /data/f; exec sleep 3600",
+    manifest = sts("web", 3, "exec sleep 3600",
                    volumeClaimTemplates=[{"metadata": {"name": "www"}, "spec": {
                        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Mi"}}}}])
     manifest["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [{"name": "www", "mountPath": "/data"}]
-    ns.create(headless("data"), manifest)   # the mount names a claim template: accepted
-    assert eventually(lambda: [c["metadata"]["name"] for c in items(ns, "pvc")] == ["www-data-0"], timeout=30)
-    web0 = ns.get("data-0") or {}
-    assert {"name": "www", "persistentVolumeClaim": {"claimName": "www-data-0"}} in web0["spec"]["volumes"]
+    ns.create(headless("web"), manifest)   # the mount names a claim template: accepted
+    assert eventually(lambda: [c["metadata"]["name"] for c in items(ns, "pvc")][:1] == ["www-web-0"], timeout=30)
+    web0 = ns.get("web-0") or {}
+    assert {"name": "www", "persistentVolumeClaim": {"claimName": "www-web-0"}} in web0["spec"]["volumes"]
     if get(ns, "storageclass", "local-path") is None:
         pytest.skip("no local-path provisioner in this build: claims are created but cannot bind")
-    ns.kubectl("rollout", "status", "sts/data", "--timeout=120s")
-    assert sorted(c["metadata"]["name"] for c in items(ns, "pvc")) == ["www-data-0", "www-data-1"]
+    ns.kubectl("rollout", "status", "sts/web", "--timeout=180s", timeout=200)
+    assert sorted(c["metadata"]["name"] for c in items(ns, "pvc")) == ["www-web-0", "www-web-1", "www-web-2"]
     assert all(c["status"]["phase"] == "Bound" for c in items(ns, "pvc"))
-    # Data written in data-1 survives deleting the pod and scaling 2 → 1 → 2 (same claim back).
-    ns.exec("data-1", "sh", "-c", "echo kept > /data/mine")
-    ns.kubectl("delete", "pod", "data-1", "--wait=true", "--timeout=60s")
-    ns.kubectl("rollout", "status", "sts/data", "--timeout=120s")
-    assert eventually(lambda: ns.exec("data-1", "cat", "/data/mine", check=False).stdout == "kept\n", timeout=60)
-    ns.kubectl("scale", "sts/data", "--replicas=1")
-    assert eventually(lambda: [p["metadata"]["name"] for p in items(ns, "pods", "-l", "app=data")] == ["data-0"], timeout=60)
-    assert len(items(ns, "pvc")) == 2   # the claim of the removed ordinal stays
-    ns.kubectl("scale", "sts/data", "--replicas=2")
-    ns.kubectl("rollout", "status", "sts/data", "--timeout=120s")
-    assert eventually(lambda: ns.exec("data-1", "cat", "/data/mine", check=False).stdout == "kept\n", timeout=60)
+    volumes = {c["metadata"]["name"]: c["spec"]["volumeName"] for c in items(ns, "pvc")}
+    assert len(set(volumes.values())) == 3
+
+    def cat() -> str:
+        return str(ns.exec("web-2", "cat", "/data/mine", check=False).stdout)
+    ns.exec("web-2", "sh", "-c", "echo kept > /data/mine")
+    ns.kubectl("delete", "pod", "web-2", "--wait=true", "--timeout=60s")
+    ns.kubectl("rollout", "status", "sts/web", "--timeout=120s")
+    assert eventually(lambda: cat() == "kept\n", timeout=60)
+    ns.kubectl("scale", "sts/web", "--replicas=2")
+    assert eventually(lambda: sorted(p["metadata"]["name"] for p in items(ns, "pods", "-l", "app=web")) == ["web-0", "web-1"],
+                      timeout=60)
+    assert len(items(ns, "pvc")) == 3   # the claim of the removed ordinal stays
+    ns.kubectl("scale", "sts/web", "--replicas=4")
+    ns.kubectl("rollout", "status", "sts/web", "--timeout=180s", timeout=200)
+    assert eventually(lambda: cat() == "kept\n", timeout=60)
+    claims = {c["metadata"]["name"]: c["spec"].get("volumeName") for c in items(ns, "pvc")}
+    assert sorted(claims) == ["www-web-0", "www-web-1", "www-web-2", "www-web-3"]
+    assert claims["www-web-2"] == volumes["www-web-2"]
 
 
 # ---- DaemonSet ------------------------------------------------------------------------------------

@@ -176,6 +176,9 @@ async def test_other_opcodes_and_classes(dns_server: Running) -> None:
     q.set_opcode(dns.opcode.NOTIFY)
     r = await dns.asyncquery.udp(q, "127.0.0.1", port=dns_server.port, timeout=5)
     assert r.rcode() == dns.rcode.NOTIMP
+    q = dns.message.make_query("web.default.svc." + D, "A", use_edns=1)
+    r = await dns.asyncquery.udp(q, "127.0.0.1", port=dns_server.port, timeout=5)
+    assert r.rcode() == dns.rcode.BADVERS and r.edns == 0
     q = dns.message.make_query("version.bind.", "TXT", rdclass="CH")
     r = await dns.asyncquery.udp(q, "127.0.0.1", port=dns_server.port, timeout=5)
     assert r.rcode() == dns.rcode.REFUSED

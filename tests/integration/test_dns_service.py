@@ -115,3 +115,12 @@ def test_slice_index_and_pod_ips() -> None:
     assert pod_ips(make_pod("p", ip="192.0.2.2", hostNetwork=True)) == ()
     assert pod_ips(make_pod("p")) == ()
     assert pod_ips(None) == ()
+
+
+def test_node_ips() -> None:
+    from minik.dns.service import node_ips
+    node = {"metadata": {"name": "n1"}, "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.2"},
+                                                                 {"type": "Hostname", "address": "n1"}]}}
+    assert node_ips(node) == ("192.0.2.2",)
+    assert node_ips({"metadata": {"name": "n1"}}) == ()
+    assert node_ips(None) == ()

@@ -8,6 +8,7 @@ still completes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import gc
 import socket
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from minik.client import Obj
+from minik.api.audit import REASON, find_malformed
+from minik.client import ClientError, Obj
 from minik.config import ServerConfig
 from minik.daemon import Server
 from minik.machinery.informer import Informer
@@ -196,8 +198,8 @@ async def test_namespace_deletion_completes_next_to_poison(server: Server) -> No
                                   "metadata": {"name": "bad-priority", "namespace": "doomed"},
                                   "spec": {"priority": "s", "schedulerName": "none",
                                            "containers": [{"name": "c", "image": "busybox"}]}})
-    # An object whose DELETE fails (finalizers: 1 breaks the API's delete path) keeps its own
-    # namespace Terminating but must not hold up any other namespace.
+    # `finalizers: 1` once made DELETE answer 500 and kept its namespace Terminating for good;
+    # such an object is deletable now, so "stuck" goes too (checked below).
     await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
                                         "metadata": {"name": "bad-fins", "namespace": "stuck", "finalizers": 1}})
     await srv.client.delete("namespaces", "", "stuck")
@@ -206,6 +208,10 @@ async def test_namespace_deletion_completes_next_to_poison(server: Server) -> No
     async def doomed_gone() -> bool:
         return await srv.client.get("namespaces", "", "doomed") is None
     await eventually(doomed_gone, what="namespace doomed deleted")
+
+    async def stuck_gone() -> bool:
+        return await srv.client.get("namespaces", "", "stuck") is None
+    await eventually(stuck_gone, what="namespace stuck (holding a finalizers: 1 object) deleted")
     # And a namespace created and deleted afterwards goes too.
     await srv.client.create("namespaces", "", {"metadata": {"name": "after"}})
 
@@ -257,3 +263,149 @@ async def test_deployment_releases_replicasets_that_stop_matching(server: Server
         return cur is not None and not any(ref.get("uid") == d["metadata"]["uid"]
                                            for ref in cur["metadata"].get("ownerReferences") or [])
     await eventually(released, what="the ReplicaSet released")
+
+
+POISON: list[tuple[str, Obj]] = [
+    ("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad-priority", "namespace": NS},
+              "spec": {"priority": "s", "schedulerName": "none", "containers": [{"name": "c", "image": "busybox"}]}}),
+    ("configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad-refs", "namespace": NS, "ownerReferences": 1}}),
+    ("configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad-fins", "namespace": NS, "finalizers": 1}}),
+    ("configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad-data", "namespace": NS},
+                    "data": {"n": 1, "f": 1.5}}),
+]
+
+
+async def test_the_api_refuses_poison_and_deletes_stored_poison(server: Server) -> None:
+    srv = server
+    for resource, obj in POISON:
+        with pytest.raises(ClientError) as err:
+            await srv.client.create(resource, NS, dict(obj, metadata=dict(obj["metadata"], name="refused")))
+        assert err.value.code == 422, err.value.message
+    with pytest.raises(ClientError) as err:
+        await srv.client.create("pods", NS, POISON[0][1])
+    assert 'spec.priority: Invalid value: "string": spec.priority in body must be of type integer: "string"' in err.value.message
+    for resource, obj in POISON:
+        await write_raw(srv, resource, obj)
+    found = {(b.rt.plural, b.object["metadata"]["name"]): b for b in await find_malformed(srv.service)}
+    assert set(found) == {(r, o["metadata"]["name"]) for r, o in POISON}, found
+    assert found[("configmaps", "bad-refs")].causes[0].field == "metadata.ownerReferences"
+    # A patch that does not fix the bad field is refused too (the merged object is checked) …
+    with pytest.raises(ClientError) as err:
+        await srv.client.patch("configmaps", NS, "bad-data", {"metadata": {"labels": {"a": "b"}}})
+    assert err.value.code == 422
+    # … one that fixes it goes through, and every poison object can be deleted.
+    fixed = await srv.client.patch("configmaps", NS, "bad-data", {"data": {"n": "1", "f": "1.5"}})
+    assert fixed["data"] == {"n": "1", "f": "1.5"}
+    for resource, obj in POISON:
+        await srv.client.delete(resource, NS, obj["metadata"]["name"])
+        assert await srv.client.get(resource, NS, obj["metadata"]["name"]) is None, obj["metadata"]["name"]
+
+
+async def test_poison_in_the_database_is_reported_at_start(tmp_path: Path) -> None:
+    cfg = ServerConfig(data_dir=str(tmp_path / "data"), config_dir=str(tmp_path / "etc"), run_dir=str(tmp_path / "run"),
+                       bind_address="127.0.0.1", https_listen_port=_free_port(), advertise_address="127.0.0.1",
+                       disable_agent=True, node_name="house-test")
+    srv = Server(cfg)
+    await srv.start()
+    try:
+        for resource, obj in POISON:
+            await write_raw(srv, resource, obj)
+    finally:
+        await srv.stop()
+    srv = Server(dataclasses.replace(cfg, https_listen_port=_free_port()))
+    await srv.start()
+    try:
+        async def reported() -> bool:
+            events, _ = await srv.client.list("events", NS)
+            named = {e["involvedObject"]["name"] for e in events if e["reason"] == REASON and e["type"] == "Warning"}
+            return named == {o["metadata"]["name"] for _, o in POISON}
+        await eventually(reported, what="a MalformedObject event for each poison object")
+        events, _ = await srv.client.list("events", NS)
+        prio = next(e for e in events if e["reason"] == REASON and e["involvedObject"]["name"] == "bad-priority")
+        assert "spec.priority" in prio["message"]
+        # And the server works around them: a pod is scheduled next to the poison pod.
+        await add_ready_node(srv)
+        await srv.client.create("pods", NS, make_pod("fine"))
+
+        async def bound() -> bool:
+            p = await srv.client.get("pods", NS, "fine")
+            return bool(p and p["spec"].get("nodeName") == "n1")
+        await eventually(bound, what="a good pod bound next to poison")
+    finally:
+        await srv.stop()
+
+
+async def test_deployment_and_endpoints_controllers_survive_poison(server: Server) -> None:
+    srv = server
+    await write_raw(srv, "apps/deployments", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "metadata": {"name": "bad-replicas", "namespace": NS},
+                                              "spec": {"replicas": "x", "selector": {"matchLabels": {"app": "bad"}}, "template": 1}})
+    await write_raw(srv, "apps/deployments", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                              "metadata": {"name": "bad-spec", "namespace": NS}, "spec": [1]})
+    await write_raw(srv, "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad-ports", "namespace": NS},
+                                      "spec": {"selector": 1, "ports": 1}})
+    await write_raw(srv, "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad-port-items", "namespace": NS},
+                                      "spec": {"selector": {"app": "web"}, "ports": [1, {"port": "x"}]}})
+    await srv.client.create("apps/deployments", NS, make_deployment("web", replicas=2))
+    await srv.client.create("services", NS, {"metadata": {"name": "web"},
+                                             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+
+    async def two_pods() -> bool:
+        items, _ = await srv.client.list("pods", NS)
+        return len([p for p in items if p["metadata"]["name"].startswith("web-")]) == 2
+    await eventually(two_pods, what="the good Deployment's 2 pods")
+
+    async def endpoints() -> bool:
+        return await srv.client.get("endpoints", NS, "web") is not None
+    await eventually(endpoints, what="Endpoints of the good Service")
+    found = {b.object["metadata"]["name"] for b in await find_malformed(srv.service)}
+    assert {"bad-replicas", "bad-spec", "bad-ports", "bad-port-items"} <= found
+
+
+async def test_selector_lists_work_next_to_malformed_labels(server: Server) -> None:
+    srv = server
+    await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad-labels", "namespace": NS, "labels": 1}})
+    await write_raw(srv, "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "bad-label-value", "namespace": NS, "labels": {"app": [1], "n": {}}}})
+    good = make_configmap("good")
+    good["metadata"]["labels"] = {"app": "x", "n": "5"}
+    await srv.client.create("configmaps", NS, good)
+    for selector, want in (("app=x", {"good"}), ("app in (x,y)", {"good"}), ("n>3", {"good"}),
+                           ("!app", {"bad-labels", "kube-root-ca.crt"}), ("app!=y", {"good", "bad-labels", "bad-label-value", "kube-root-ca.crt"})):
+        items, _ = await srv.client.list("configmaps", NS, label_selector=selector)
+        assert {i["metadata"]["name"] for i in items} - {"kube-root-ca.crt"} == want - {"kube-root-ca.crt"}, selector
+
+
+async def test_custom_resources_with_wrong_types_are_refused(server: Server) -> None:
+    srv = server
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                            "replicas": {"type": "integer"}, "size": {"x-kubernetes-int-or-string": True},
+                            "items": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}}}}}}}]}}
+    await srv.client.create("apiextensions.k8s.io/customresourcedefinitions", "", crd)
+
+    async def served() -> bool:
+        try:
+            await srv.client.list("example.com/widgets", NS)
+            return True
+        except (ClientError, KeyError, LookupError, ValueError):
+            return False
+    await eventually(served, what="the Widget resource served")
+    base = {"apiVersion": "example.com/v1", "kind": "Widget"}
+    bad = [{"spec": 1}, {"spec": {"replicas": "x"}}, {"spec": {"items": 1}}, {"spec": {"items": [1]}},
+           {"spec": {"size": [1]}}, {"spec": {"replicas": float("inf")}}]
+    for i, extra in enumerate(bad):
+        with pytest.raises(ClientError) as err:
+            await srv.client.create("example.com/widgets", NS, {**base, "metadata": {"name": f"w{i}"}, **extra})
+        assert err.value.code == 422, (extra, err.value.message)
+    with pytest.raises(ClientError) as err:
+        await srv.client.create("example.com/widgets", NS, {**base, "metadata": {"name": "m", "ownerReferences": 1}})
+    assert err.value.code == 422 and "metadata.ownerReferences" in err.value.message
+    ok = await srv.client.create("example.com/widgets", NS, {**base, "metadata": {"name": "ok"}, "spec": {"replicas": 1, "size": "1Gi"}})
+    with pytest.raises(ClientError) as err:
+        await srv.client.patch("example.com/widgets", NS, "ok", {"metadata": 1})
+    assert err.value.code == 422
+    assert ok["spec"] == {"replicas": 1, "size": "1Gi"}

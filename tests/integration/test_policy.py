@@ -230,3 +230,14 @@ async def test_create_delete_create_within_a_tight_quota(env: Env) -> None:
     for _ in range(3):
         await env.client.create("pods", NS, body)
         await env.client.delete("pods", NS, "again")
+
+
+async def test_service_turning_nodeport_counts_against_quota(env: Env) -> None:
+    from minik.client import ClientError
+    await env.client.create("resourcequotas", NS, {"metadata": {"name": "np"}, "spec": {"hard": {"services.nodeports": "1"}}})
+    await env.client.create("services", NS, {"metadata": {"name": "a"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}})
+    await env.client.create("services", NS, {"metadata": {"name": "b"}, "spec": {"ports": [{"port": 80}]}})
+    with pytest.raises(ClientError) as e:
+        await env.client.patch("services", NS, "b", {"spec": {"type": "NodePort"}})
+    assert e.value.code == 403 and "exceeded quota: np, requested: services.nodeports=1, used: services.nodeports=1" in e.value.message
+    await env.client.patch("services", NS, "b", {"metadata": {"labels": {"x": "y"}}})     # adds nothing: fine

@@ -141,6 +141,13 @@ async def test_static_volumes_bind_by_class_size_and_modes(env: Env) -> None:
         "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": "/tmp/shared"}}})
     await eventually(lambda: _eq(env.phase(PVCS, "rwx"), "Bound"), what="rwx Bound")
     assert (await env.pvc("rwx"))["spec"]["volumeName"] == "shared"
+    # pv-protection: a Bound volume being deleted stays (Terminating) until its claim lets go.
+    await env.client.delete(PVS, "", "shared")
+    await asyncio.sleep(0.3)
+    shared = await env.client.get(PVS, "", "shared")
+    assert shared is not None and shared["metadata"].get("deletionTimestamp")
+    await env.client.delete(PVCS, NS, "rwx")
+    await eventually(lambda: _eq(env.phase(PVS, "shared"), "<gone>"), what="shared volume gone once released")
     # Retain: deleting the claim leaves the volume Released.
     await env.client.delete(PVCS, NS, "c1")
     await eventually(lambda: _eq(env.phase(PVS, "small"), "Released"), what="small Released")
@@ -151,7 +158,8 @@ async def test_missing_class_stays_pending_with_event(env: Env) -> None:
     await env.claim("classless", "1Gi", "")
     await eventually(lambda: _has_event(env, "classless", "FailedBinding"), what="FailedBinding")
     assert ("FailedBinding", "no persistent volumes available for this claim and no storage class is set") in await env.events("classless")
-    await env.claim("lost", "1Gi", "nope")
+    created = await env.claim("lost", "1Gi", "nope")
+    assert created["status"] == {"phase": "Pending"}         # from the create on, as kube's registry
     await eventually(lambda: _has_event(env, "lost", "ProvisioningFailed"), what="ProvisioningFailed")
     assert ("ProvisioningFailed", 'storageclass.storage.k8s.io "nope" not found') in await env.events("lost")
     assert await env.phase(PVCS, "lost") == "Pending"
@@ -265,3 +273,35 @@ async def test_shared_access_is_refused_by_local_path(env: Env) -> None:
     assert ("ProvisioningFailed", 'failed to provision volume with StorageClass "now": NodePath only supports ReadWriteOnce '
             "and ReadWriteOncePod access modes, not ReadWriteMany") in await env.events("shared")
     assert await env.phase(PVCS, "shared") == "Pending"
+
+
+async def test_default_class_is_given_retroactively(env: Env) -> None:
+    await env.claim("early")                       # no default class yet: stays classless
+    await eventually(lambda: _has_event(env, "early", "FailedBinding"), what="FailedBinding")
+    assert "storageClassName" not in (await env.pvc("early"))["spec"]
+    await env.claim("explicit-none", cls="")       # "" means no class, for good
+    await env.storage_class("local-path", mode="Immediate", default=True)
+
+    async def cls() -> str:
+        return str((await env.pvc("early"))["spec"].get("storageClassName") or "")
+    await eventually(lambda: _eq(cls(), "local-path"), what="default class given")
+    await eventually(lambda: _eq(env.phase(PVCS, "early"), "Bound"), what="early Bound")
+    assert (await env.pvc("explicit-none"))["spec"]["storageClassName"] == ""
+
+
+async def test_user_deleted_local_volume_goes_with_its_directory_once_released(env: Env) -> None:
+    await env.storage_class("now", mode="Immediate")
+    await env.claim("doomed", "10Mi", "now")
+    await eventually(lambda: _eq(env.phase(PVCS, "doomed"), "Bound"), what="doomed Bound")
+    pvc = await env.pvc("doomed")
+    vol, path = pvc["spec"]["volumeName"], str(env.storage / f"pvc-{pvc['metadata']['uid']}_{NS}_doomed")
+    await env.client.delete(PVS, "", vol)
+    await asyncio.sleep(0.3)
+    assert await env.phase(PVS, vol) == "Bound" and os.path.isdir(path)     # pv-protection: still bound
+    await env.client.delete(PVCS, NS, "doomed")
+    await eventually(lambda: _eq(env.phase(PVS, vol), "<gone>"), what="volume gone")
+    await eventually(lambda: _false(os.path.exists(path)), what="directory removed")
+
+
+async def _false(v: bool) -> bool:
+    return not v

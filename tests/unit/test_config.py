@@ -39,6 +39,19 @@ def test_node_name_defaults_to_the_hostname() -> None:
     assert agent_config(ServerConfig()).node_name == socket.gethostname().lower()
 
 
+def test_service_node_port_range_flag() -> None:
+    import argparse
+
+    from minik.cli.main import _server_parser, build_server_config
+    parser = argparse.ArgumentParser()
+    _server_parser(parser.add_subparsers(dest="command"))
+    cfg = build_server_config(parser.parse_args(["server", "--service-node-port-range", "31000-31009"]))
+    assert cfg.service_node_port_range == "31000-31009"
+    assert build_server_config(parser.parse_args(["server"])).service_node_port_range == "30000-32767"
+    with pytest.raises(SystemExit):
+        build_server_config(parser.parse_args(["server", "--service-node-port-range", "32767-30000"]))
+
+
 def test_local_storage_path_flag_and_default() -> None:
     import argparse
 

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 
 from minik.api.patch.values import JSON, deep_copy, json_type
 from minik.apis import errors
+from minik.apis.size import encoded_size
 
 _OPS = ("add", "remove", "replace", "move", "copy", "test")
 # kube-apiserver refuses longer operation lists (maxJSONPatchOperations); the same bound keeps a
 # single request from pinning the event loop.
 MAX_OPERATIONS = 10000
+# Bytes that `copy` operations may produce in one patch, all together (kube-apiserver sets the
+# same kind of accumulated-copy limit): 20 copies of a path onto itself double the object 20
+# times, from a 3 KB body.
+MAX_COPY_BYTES = 3 * 1024 * 1024
 
 
 class JsonPatchFailed(errors.ApiError):
@@ -46,9 +51,16 @@ def json_patch(target: JSON, ops: JSON) -> JSON:
     """Apply the operations in order to a copy of `target` and return it."""
     decoded = _decode(ops)
     doc = deep_copy(target)
+    copied = 0
     for op in decoded:
+        if op.op == "copy":
+            copied += encoded_size(_get(doc, op.from_path, op), MAX_COPY_BYTES - copied + 1)
+            if copied > MAX_COPY_BYTES:
+                raise errors.RequestEntityTooLarge(
+                    f"Unable to apply the JSON patch: copy operations would exceed the maximum accumulated size of {MAX_COPY_BYTES} bytes")
         doc = _apply(doc, op)
     return doc
+
 
 
 # ---- decoding (400) --------------------------------------------------------------------------

@@ -78,7 +78,10 @@ def _merge_map(types: TypeInfo, original: dict[str, JSON], patch: dict[str, JSON
             if not isinstance(value, list):
                 raise errors.BadRequest(f"{key} at {where or '<root>'} must be a list, got {json_type(value)}")
             if isinstance(current, list):
-                original[name] = [v for v in current if v not in value]
+                # A set of canonical forms: linear, where `v not in value` was quadratic (20,000
+                # finalizers against 20,000 deletions took seconds of the event loop).
+                gone = {_hashable(v) for v in value}
+                original[name] = [v for v in current if _hashable(v) not in gone]
 
     for key, value in patch.items():
         if key.startswith("$"):

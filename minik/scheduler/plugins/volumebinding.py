@@ -2,7 +2,8 @@
 
 For each claim the pod names (kube-scheduler's VolumeBinding filter):
 - missing → `persistentvolumeclaim "x" not found`; being deleted → `persistentvolumeclaim "x"
-  is being deleted`;
+  is being deleted`; a ReadWriteOncePod claim another pod already uses → VolumeRestrictions'
+  conflict;
 - bound → its volume's required node affinity must admit the node ("node(s) had volume node
   affinity conflict"), so a pod follows its local-path data to the node that holds it;
 - unbound with a `WaitForFirstConsumer` class → the node is fine when a matching Available
@@ -23,6 +24,7 @@ NOT_FOUND = 'persistentvolumeclaim "{}" not found'
 AFFINITY_CONFLICT = "node(s) had volume node affinity conflict"
 UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 NO_VOLUME = "node(s) didn't find available persistent volumes to bind"
+RWOP_CONFLICT = "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
 
 
 def _delayed(pvc: Obj, vols: VolumeLister) -> bool:
@@ -43,6 +45,8 @@ def filter(pod: Obj, node: Obj, state: ClusterState) -> str | None:
             return NOT_FOUND.format(name)
         if sto.meta(pvc).get("deletionTimestamp"):
             return f'persistentvolumeclaim "{name}" is being deleted'
+        if "ReadWriteOncePod" in sto.access_modes(pvc) and _claim_taken(pod, ns, name, state):
+            return RWOP_CONFLICT
         vol_name = (pvc.get("spec") or {}).get("volumeName") if isinstance(pvc.get("spec"), dict) else None
         if vol_name:
             pv = vols.volume(str(vol_name))
@@ -63,6 +67,21 @@ def filter(pod: Obj, node: Obj, state: ClusterState) -> str | None:
         if sc is None or not sc.get("provisioner") or sc.get("provisioner") == "kubernetes.io/no-provisioner":
             return NO_VOLUME
     return None
+
+
+def _claim_taken(pod: Obj, ns: str, claim: str, state: ClusterState) -> bool:
+    """Another unfinished pod on any node already uses this ReadWriteOncePod claim."""
+    uid = sto.meta(pod).get("uid")
+    for pods in state.pods_by_node.values():
+        for other in pods:
+            om = sto.meta(other)
+            if om.get("uid") == uid or om.get("namespace") != ns:
+                continue
+            if (other.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            if claim in sto.pod_claim_names(other):
+                return True
+    return False
 
 
 def unbound_delayed_claims(pod: Obj, vols: VolumeLister) -> list[Obj]:

@@ -114,6 +114,7 @@ async def test_enforcer_lifecycle(tmp_path: Path) -> None:
     await wait_for(lambda: "delete chain ip mk netpol-in-10-42-0-5" in runner.scripts[-1])
     assert "delete element ip mk netpol-ingress { 10.42.0.5 }" in runner.scripts[-1]
     assert enf.isolated_pods == 0
+    assert "minik_netpol_isolated_pods 0" in enf.metrics() and enf.syncs == len(runner.scripts)
     await sup.stop()
 
 

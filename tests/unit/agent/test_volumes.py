@@ -132,3 +132,15 @@ def test_container_mounts_subpath_readonly(tmp_path: Path) -> None:
         container_mounts({"volumeMounts": [{"name": "data", "mountPath": "/x", "subPath": "../up"}]}, vols, {})
     with pytest.raises(VolumeError, match="not defined"):
         container_mounts({"name": "c", "volumeMounts": [{"name": "nope", "mountPath": "/x"}]}, vols, {})
+
+
+def test_host_path_created_0755_under_umask_077(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        _check_host_path(str(tmp_path / "a" / "b" / "c"), "DirectoryOrCreate")
+        _check_host_path(str(tmp_path / "f" / "g" / "file"), "FileOrCreate")
+    finally:
+        os.umask(old)
+    for d in ("a", "a/b", "a/b/c", "f", "f/g"):
+        assert oct(os.stat(tmp_path / d).st_mode & 0o777) == "0o755", d
+    assert oct(os.stat(tmp_path / "f" / "g" / "file").st_mode & 0o777) == "0o644"

@@ -204,3 +204,62 @@ def test_finished_job_releases_remaining_finalizers() -> None:
           "conditions": [{"type": "Complete", "status": "True"}]}
     p = plan(job(status=st), [pod("z", "Failed", exit_code=1)], NOW)
     assert [x["metadata"]["uid"] for x in p.remove_finalizers] == ["z"] and p.status["uncountedTerminatedPods"] == {}
+
+
+@pytest.mark.parametrize("rules,completed,met", [
+    ([{"succeededIndexes": "0,2"}], "0", None),
+    ([{"succeededIndexes": "0,2"}], "0,2", 0),
+    ([{"succeededIndexes": "0-3", "succeededCount": 2}], "1,3", 0),
+    ([{"succeededCount": 3}], "0-1", None),
+    ([{"succeededCount": 1}, {"succeededCount": 3}], "4", 0),
+    ([{"succeededIndexes": "5"}, {"succeededCount": 2}], "1-2", 1),
+])
+def test_success_policy(rules: list[Obj], completed: str, met: int | None) -> None:
+    st = {"startTime": ts(NOW), "completedIndexes": completed, "uncountedTerminatedPods": {}}
+    j = job(status=st, completions=6, parallelism=2, completionMode="Indexed", successPolicy={"rules": rules})
+    p = plan(j, [pod("a", index=5)], NOW)
+    if met is None:
+        assert "SuccessCriteriaMet" not in conds(p)
+    else:
+        c = next(c for c in p.status["conditions"] if c["type"] == "SuccessCriteriaMet")
+        assert (c["reason"], c["message"]) == ("SuccessPolicy", f"Matched rules at index {met}")
+        assert [x["metadata"]["uid"] for x in p.delete] == ["a"] and "Complete" not in conds(p)
+        # The pod stopped for the success is not a failure; then the Job is Complete.
+        after = plan(job(status=p.status, completions=6, parallelism=2, completionMode="Indexed", successPolicy={"rules": rules}),
+                     [pod("a", deleting=True, index=5)], NOW)
+        assert "failed" not in after.status and after.status["uncountedTerminatedPods"] == {}
+        done = plan(job(status=after.status, completions=6, parallelism=2, completionMode="Indexed",
+                        successPolicy={"rules": rules}), [], NOW)
+        assert conds(done)["Complete"] == "SuccessPolicy" and done.status["completionTime"]
+
+
+def indexed_failing(i: int, uid: str, failures: int, fin: bool = True) -> Obj:
+    p = pod(uid, "Failed", fin=fin, index=i, exit_code=1, finished=NOW - dt.timedelta(hours=1))
+    p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"] = str(failures)
+    return p
+
+
+def test_backoff_limit_per_index() -> None:
+    spec = {"completions": 3, "parallelism": 3, "completionMode": "Indexed", "backoffLimit": 2147483647,
+            "backoffLimitPerIndex": 1}
+    st = {"startTime": ts(NOW), "completedIndexes": "0", "failedIndexes": "", "uncountedTerminatedPods": {}}
+    # Index 1 fails for the first time: recreated with failure count 1; index 2 runs.
+    p = plan(job(status=st, **spec), [indexed_failing(1, "a", 0, fin=False), pod("b", index=2)], NOW)
+    assert p.create == (1,) and dict(p.index_failures) == {1: 1} and p.status["failedIndexes"] == ""
+    created = pod_for(job(**spec), 1, 1)
+    assert created["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"] == "1"
+    # Its second failure exceeds the per-index limit: index 1 fails for good, not recreated.
+    p = plan(job(status=st, **spec), [indexed_failing(1, "a", 0, fin=False), indexed_failing(1, "c", 1), pod("b", index=2)], NOW)
+    assert p.status["failedIndexes"] == "1" and p.create == () and "FailureTarget" not in conds(p)
+    # Index 2 succeeds: every index is done, one failed → the Job fails with FailedIndexes.
+    st2 = {**p.status, "completedIndexes": "0,2", "uncountedTerminatedPods": {}, "failed": 2}
+    p = plan(job(status=st2, **spec), [indexed_failing(1, "a", 0, fin=False), indexed_failing(1, "c", 1, fin=False)], NOW)
+    assert conds(p) == {"FailureTarget": "FailedIndexes", "Failed": "FailedIndexes"}
+
+
+def test_max_failed_indexes() -> None:
+    spec = {"completions": 4, "parallelism": 4, "completionMode": "Indexed", "backoffLimit": 2147483647,
+            "backoffLimitPerIndex": 0, "maxFailedIndexes": 0}
+    st = {"startTime": ts(NOW), "failedIndexes": "", "uncountedTerminatedPods": {}}
+    p = plan(job(status=st, **spec), [indexed_failing(0, "a", 0), pod("b", index=1)], NOW)
+    assert conds(p) == {"FailureTarget": "MaxFailedIndexesExceeded"} and [x["metadata"]["uid"] for x in p.delete] == ["b"]

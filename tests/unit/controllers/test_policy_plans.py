@@ -129,9 +129,12 @@ def test_usage_of_services_claims_and_counts() -> None:
 
 
 def test_exceeded_and_missing_compute() -> None:
-    q = Quantity.parse
-    assert exceeded({"pods": q(2)}, {"pods": q(2)}, {"pods": q(1)}) == ["pods"]
-    assert exceeded({"pods": q(3)}, {"pods": q(2)}, {"pods": q(1)}) == []
+    def q(v: str) -> int:
+        return rq.nanos(Quantity.parse(v))
+    assert exceeded({"pods": q("2")}, {"pods": q("2")}, {"pods": q("1")}) == ["pods"]
+    assert exceeded({"pods": q("3")}, {"pods": q("2")}, {"pods": q("1")}) == []
+    assert exceeded({"requests.cpu": q("1")}, {"requests.cpu": q("600m")}, {"requests.cpu": q("400m")}) == []
+    assert exceeded({"requests.cpu": q("1")}, {"requests.cpu": q("600m")}, {"requests.cpu": q("401m")}) == ["requests.cpu"]
     p = {"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}, {"name": "b"}]}}
     assert rq.missing_compute(p, ["requests.cpu", "limits.memory", "pods"]) == ["limits.memory for: a,b", "requests.cpu for: b"]
 

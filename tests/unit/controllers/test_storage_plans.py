@@ -141,6 +141,8 @@ def test_bound_claim_loses_its_volume() -> None:
     (pv("v", claim={"name": "c", "namespace": "ns", "uid": "u1"}, phase="Bound"), None, "Released"),
     (pv("v", claim={"name": "c", "namespace": "ns", "uid": "old"}, phase="Bound"), pvc(), "Released"),   # claim replaced
     (pv("v", claim={"name": "c", "namespace": "ns"}, phase=""), None, "Available"),                     # pre-bound, waiting
+    (dict(pv("v", claim={"name": "c", "namespace": "ns", "uid": "u1"}, phase="Bound"),
+          metadata={"name": "v", "deletionTimestamp": "2026-01-01T00:00:00Z"}), None, "Released"),   # being deleted too
 ])
 def test_volume_phases(volume: Obj, claim: Obj | None, phase: str) -> None:
     plan = pvbinder.plan_volume(volume, claim)
@@ -219,3 +221,12 @@ def test_local_path_refuses_what_a_directory_cannot_be() -> None:
     assert "ReadWriteMany" in localpath.unsupported(pvc(modes=("ReadWriteMany",)))
     assert localpath.unsupported(pvc(spec={"selector": {"matchLabels": {"a": "b"}}})) == "claim.Spec.Selector is not supported"
     assert "Block" in localpath.unsupported(pvc(spec={"volumeMode": "Block"}))
+
+
+def test_claim_naming_a_volume_that_does_not_fit() -> None:
+    claim = pvc(size="5Gi", spec={"volumeName": "v1"})
+    plan = pvbinder.plan_claim(claim, [pv("v1", size="1Gi")], None, None)
+    assert [(e.reason, e.message) for e in plan.events] == [("VolumeMismatch", 'Cannot bind to requested volume "v1": requested PV is too small')]
+    assert all(p.resource == "persistentvolumeclaims" for p in plan.patches)
+    fits = pvbinder.plan_claim(pvc(spec={"volumeName": "v1"}), [pv("v1")], None, None)
+    assert fits.patches[0].resource == "persistentvolumes" and fits.patches[0].body["spec"]["claimRef"]["name"] == "c"

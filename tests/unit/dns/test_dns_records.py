@@ -212,3 +212,31 @@ def test_dashed_round_trip(ip: str, label: str) -> None:
 @pytest.mark.parametrize("label", ["10-42-0", "a-b-c-d", "10-42-0-300", "web", "1-2-3-4-5-6-7-8-9"])
 def test_undashed_rejects(label: str) -> None:
     assert undashed(label) is None
+
+
+def test_node_names_answer_with_their_internal_ips() -> None:
+    z = zone()
+    g = z.generation
+    assert z.set_node("Node-1", ["192.0.2.2", "fd00::2"])
+    assert z.generation == g + 1
+    assert not z.set_node("node-1", ["fd00::2", "192.0.2.2"])
+    assert values(z.resolve("node-1.", T.A)) == ["192.0.2.2"]
+    assert values(z.resolve("node-1.", T.AAAA)) == ["fd00::2"]
+    assert values(z.resolve("node-1.", T.MX)) == []
+    assert z.resolve("node-2.", T.A) is None               # not a node: forwarded
+    assert values(z.resolve("2.2.0.192.in-addr.arpa.", T.PTR)) == ["node-1."]
+    assert z.set_node("node-1", [])
+    assert z.resolve("node-1.", T.A) is None
+    assert z.resolve("2.2.0.192.in-addr.arpa.", T.PTR) is None
+
+
+def test_an_existing_namespace_without_services_is_nodata() -> None:
+    z = zone()
+    assert z.resolve("empty-ns.svc." + D, T.A).rcode == NXDOMAIN  # type: ignore[union-attr]
+    assert z.set_namespace("empty-ns", True)
+    assert not z.set_namespace("empty-ns", True)
+    ans = z.resolve("empty-ns.svc." + D, T.A)
+    assert ans is not None and ans.rcode == NOERROR and not ans.answer
+    assert z.resolve("x.empty-ns.svc." + D, T.A).rcode == NXDOMAIN  # type: ignore[union-attr]
+    assert z.set_namespace("empty-ns", False)
+    assert z.resolve("empty-ns.svc." + D, T.A).rcode == NXDOMAIN  # type: ignore[union-attr]

@@ -42,11 +42,15 @@ def test_build_table(info: ServiceInfo, vips: dict[str, str], no_eps: dict[str, 
 def test_spread_masquerade_hairpin_and_dnat() -> None:
     rs = build([svc()], S)
     rules = rs.chains["svc-default/web/tcp/80"]
-    assert rules[0] == "ip daddr 10.43.0.20 tcp dport 80 ip saddr != 10.42.0.0/16 jump svc-mark"
-    assert rules[-1] == ("numgen random mod 2 vmap { 0 : goto svc-ep-default/web/tcp/80/10.42.0.5/8080, "
-                         "1 : goto svc-ep-default/web/tcp/80/10.42.0.6/8080 }")
+    assert rules == ("numgen random mod 2 == 0 goto svc-ep-default/web/tcp/80/10.42.0.5/8080",
+                     "goto svc-ep-default/web/tcp/80/10.42.0.6/8080")
     assert rs.chains["svc-ep-default/web/tcp/80/10.42.0.5/8080"] == (
-        "ip saddr 10.42.0.5 jump svc-mark", "meta l4proto tcp dnat to 10.42.0.5:8080")
+        "ip saddr 10.42.0.5 jump svc-mark",                                            # hairpin
+        "ip daddr 10.43.0.20 tcp dport 80 ip saddr != 10.42.0.0/16 jump svc-mark",     # from outside
+        "meta l4proto tcp dnat to 10.42.0.5:8080")
+    # An endpoint on a node address (the API server) is not masqueraded for outside clients.
+    api = build([svc(ports=(ServicePort("tcp", 443, 0, (Endpoint("192.0.2.2", 6443),)),))], S)
+    assert api.chains["svc-ep-default/web/tcp/443/192.0.2.2/6443"] == ("meta l4proto tcp dnat to 192.0.2.2:6443",)
 
 
 def test_named_target_ports_differ_per_endpoint_and_protocols() -> None:
@@ -111,6 +115,16 @@ def test_skeleton_safety_rules() -> None:
     assert "add rule ip minik svc-filter-forward jump svc-ips-check" in text
     assert "add chain ip minik svc-filter-output-post { type filter hook output priority -90; policy accept; }" in text
     assert "flush map" not in text        # keeps a previous run's elements until the first full sync
+    lines = text.splitlines()
+    # Masquerade only what leaves through a real interface (an endpoint on the node itself
+    # answers over lo, whose extra addresses must never become the source) …
+    assert lines.index('add rule ip minik svc-nat-postrouting oifname "lo" return') < \
+        lines.index("add rule ip minik svc-nat-postrouting masquerade")
+    # … and with the bridge known, only what goes to this instance's pods.
+    lines = render_skeleton(Settings("minik", "10.43.0.0/16", "10.42.0.0/16", bridge="minik0")).splitlines()
+    clear = "add rule ip minik svc-nat-postrouting meta mark set meta mark & 0xffffbfff"
+    assert lines.index('add rule ip minik svc-nat-postrouting oifname != "minik0" return') < \
+        lines.index(clear) < lines.index("add rule ip minik svc-nat-postrouting masquerade")
 
 
 def test_full_render_deletes_stale_chains_only() -> None:
@@ -169,3 +183,13 @@ def test_stale_udp_flows() -> None:
     # Service deleted: flows to all its endpoints go.
     assert stale_udp_flows(dns(A), None) == [StaleFlow("10.43.0.53", 53, "10.42.0.5", 8080),
                                              StaleFlow("", 30053, "10.42.0.5", 8080)]
+
+
+def test_spread_is_uniform_rules_then_one_vmap_for_many_endpoints() -> None:
+    three = build([svc(ports=(ServicePort("tcp", 80, 0, tuple(Endpoint(f"10.42.0.{i}", 80) for i in range(1, 4))),))], S)
+    body = three.chains["svc-default/web/tcp/80"]
+    # P(first) = 1/3, P(second) = 2/3 * 1/2, P(third) = the rest: uniform.
+    assert [r.rsplit("goto ", 1)[0].strip() for r in body] == ["numgen random mod 3 == 0", "numgen random mod 2 == 0", ""]
+    many = build([svc(ports=(ServicePort("tcp", 80, 0, tuple(Endpoint(f"10.42.0.{i}", 80) for i in range(1, 21))),))], S)
+    body = many.chains["svc-default/web/tcp/80"]
+    assert len(body) == 1 and body[0].startswith("numgen random mod 20 vmap { 0 : goto ")

@@ -83,3 +83,14 @@ def test_wait_for_first_consumer() -> None:
     assert run([claim("data", cls="local")], [volume("v", "b", cls="local")], "a") == vb.NO_VOLUME
     assert [c["metadata"]["name"] for c in vb.unbound_delayed_claims(POD, Vols([claim("data")], [], [WFFC]))] == ["data"]
     assert vb.unbound_delayed_claims(POD, Vols([claim("data", volume="v")], [], [WFFC])) == []
+
+
+def test_read_write_once_pod_claim_is_one_pods_only() -> None:
+    c = claim("data", volume="pv1")
+    c["spec"]["accessModes"] = ["ReadWriteOncePod"]
+    vols = Vols([c], [volume("pv1", "a")], [WFFC])
+    holder = {"metadata": {"name": "h", "namespace": "ns", "uid": "h1"}, "spec": POD["spec"], "status": {"phase": "Running"}}
+    busy = ClusterState(pods_by_node={"a": [holder]}, volumes=vols)
+    assert vb.filter(POD, node("a"), busy) == vb.RWOP_CONFLICT
+    done = dict(holder, status={"phase": "Succeeded"})
+    assert vb.filter(POD, node("a"), ClusterState(pods_by_node={"a": [done]}, volumes=vols)) is None

@@ -172,3 +172,38 @@ async def test_readers_see_only_committed_writes(
     assert store.get("pods", "default", "a") is created and store.revision == 1
     assert (await take(watch, 1))[0].object is created
     watch.close()
+
+
+async def test_fan_out_wakes_waiting_watchers_in_slices_and_next_times_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Hundreds of waiting watchers are woken a slice per loop iteration (so requests get the loop
+    in between), every one still gets the event; `next(timeout)` returns None on timeout."""
+    import asyncio
+
+    from minik.store.store import Store
+    from minik.store.watch import WAKE_SLICE
+
+    store = Store(str(tmp_path / "db" / "state.db"))
+    await store.start()
+    try:
+        watches = [store.watch("configmaps") for _ in range(10 * WAKE_SLICE)]
+        assert await watches[0].next(0.01) is None
+        woken: list[int] = []
+
+        async def wait(i: int) -> None:
+            ev = await watches[i].next(30)
+            assert ev is not None and ev.name == "a"
+            woken.append(i)
+
+        tasks = [asyncio.create_task(wait(i)) for i in range(len(watches))]
+        await asyncio.sleep(0)
+        await store.create("configmaps", {"metadata": {"name": "a", "namespace": "ns"}})
+        # Right after the commit is published, at most one slice has run.
+        assert len(woken) <= WAKE_SLICE
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        assert sorted(woken) == list(range(len(watches)))
+        assert store.stats()["watchers"] == len(watches)
+        for w in watches:
+            w.close()
+        assert store.stats()["watchers"] == 0
+    finally:
+        await store.close()

@@ -109,3 +109,16 @@ def test_failed_patch_leaves_input_alone() -> None:
     with pytest.raises(JsonPatchFailed):
         json_patch(DOC, [{"op": "remove", "path": "/spec/replicas"}, {"op": "test", "path": "/spec/replicas", "value": 1}])
     assert DOC == before
+
+
+def test_copy_amplification_is_bounded_by_bytes_produced() -> None:
+    from minik.api.patch.jsonpatch import MAX_COPY_BYTES
+    from minik.apis import errors as api_errors
+    doc = {"metadata": {"name": "x", "annotations": {"a": "y" * 1000}}}
+    ops = [{"op": "copy", "from": "/metadata/annotations", "path": f"/metadata/annotations/{i}"} for i in range(30)]
+    with pytest.raises(api_errors.RequestEntityTooLarge) as err:
+        json_patch(doc, ops)
+    assert str(MAX_COPY_BYTES) in err.value.message
+    # A few copies of a small value are fine.
+    out = json_patch(doc, ops[:3])
+    assert set(out["metadata"]["annotations"]) == {"a", "0", "1", "2"}
