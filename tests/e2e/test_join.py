@@ -379,3 +379,32 @@ def test_host_gw_backend_routes_pod_to_pod_across_nodes() -> None:
               "pod on a reaches pod on b over host-gw routes")
         routes = _sh("ip", "netns", "exec", a.netns, "ip", "route").stdout
         assert f"via {b.ip}" in routes and f"mkx{a.net.tag}" not in _sh("ip", "netns", "exec", a.netns, "ip", "link").stdout, routes
+
+
+def test_agent_restart_adopts_its_pods_and_server_restart_relinks() -> None:
+    with cluster(1) as c:
+        a = c.agents[0]
+        c.wait_ready(a.name)
+        c.kubectl("create", "-f", "-", input=json.dumps(_pod("keeper", a.name, "echo started; sleep 3600")))
+        def cid() -> str:
+            st = json.loads(c.kubectl("get", "pod", "keeper", "-o", "json").stdout)["status"]
+            return str(((st.get("containerStatuses") or [{}])[0]).get("containerID", "")) if st.get("phase") == "Running" else ""
+        first = _wait(cid, "keeper running", timeout=120)
+        # kill -9 the agent: containerd and the pod keep running; the restarted agent reuses its
+        # credentials (no second join) and adopts the container.
+        assert a.proc is not None
+        a.proc.kill()
+        a.proc.wait()
+        a.start(c.server, c.sup, c.token_file)
+        _wait(lambda: "adopt" in a.log_tail(200) or "1 in the runtime" in a.log_tail(200), "agent restarted and adopted", timeout=60,
+              detail=lambda: a.log_tail(40))
+        c.wait_ready(a.name)
+        assert cid() == first
+        # The server restarts: the agent's link comes back by itself; streams work again.
+        c.server.stop()
+        c.server.start(timeout=120)
+        c.wait_ready(a.name, timeout=120)
+        _wait(lambda: "started" in c.kubectl("logs", "keeper", check=False).stdout, "kubectl logs after the server restart",
+              timeout=60, detail=lambda: a.log_tail(30))
+        assert cid() == first
+        assert [n["metadata"]["name"] for n in c.nodes()].count(a.name) == 1
