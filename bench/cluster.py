@@ -20,7 +20,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+# bench/ itself is not a package root: its secrets.py would shadow the standard library's.
+sys.path = [os.path.dirname(HERE), *(p for p in sys.path if os.path.abspath(p or ".") != HERE)]
 
 from tests.e2e.test_join import Cluster, _pod, _wait, cluster  # noqa: E402
 
