@@ -198,6 +198,10 @@ class Agent:
         await runtime.start()
         link.pod_streams = CriPodStreams(runtime.cri)
         self.supervisor.spawn("node-agent", runtime.run)
+        from minik.agent.stats import StatsCollector
+        stats = StatsCollector(lambda: runtime.cri, self.node_name, interval=cfg.metric_resolution)
+        self.supervisor.spawn("stats-collector", stats.run)
+        self.supervisor.spawn("metrics-report", lambda: link.report_metrics(stats, cfg.metric_resolution))
         informers = InformerFactory(link.client, self.supervisor)
         proxier = Proxier(informers, self.node_name, Settings(cfg.nft_table, acfg.service_cidr, acfg.cluster_cidr),
                           cfg.bridge_name)

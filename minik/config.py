@@ -165,6 +165,7 @@ class JoinConfig:
     disable_network_policy: bool = False
     log_level: str = "info"
     vxlan_device: str = "minik.1"
+    metric_resolution: float = 15.0      # seconds between usage samples pushed to the server (kubectl top)
 
     @property
     def agent_dir(self) -> str:

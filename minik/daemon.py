@@ -361,7 +361,7 @@ class Server:
     async def _start_cluster(self, handlers: ApiHandlers, pki: certs.Pki) -> None:
         """The supervisor port: agents join with the token and link over gRPC; pod streams of
         pods on joined nodes are routed over their links (`minik.cluster`)."""
-        from minik.cluster.link import RoutingPodStreams
+        from minik.cluster.link import ClusterMetrics, RoutingPodStreams
         from minik.cluster.server import ClusterServer, ClusterSettings
         cfg = self.cfg
         if not cfg.supervisor_port:
@@ -377,6 +377,7 @@ class Server:
         except OSError as e:
             # Not fatal: this server still serves its own node; say plainly that agents cannot join.
             log.error("%s: agents cannot join this server (pick a free --supervisor-port)", e)
+        handlers.metrics.source = ClusterMetrics(handlers.metrics.source, self.cluster.links)
         handlers.pod_streams = RoutingPodStreams(self.cluster.links, handlers.pod_streams,
                                                  self.runtime.node_name if self.runtime is not None else "")
 

@@ -45,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--disable-network-policy", action="store_true", default=_env("disable-network-policy", "") in ("1", "true"),
                    help="do not enforce NetworkPolicies on this node")
     p.add_argument("--vxlan-device", default=_env("vxlan-device", d.vxlan_device), help="name of the VXLAN device (default %(default)s)")
+    p.add_argument("--metric-resolution", type=float, default=float(_env("metric-resolution", str(d.metric_resolution))),
+                   help="seconds between resource usage samples sent to the server for kubectl top and the HPA (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
 
 
@@ -67,7 +69,7 @@ def build_join_config(a: argparse.Namespace) -> JoinConfig:
         config_dir=os.path.abspath(a.config_dir), node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
         dns_interface=a.dns_interface, resolv_conf=a.resolv_conf, container_runtime_endpoint=a.container_runtime_endpoint,
         disable_network_policy=a.disable_network_policy, log_level=a.log_level,
-        vxlan_device=a.vxlan_device)
+        vxlan_device=a.vxlan_device, metric_resolution=a.metric_resolution)
 
 
 def run(a: argparse.Namespace, setup_logging: Callable[[str], None]) -> int:

@@ -27,12 +27,13 @@ import itertools
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, AsyncIterator, Protocol
 
 import grpc
 
 from minik.client import ClientError, Obj, ResourceEvent, ResourceInfo, WatchEvent
+from minik.client.metrics import ContainerUsage, NodeUsage, PodUsage, ResourceMetrics
 from minik.client.streams import ExecOptions, ExecSession, LogOptions, PodStreams, StreamError
 from minik.client._generated import cluster_pb2 as pb
 from minik.client._generated import cluster_pb2_grpc as pbg
@@ -263,6 +264,13 @@ class GrpcLink:
 
     def _stream_sender(self, sid: int) -> _LinkSender:
         return _LinkSender(self, sid)
+
+    async def report_metrics(self, source: ResourceMetrics, interval: float) -> None:
+        """Push this node's latest usage samples to the server every `interval` (memory only there)."""
+        while True:
+            await asyncio.sleep(interval)
+            if self.connected:
+                self._try_send(pb.AgentMessage(metrics=pb.Metrics(usage=encode_usage(source))))
 
     # ---- calls ----------------------------------------------------------------------------------
     async def call(self, req: pb.ClientRequest) -> pb.ClientResponse:
@@ -515,3 +523,19 @@ class GrpcClient:
 
 def encode_cert(pem: bytes) -> str:
     return base64.b64encode(pem).decode()
+
+
+def encode_usage(source: ResourceMetrics) -> bytes:
+    return _body({"pods": [asdict(p) for p in source.pods()], "nodes": [asdict(n) for n in source.nodes()]})
+
+
+def decode_usage(data: bytes) -> tuple[builtins.list[PodUsage], builtins.list[NodeUsage]]:
+    """Raises ValueError/KeyError/TypeError on a malformed report."""
+    d = json.loads(data)
+    pods = [PodUsage(str(p["namespace"]), str(p["name"]), float(p["timestamp"]), float(p["window"]),
+                     tuple(ContainerUsage(str(c["name"]), int(c["cpu_nanocores"]), int(c["memory_bytes"]))
+                           for c in p["containers"]))
+            for p in d.get("pods") or []]
+    nodes = [NodeUsage(str(n["name"]), float(n["timestamp"]), float(n["window"]), int(n["cpu_nanocores"]),
+                       int(n["memory_bytes"])) for n in d.get("nodes") or []]
+    return pods, nodes

@@ -22,7 +22,8 @@ from typing import Any
 
 from minik.client import Client, ClientError, Obj
 from minik.client._generated import cluster_pb2 as pb
-from minik.client.grpc import CH_ALL, CH_AUX, CH_CONTROL, CH_ERR, CH_IN, CH_OUT
+from minik.client.grpc import CH_ALL, CH_AUX, CH_CONTROL, CH_ERR, CH_IN, CH_OUT, decode_usage
+from minik.client.metrics import NodeUsage, PodUsage, ResourceMetrics
 from minik.client.streams import ExecOptions, LogOptions, PodStreams, StreamError
 from minik.cluster.authorizer import NodeAuthorizer, Request
 
@@ -45,6 +46,8 @@ class LinkSession:
         self._streams: dict[int, _RemoteStream] = {}
         self._stream_ids = 0
         self.closed = False
+        self.pod_usage: list[PodUsage] = []
+        self.node_usage: list[NodeUsage] = []
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         t: asyncio.Task[None] = asyncio.create_task(coro, name=name)
@@ -78,6 +81,15 @@ class LinkSession:
             t = self._watches.pop(msg.watch_stop.id, None)
             if t is not None:
                 t.cancel()
+        elif kind == "metrics":
+            try:
+                pods, nodes = decode_usage(msg.metrics.usage)
+            except (ValueError, KeyError, TypeError) as e:
+                log.warning("node %s sent malformed metrics: %s", self.node, e)
+                return
+            # A node reports only itself: its node and the pods bound to it (the rest is dropped).
+            self.node_usage = [n for n in nodes if n.name == self.node]
+            self.pod_usage = pods
         elif kind in ("data", "close"):
             part = msg.data if kind == "data" else msg.close
             s = self._streams.get(part.id)
@@ -337,6 +349,28 @@ class LinkRegistry:
 
     def nodes(self) -> list[str]:
         return sorted(self._sessions)
+
+
+class ClusterMetrics:
+    """Usage of every node: the server's own node and what each linked agent last reported."""
+
+    def __init__(self, local: ResourceMetrics, links: LinkRegistry) -> None:
+        self.local, self.links = local, links
+
+    def _sessions(self) -> list[LinkSession]:
+        return [s for s in (self.links.get(n) for n in self.links.nodes()) if s is not None]
+
+    def pods(self) -> list[PodUsage]:
+        out = list(self.local.pods())
+        for s in self._sessions():
+            out += s.pod_usage
+        return out
+
+    def nodes(self) -> list[NodeUsage]:
+        out = list(self.local.nodes())
+        for s in self._sessions():
+            out += s.node_usage
+        return out
 
 
 class RoutingPodStreams:

@@ -157,7 +157,7 @@ def cluster(n_agents: int = 2, backend: tuple[str, ...] = ()) -> Iterator[Cluste
             letter = "abcdefgh"[i]
             a = AgentHost(name=f"e2e-{net.tag}-{letter}", netns=f"mkn{net.tag}{letter}", veth=f"mkv{net.tag}{letter}",
                           ip=f"10.{net.octet}.120.{11 + i}", root=os.path.join(root, f"agent-{letter}"),
-                          net=NodeNet(net.octet, net.tag + letter))
+                          net=NodeNet(net.octet, net.tag + letter), extra=["--metric-resolution", "2"])
             agents.append(a)
             _add_host(a, bridge, host_ip)
             _airgap(os.path.join(a.root, "data", "agent", "images"), archive)
@@ -260,6 +260,10 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
         assert r.returncode == 3 and r.stdout.strip() == "out" and "err" in r.stderr, r
         r = c.kubectl("exec", "-i", "on-agent", "--", "cat", input="stdin-through-the-link\n")
         assert r.stdout == "stdin-through-the-link\n"
+        # kubectl top: the agent pushes its usage samples over the link (kept in memory on the server).
+        _wait(lambda: a.name in c.kubectl("top", "node", check=False).stdout, "kubectl top node shows the agent",
+              timeout=60, detail=lambda: c.kubectl("top", "node", check=False).stderr)
+        _wait(lambda: "on-agent" in c.kubectl("top", "pod", "on-agent", check=False).stdout, "kubectl top pod on the agent", timeout=60)
         pod_ip = json.loads(c.kubectl("get", "pod", "on-agent", "-o", "json").stdout)["status"].get("podIP", "")
         node_a = next(n for n in nodes if n["metadata"]["name"] == a.name)
         import ipaddress

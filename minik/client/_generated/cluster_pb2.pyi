@@ -162,6 +162,12 @@ class StreamClose(_message.Message):
     final: bytes
     def __init__(self, id: _Optional[int] = ..., channel: _Optional[int] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., final: _Optional[bytes] = ...) -> None: ...
 
+class Metrics(_message.Message):
+    __slots__ = ("usage",)
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    usage: bytes
+    def __init__(self, usage: _Optional[bytes] = ...) -> None: ...
+
 class Hello(_message.Message):
     __slots__ = ("node_name", "version")
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -179,20 +185,22 @@ class Welcome(_message.Message):
     def __init__(self, server_version: _Optional[str] = ..., settings: _Optional[bytes] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
-    __slots__ = ("hello", "request", "watch_start", "watch_stop", "data", "close")
+    __slots__ = ("hello", "request", "watch_start", "watch_stop", "data", "close", "metrics")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     WATCH_START_FIELD_NUMBER: _ClassVar[int]
     WATCH_STOP_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     CLOSE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     request: ClientRequest
     watch_start: WatchStart
     watch_stop: WatchStop
     data: StreamData
     close: StreamClose
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., request: _Optional[_Union[ClientRequest, _Mapping]] = ..., watch_start: _Optional[_Union[WatchStart, _Mapping]] = ..., watch_stop: _Optional[_Union[WatchStop, _Mapping]] = ..., data: _Optional[_Union[StreamData, _Mapping]] = ..., close: _Optional[_Union[StreamClose, _Mapping]] = ...) -> None: ...
+    metrics: Metrics
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., request: _Optional[_Union[ClientRequest, _Mapping]] = ..., watch_start: _Optional[_Union[WatchStart, _Mapping]] = ..., watch_stop: _Optional[_Union[WatchStop, _Mapping]] = ..., data: _Optional[_Union[StreamData, _Mapping]] = ..., close: _Optional[_Union[StreamClose, _Mapping]] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
     __slots__ = ("welcome", "response", "event", "watch_end", "open", "data", "close")
