@@ -54,6 +54,7 @@ class ServerConfig:
     ingress_http_port: int = 80
     ingress_https_port: int = 443
     ingress_bind_address: str = "0.0.0.0"
+    supervisor_port: int = 6444          # gRPC port agents join and link on (k3s's supervisor port); 0: none
     pod_network_backend: str = "vxlan"   # pods across nodes: vxlan | host-gw | none (minik.net.overlay)
     vxlan_device: str = "minik.1"        # VXLAN device name (unique per instance when several run side by side)
     vxlan_vni: int = 1
@@ -148,3 +149,32 @@ def agent_config(cfg: ServerConfig, node_ip: str = "") -> AgentConfig:
         pod_network_backend=cfg.pod_network_backend, vxlan_device=cfg.vxlan_device,
         vxlan_vni=cfg.vxlan_vni, vxlan_port=cfg.vxlan_port,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JoinConfig:
+    """`minik agent`: where the server is, how to prove we may join, and this node's own settings
+    (the cluster's addressing comes from the server when the link opens)."""
+
+    server_url: str                      # https://host:6443 (the API; /cacerts is read from it)
+    token: str
+    node_name: str = ""                  # "" → the hostname
+    with_node_id: bool = False           # append a random id kept in <agent-dir>/node-id
+    supervisor_port: int = 6444
+    data_dir: str = "/var/lib/minik"
+    run_dir: str = "/run/minik"
+    config_dir: str = "/etc/minik"
+    node_ip: str = ""
+    bridge_name: str = "minik0"
+    nft_table: str = "minik"
+    dns_interface: str = "minik-dns0"
+    resolv_conf: str = "/etc/resolv.conf"
+    container_runtime_endpoint: str = ""
+    disable_network_policy: bool = False
+    log_level: str = "info"
+    vxlan_device: str = "minik.1"
+    metric_resolution: float = 15.0      # seconds between usage samples pushed to the server (kubectl top)
+
+    @property
+    def agent_dir(self) -> str:
+        return os.path.join(self.data_dir, "agent")

@@ -53,6 +53,7 @@ from minik.store.store import Store
 if TYPE_CHECKING:
     from minik.agent.netpol import NetpolEnforcer
     from minik.agent.runtime import NodeRuntime
+    from minik.cluster.server import ClusterServer
     from minik.dns.service import ClusterDns
     from minik.ingress.controller import IngressController
 
@@ -93,6 +94,7 @@ class Server:
         self.dns: ClusterDns | None = None
         self.netpol: NetpolEnforcer | None = None
         self.ingress: IngressController | None = None
+        self.cluster: ClusterServer | None = None
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -167,6 +169,7 @@ class Server:
             self._start_netpol()
             await self._start_ingress()
         self._start_services()
+        await self._start_cluster(handlers, pki)
         self._ready = True
         release_memory()
         sd_notify("READY=1")
@@ -361,6 +364,30 @@ class Server:
             cfg.ingress_bind_address, cfg.ingress_http_port, cfg.ingress_https_port, addresses))
         self.supervisor.spawn("ingress", self.ingress.run)
 
+    async def _start_cluster(self, handlers: ApiHandlers, pki: certs.Pki) -> None:
+        """The supervisor port: agents join with the token and link over gRPC; pod streams of
+        pods on joined nodes are routed over their links (`minik.cluster`)."""
+        from minik.cluster.link import ClusterMetrics, RoutingPodStreams
+        from minik.cluster.server import ClusterServer, ClusterSettings
+        cfg = self.cfg
+        if not cfg.supervisor_port:
+            return
+        self.cluster = ClusterServer(ClusterSettings(cfg.bind_address, cfg.supervisor_port, cfg.server_dir, pki.ca_cert,
+                                                     pki.ca_key, pki.serving_cert, pki.serving_key,
+                                                     (("cluster_cidr", cfg.cluster_cidr), ("service_cidr", cfg.service_cidr),
+                                                      ("cluster_dns", cfg.cluster_dns), ("cluster_domain", cfg.cluster_domain),
+                                                      ("pod_network_backend", cfg.pod_network_backend),
+                                                      ("vxlan_vni", str(cfg.vxlan_vni)), ("vxlan_port", str(cfg.vxlan_port)))),
+                                     self.client)
+        try:
+            await self.cluster.start()
+        except OSError as e:
+            # Not fatal: this server still serves its own node; say plainly that agents cannot join.
+            log.error("%s: agents cannot join this server (pick a free --supervisor-port)", e)
+        handlers.metrics.source = ClusterMetrics(handlers.metrics.source, self.cluster.links)
+        handlers.pod_streams = RoutingPodStreams(self.cluster.links, handlers.pod_streams,
+                                                 self.runtime.node_name if self.runtime is not None else "")
+
     async def _bootstrap(self, first_ip: str) -> None:
         assert self.service is not None
         svc = self.service
@@ -422,6 +449,8 @@ class Server:
     async def stop(self) -> None:
         self._ready = False
         sd_notify("STOPPING=1")
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.supervisor.stop()
         if self.runtime is not None:
             await self.runtime.stop()  # containerd and the pods keep running

@@ -13,6 +13,9 @@
 #   INSTALL_MINIK_SYSTEMD_DIR  where the unit goes (default /etc/systemd/system)
 #   INSTALL_MINIK_SKIP_APT     =true: do not install Debian packages (you provide them)
 #   MINIK_*                    written into the service's environment file (e.g. MINIK_TOKEN, MINIK_NODE_NAME)
+#   MINIK_URL                  set (with MINIK_TOKEN or MINIK_TOKEN_FILE): install an agent joining that
+#                              server instead (unit minik-agent.service, `minik agent`; INSTALL_MINIK_EXEC
+#                              then holds extra `minik agent` flags)
 set -euo pipefail
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,16 +68,25 @@ if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
   for _ in $(seq 50); do kill -0 "$(cat "$PID_FILE")" 2>/dev/null || break; sleep 0.2; done
 fi
 
-ENV_FILE="$SYSTEMD_DIR/minik.service.env"
+# MINIK_URL (with MINIK_TOKEN or MINIK_TOKEN_FILE) installs an agent that joins that server, as
+# K3S_URL does for k3s: unit minik-agent.service running `minik agent`.
+UNIT=minik
+COMMAND=server
+if [ -n "${MINIK_URL:-}" ]; then
+  [ -n "${MINIK_TOKEN:-}${MINIK_TOKEN_FILE:-}" ] || fatal "MINIK_URL is set: MINIK_TOKEN (or MINIK_TOKEN_FILE) is required to join"
+  UNIT=minik-agent
+  COMMAND=agent
+fi
+ENV_FILE="$SYSTEMD_DIR/$UNIT.service.env"
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
   mkdir -p "$SYSTEMD_DIR"
-  sed "s|@BIN_DIR@|$BIN_DIR|g; s|@EXEC_FLAGS@|$EXEC_FLAGS|g; s|@ENV_FILE@|$ENV_FILE|g" "$SRC/systemd/minik.service" > "$SYSTEMD_DIR/minik.service"
+  sed "s|@BIN_DIR@|$BIN_DIR|g; s|@EXEC_FLAGS@|$EXEC_FLAGS|g; s|@ENV_FILE@|$ENV_FILE|g" "$SRC/systemd/$UNIT.service" > "$SYSTEMD_DIR/$UNIT.service"
   umask 077; env | grep -E '^MINIK_' > "$ENV_FILE" || true; umask 022
   systemctl daemon-reload
-  [ "${INSTALL_MINIK_SKIP_ENABLE:-}" = "true" ] || systemctl enable minik >/dev/null 2>&1
+  [ "${INSTALL_MINIK_SKIP_ENABLE:-}" = "true" ] || systemctl enable "$UNIT" >/dev/null 2>&1
   if [ "${INSTALL_MINIK_SKIP_START:-}" != "true" ]; then
-    info "starting minik.service"
-    systemctl restart minik
+    info "starting $UNIT.service"
+    systemctl restart "$UNIT"
   fi
   MODE="systemd"
 else
@@ -83,9 +95,14 @@ else
     info "systemd is not running here: starting minik in the background (log: $LOG_FILE, pid: $PID_FILE)"
     mkdir -p "$(dirname "$PID_FILE")"
     # shellcheck disable=SC2086
-    setsid nohup "$BIN_DIR/minik" server $EXEC_FLAGS >>"$LOG_FILE" 2>&1 < /dev/null &
+    setsid nohup "$BIN_DIR/minik" "$COMMAND" $EXEC_FLAGS >>"$LOG_FILE" 2>&1 < /dev/null &
     echo $! > "$PID_FILE"
   fi
+fi
+
+if [ "$COMMAND" = agent ]; then
+  info "agent installed ($MODE): it joins $MINIK_URL; on the server: kubectl get nodes -o wide"
+  exit 0
 fi
 
 if [ "${INSTALL_MINIK_SKIP_START:-}" != "true" ]; then

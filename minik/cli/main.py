@@ -13,7 +13,7 @@ import os
 import sys
 
 from minik import KUBE_VERSION, __version__
-from minik.cli import images, secrets_encrypt
+from minik.cli import agent, images, secrets_encrypt, token
 from minik.config import ServerConfig
 
 
@@ -65,6 +65,8 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the built-in ingress proxy for HTTP (default %(default)s)")
     p.add_argument("--ingress-https-port", type=int, default=int(_env("ingress-https-port", str(d.ingress_https_port))), help="port of the built-in ingress proxy for HTTPS (default %(default)s)")
     p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
+    p.add_argument("--supervisor-port", type=int, default=int(_env("supervisor-port", str(d.supervisor_port))),
+                   help="port agents join and keep their link on (gRPC over TLS; 0: no agents) (default %(default)s)")
     p.add_argument("--pod-network-backend", default=_env("pod-network-backend", d.pod_network_backend), choices=["vxlan", "host-gw", "none"],
                    help="how pods on different nodes reach each other (like k3s's --flannel-backend; default %(default)s)")
     p.add_argument("--vxlan-device", default=_env("vxlan-device", d.vxlan_device), help="name of the VXLAN device (default %(default)s)")
@@ -101,7 +103,7 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         disable=tuple(sorted({c.strip() for item in a.disable for c in item.split(",") if c.strip()})),
         ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
         ingress_bind_address=a.ingress_bind_address,
-        pod_network_backend=a.pod_network_backend, vxlan_device=a.vxlan_device, vxlan_vni=a.vxlan_vni,
+        supervisor_port=a.supervisor_port, pod_network_backend=a.pod_network_backend, vxlan_device=a.vxlan_device, vxlan_vni=a.vxlan_vni,
         vxlan_port=a.vxlan_port,
         secrets_encryption=a.secrets_encryption)
 
@@ -154,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _server_parser(sub)
     images.add_parser(sub)
+    agent.add_parser(sub)
+    token.add_parser(sub)
     secrets_encrypt.add_parser(sub)
     sub.add_parser("kubectl", help="run kubectl with minik's admin kubeconfig", add_help=False)
     args = parser.parse_args(argv)
@@ -164,6 +168,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(asyncio.run(run_server(cfg)))
     if args.command == "images":
         raise SystemExit(images.run(args))
+    if args.command == "agent":
+        raise SystemExit(agent.run(args, setup_logging))
+    if args.command == "token":
+        raise SystemExit(token.run(args))
     if args.command == "secrets-encrypt":
         raise SystemExit(secrets_encrypt.run(args))
     parser.print_help()

@@ -67,6 +67,7 @@ class Minik:
         args = [sys.executable, "-m", "minik", "server", "--data-dir", self.data_dir,
                 "--config-dir", os.path.join(self.root, "etc"), "--run-dir", os.path.join(self.root, "run"),
                 "--bind-address", "127.0.0.1", "--https-listen-port", str(self.port), "--advertise-address", "127.0.0.1",
+                "--supervisor-port", str(free_port()),
                 *self.extra, *([] if self.ingress else ["--disable", "ingress"])]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
