@@ -217,6 +217,11 @@ class Agent:
         routes = PodRoutes(informers, link.client, self.node_name, s.get("pod_network_backend", "vxlan"),
                            acfg.cluster_cidr, cfg.vxlan_device)
         self.supervisor.spawn("pod-routes", routes.run)
+        if not cfg.disable_ingress:
+            from minik.ingress.controller import IngressController, IngressSettings
+            ingress = IngressController(link.client, informers, IngressSettings(
+                cfg.ingress_bind_address, cfg.ingress_http_port, cfg.ingress_https_port, ()))
+            self.supervisor.spawn("ingress", ingress.run)
         informers.start()
         dns.start()
         log.info("minik agent ready: node %s linked to %s", self.node_name, cfg.server_url)

@@ -283,6 +283,19 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
               detail=lambda: c.server.log_tail(20) + "\n" + a.log_tail(20))
         _wait(lambda: "from-b" in fetch("http://web-b.default.svc.cluster.local/"), "pod on a reaches Service web-b by name",
               detail=lambda: a.log_tail(30))
+        # The ingress proxy runs on the agents too: agent a's :80 routes to the pod on agent b.
+        from minik.ingress.controller import class_object
+        c.kubectl("apply", "-f", "-", input=json.dumps(class_object()))
+        c.kubectl("create", "ingress", "web-b", "--rule=web.example/*=web-b:80")
+        def via_ingress() -> bool:
+            import urllib.request
+            req = urllib.request.Request(f"http://{a.ip}/", headers={"Host": "web.example"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    return b"from-b" in r.read()
+            except OSError:
+                return False
+        _wait(via_ingress, "the ingress on agent a proxies to the pod on agent b", timeout=60, detail=lambda: a.log_tail(20))
         with tempfile.TemporaryDirectory() as d:
             c.kubectl("cp", "on-agent:/etc/hostname", os.path.join(d, "hostname"))
             assert open(os.path.join(d, "hostname")).read().strip() == "on-agent"
