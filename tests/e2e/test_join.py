@@ -325,6 +325,13 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
             return by
         by = _wait(lambda: (lambda d: d if sum(d.values()) == 6 else None)(spread()), "6 spread pods running", timeout=180)
         assert len(by) == 3, by
+        # A StatefulSet pod on agent b (its template pins the node).
+        sts = _deployment("db", 1)
+        sts["kind"], sts["spec"]["serviceName"] = "StatefulSet", "db"
+        sts["spec"]["template"]["spec"]["nodeName"] = b.name
+        c.kubectl("create", "-f", "-", input=json.dumps(sts))
+        sts_uid = _wait(lambda: next((p["metadata"]["uid"] for p in _pods(c, "app=db") if p["status"].get("phase") == "Running"), ""),
+                        "db-0 running on b", timeout=120)
 
         # Cut agent b's link: NotReady (Unknown) after the grace period, its pods replaced elsewhere
         # after their (short) toleration; restore: Ready again, one Node, no duplicate pods.
@@ -333,6 +340,10 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
             c.wait_ready(b.name, "Unknown", timeout=GRACE + 60)
             _wait(lambda: (lambda d: d if sum(d.values()) == 6 and b.name not in d else None)(spread()),
                   "the Deployment's pods replaced on the reachable nodes", timeout=120, detail=lambda: str(spread()))
+            # The StatefulSet pod is evicted too, but never duplicated: db-0 stays the one on b
+            # (terminating) until b confirms it gone.
+            dbs = _pods(c, "app=db")
+            assert len(dbs) == 1 and dbs[0]["metadata"]["uid"] == sts_uid and dbs[0]["metadata"].get("deletionTimestamp"), dbs
         finally:
             _sh("ip", "link", "set", b.veth, "up")
         c.wait_ready(b.name, "True", timeout=120)
@@ -340,6 +351,10 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
               detail=lambda: str([(p["metadata"]["name"], p["spec"].get("nodeName"), p["metadata"].get("deletionTimestamp"))
                                   for p in _pods(c, "app=spread")]))
         assert sum(spread().values()) == 6
+        _wait(lambda: [p for p in _pods(c, "app=db") if p["status"].get("phase") == "Running"
+                       and p["metadata"]["uid"] != sts_uid and not p["metadata"].get("deletionTimestamp")],
+              "db-0 replaced once b confirmed the old one gone", timeout=120)
+        assert len(_pods(c, "app=db")) == 1
         names = [n["metadata"]["name"] for n in c.nodes()]
         assert sorted(names) == sorted({*names}) and len(names) == 3
         assert c.ready(a.name) == "True"
