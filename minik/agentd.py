@@ -218,6 +218,11 @@ class Agent:
             self.supervisor.spawn("netpol-enforcer", netpol.run)
         from minik.agent.overlay import start_overlay
         start_overlay(self.supervisor, link.client, informers, self.node_name, acfg)
+        if not cfg.disable_ingress:
+            from minik.ingress.controller import IngressController, IngressSettings
+            ingress = IngressController(link.client, informers, IngressSettings(
+                cfg.ingress_bind_address, cfg.ingress_http_port, cfg.ingress_https_port, ()))
+            self.supervisor.spawn("ingress", ingress.run)
         informers.start()
         dns.start()
         log.info("minik agent ready: node %s linked to %s", self.node_name, cfg.server_url)

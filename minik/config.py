@@ -174,6 +174,10 @@ class JoinConfig:
     log_level: str = "info"
     vxlan_device: str = "minik.1"
     metric_resolution: float = 15.0      # seconds between usage samples pushed to the server (kubectl top)
+    disable_ingress: bool = False        # no ingress proxy on this node
+    ingress_http_port: int = 80
+    ingress_https_port: int = 443
+    ingress_bind_address: str = "0.0.0.0"
 
     @property
     def agent_dir(self) -> str:

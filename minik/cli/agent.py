@@ -47,6 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--vxlan-device", default=_env("vxlan-device", d.vxlan_device), help="name of the VXLAN device (default %(default)s)")
     p.add_argument("--metric-resolution", type=float, default=float(_env("metric-resolution", str(d.metric_resolution))),
                    help="seconds between resource usage samples sent to the server for kubectl top and the HPA (default %(default)s)")
+    p.add_argument("--disable", action="append", default=[x for x in _env("disable", "").split(",") if x],
+                   help="turn off a component on this node: ingress (or traefik)")
+    p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the ingress proxy for HTTP (default %(default)s)")
+    p.add_argument("--ingress-https-port", type=int, default=int(_env("ingress-https-port", str(d.ingress_https_port))), help="port of the ingress proxy for HTTPS (default %(default)s)")
+    p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
 
 
@@ -69,7 +74,10 @@ def build_join_config(a: argparse.Namespace) -> JoinConfig:
         config_dir=os.path.abspath(a.config_dir), node_ip=a.node_ip, bridge_name=a.bridge_name, nft_table=a.nft_table,
         dns_interface=a.dns_interface, resolv_conf=a.resolv_conf, container_runtime_endpoint=a.container_runtime_endpoint,
         disable_network_policy=a.disable_network_policy, log_level=a.log_level,
-        vxlan_device=a.vxlan_device, metric_resolution=a.metric_resolution)
+        vxlan_device=a.vxlan_device, metric_resolution=a.metric_resolution,
+        disable_ingress=bool({c.strip() for item in a.disable for c in item.split(",")} & {"ingress", "traefik"}),
+        ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
+        ingress_bind_address=a.ingress_bind_address)
 
 
 def run(a: argparse.Namespace, setup_logging: Callable[[str], None]) -> int:

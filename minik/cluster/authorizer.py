@@ -132,6 +132,12 @@ class NodeAuthorizer:
                          "persistentvolumeclaims": refs.pvcs, "serviceaccounts": {refs.service_account}}[res]
                 if r.name in names:
                     return ""
+            if res == "secrets":
+                # The node's ingress proxy terminates TLS with the Secrets Ingresses name.
+                ings, _ = await self.client.list("networking.k8s.io/ingresses", r.namespace)
+                for ing in ings:
+                    if any(isinstance(t, dict) and t.get("secretName") == r.name for t in (ing.get("spec") or {}).get("tls") or []):
+                        return ""
             return f"{who} may not get {res} {r.namespace}/{r.name}: no pod bound to it references it"
         if verb == "get" and res == "persistentvolumes":
             for pod in await self._pods(node, ""):

@@ -111,9 +111,11 @@ class LinkSession:
             name = q.name
             if q.verb == "create" and isinstance(body, dict):
                 name = str((body.get("metadata") or {}).get("name") or "")   # a create names its object in the body
-            why = await self._refused(Request(q.verb, q.resource, q.namespace, name, q.subresource, body))
-            if why:
-                raise ClientError(403, "Forbidden", why)
+            filtered = q.verb == "list" and q.resource in FILTERED_WATCH
+            if not filtered:
+                why = await self._refused(Request(q.verb, q.resource, q.namespace, name, q.subresource, body))
+                if why:
+                    raise ClientError(403, "Forbidden", why)
             ns = None if q.all_namespaces else q.namespace
             c = self.client
             result: Any
@@ -123,6 +125,10 @@ class LinkSession:
                     raise ClientError(404, "NotFound", f'{q.resource} "{q.name}" not found')
             elif q.verb == "list":
                 items, rv = await c.list(q.resource, ns, q.label_selector, q.field_selector)
+                if filtered:   # only what the node may get by name
+                    items = [o for o in items if not await self.authorizer.check(self.node, Request(
+                        "get", q.resource, str((o.get("metadata") or {}).get("namespace", "")),
+                        str((o.get("metadata") or {}).get("name", ""))))]
                 result, resp.resource_version = items, rv
             elif q.verb == "create":
                 result = await c.create(q.resource, q.namespace, body, q.field_manager)
@@ -149,8 +155,8 @@ class LinkSession:
     async def _watch(self, w: pb.WatchStart) -> None:
         end = pb.WatchEnd(id=w.id)
         try:
-            # Secrets and ConfigMaps may be watched, but only the objects the node's pods reference
-            # come through (Kubernetes's node authorizer allows a node only those, by name).
+            # Secrets and ConfigMaps may be listed and watched, but only the objects the node may
+            # get by name (referenced by its pods, or TLS Secrets of Ingresses) come through (Kubernetes's node authorizer allows a node only those, by name).
             by_name = w.resource in FILTERED_WATCH
             if not by_name:
                 why = await self._refused(Request("watch", w.resource, w.namespace, ""))

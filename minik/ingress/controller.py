@@ -153,6 +153,8 @@ class IngressController:
         self._reported = current
 
     async def _write_status(self) -> None:
+        if not self.settings.addresses:
+            return  # a joined agent's proxy: the server's node owns the Ingresses' status
         want = load_balancer_status(self.settings.addresses)
         for ns, name in self._served:
             ing = self.ingresses.get(ns, name)

@@ -260,6 +260,13 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
         assert r.returncode == 3 and r.stdout.strip() == "out" and "err" in r.stderr, r
         r = c.kubectl("exec", "-i", "on-agent", "--", "cat", input="stdin-through-the-link\n")
         assert r.stdout == "stdin-through-the-link\n"
+        if shutil.which("script"):
+            # exec -it: a terminal on kubectl's side (script gives it one); the TTY and its size reach the pod.
+            cmd = (f"{KUBECTL} --kubeconfig {c.server.kubeconfig} exec -it on-agent -- sh -c "
+                   "'tty; stty size; exit 0'")
+            r = subprocess.run(["script", "-qec", f"stty cols 91 rows 23; {cmd}", "/dev/null"],
+                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            assert "/dev/pts/" in r.stdout and "23 91" in r.stdout, r
         # kubectl top: the agent pushes its usage samples over the link (kept in memory on the server).
         _wait(lambda: a.name in c.kubectl("top", "node", check=False).stdout, "kubectl top node shows the agent",
               timeout=60, detail=lambda: c.kubectl("top", "node", check=False).stderr)
@@ -283,6 +290,19 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
               detail=lambda: c.server.log_tail(20) + "\n" + a.log_tail(20))
         _wait(lambda: "from-b" in fetch("http://web-b.default.svc.cluster.local/"), "pod on a reaches Service web-b by name",
               detail=lambda: a.log_tail(30))
+        # The ingress proxy runs on the agents too: agent a's :80 routes to the pod on agent b.
+        from minik.ingress.controller import class_object
+        c.kubectl("apply", "-f", "-", input=json.dumps(class_object()))
+        c.kubectl("create", "ingress", "web-b", "--rule=web.example/*=web-b:80")
+        def via_ingress() -> bool:
+            import urllib.request
+            req = urllib.request.Request(f"http://{a.ip}/", headers={"Host": "web.example"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    return b"from-b" in r.read()
+            except OSError:
+                return False
+        _wait(via_ingress, "the ingress on agent a proxies to the pod on agent b", timeout=60, detail=lambda: a.log_tail(20))
         with tempfile.TemporaryDirectory() as d:
             c.kubectl("cp", "on-agent:/etc/hostname", os.path.join(d, "hostname"))
             assert open(os.path.join(d, "hostname")).read().strip() == "on-agent"
@@ -312,6 +332,13 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
             return by
         by = _wait(lambda: (lambda d: d if sum(d.values()) == 6 else None)(spread()), "6 spread pods running", timeout=180)
         assert len(by) == 3, by
+        # A StatefulSet pod on agent b (its template pins the node).
+        sts = _deployment("db", 1)
+        sts["kind"], sts["spec"]["serviceName"] = "StatefulSet", "db"
+        sts["spec"]["template"]["spec"]["nodeName"] = b.name
+        c.kubectl("create", "-f", "-", input=json.dumps(sts))
+        sts_uid = _wait(lambda: next((p["metadata"]["uid"] for p in _pods(c, "app=db") if p["status"].get("phase") == "Running"), ""),
+                        "db-0 running on b", timeout=120)
 
         # Cut agent b's link: NotReady (Unknown) after the grace period, its pods replaced elsewhere
         # after their (short) toleration; restore: Ready again, one Node, no duplicate pods.
@@ -320,6 +347,10 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
             c.wait_ready(b.name, "Unknown", timeout=GRACE + 60)
             _wait(lambda: (lambda d: d if sum(d.values()) == 6 and b.name not in d else None)(spread()),
                   "the Deployment's pods replaced on the reachable nodes", timeout=120, detail=lambda: str(spread()))
+            # The StatefulSet pod is evicted too, but never duplicated: db-0 stays the one on b
+            # (terminating) until b confirms it gone.
+            dbs = _pods(c, "app=db")
+            assert len(dbs) == 1 and dbs[0]["metadata"]["uid"] == sts_uid and dbs[0]["metadata"].get("deletionTimestamp"), dbs
         finally:
             _sh("ip", "link", "set", b.veth, "up")
         c.wait_ready(b.name, "True", timeout=120)
@@ -327,6 +358,10 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
               detail=lambda: str([(p["metadata"]["name"], p["spec"].get("nodeName"), p["metadata"].get("deletionTimestamp"))
                                   for p in _pods(c, "app=spread")]))
         assert sum(spread().values()) == 6
+        _wait(lambda: [p for p in _pods(c, "app=db") if p["status"].get("phase") == "Running"
+                       and p["metadata"]["uid"] != sts_uid and not p["metadata"].get("deletionTimestamp")],
+              "db-0 replaced once b confirmed the old one gone", timeout=120)
+        assert len(_pods(c, "app=db")) == 1
         names = [n["metadata"]["name"] for n in c.nodes()]
         assert sorted(names) == sorted({*names}) and len(names) == 3
         assert c.ready(a.name) == "True"

@@ -114,3 +114,18 @@ def test_references_of_a_pod() -> None:
     assert refs.pvcs == {"data"}
     assert refs.service_account == "robot"
     assert references({"spec": {}}).service_account == "default"
+
+
+def test_agent_node_name_and_supervisor_target(tmp_path: Path) -> None:
+    from minik.agentd import AgentError, node_name_for, supervisor_target
+    from minik.config import JoinConfig
+    cfg = JoinConfig("https://10.0.0.1:6443", "t", node_name="Pi", with_node_id=True, data_dir=str(tmp_path))
+    first = node_name_for(cfg)
+    assert first.startswith("pi-") and len(first) == len("pi-") + 8
+    assert node_name_for(cfg) == first              # the id is kept in <data-dir>/agent/node-id
+    assert node_name_for(JoinConfig("u", "t", node_name="pi", data_dir=str(tmp_path))) == "pi"
+    assert supervisor_target("https://10.0.0.1:6443", 6444) == "10.0.0.1:6444"
+    assert supervisor_target("https://[fd00::1]:6443/", 7000) == "[fd00::1]:7000"
+    assert supervisor_target("server.lan:6443", 6444) == "server.lan:6444"
+    with pytest.raises(AgentError):
+        supervisor_target("http://10.0.0.1:6443", 6444)
