@@ -24,6 +24,7 @@ from minik.api.meta import Clock, Obj, meta, rfc3339, rv_of, utcnow
 from minik.api.patch import (json_merge_patch, json_patch, server_side_apply, strategic_merge_patch,
                              update_managed_fields)
 from minik.apis import errors as api_errors
+from minik.apis.conversion import from_storage, to_storage
 from minik.apis.defaults import apply_defaults
 from minik.apis.fields import unknown_fields
 from minik.apis.registry import Registry, ResourceType
@@ -154,6 +155,7 @@ class ResourceService:
 
     # ---- reads -----------------------------------------------------------------------------
     def with_type(self, rt: ResourceType, obj: Obj) -> Obj:
+        obj = from_storage(rt, obj)
         if obj.get("apiVersion") == rt.api_version and obj.get("kind") == rt.kind:
             return obj
         out = {"apiVersion": rt.api_version, "kind": rt.kind}
@@ -235,6 +237,8 @@ class ResourceService:
         if self.hooks.has_status(rt) and rt.kind not in ("Namespace", "Node", "CustomResourceDefinition", "PersistentVolume"):
             obj.pop("status", None)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        obj = to_storage(rt, obj)
+        m = meta(obj)
         self._normalize(rt, obj)
         if not rt.custom:
             apply_defaults(rt, obj)
@@ -279,7 +283,7 @@ class ResourceService:
 
     async def _write(self, rt: ResourceType, old: Obj, new: Obj, opts: WriteOptions, expected_rv: int) -> Obj:
         """Merge `new` onto `old` by the subresource rules, validate, and store with CAS."""
-        merged = self._merge_for_update(rt, old, new, opts.subresource)
+        merged = self._merge_for_update(rt, old, to_storage(rt, new), opts.subresource)
         m = meta(merged)
         om = old["metadata"]
         for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "name"):
