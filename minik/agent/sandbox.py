@@ -26,6 +26,7 @@ __all__ = [
     "dns_config",
     "log_directory",
     "parse_resolv_conf",
+    "pod_hostname",
     "pod_labels",
     "sandbox_config",
 ]
@@ -132,7 +133,8 @@ def _protocol(name: str) -> int:
     return {"UDP": pb.UDP, "SCTP": pb.SCTP}.get(name, pb.TCP)
 
 
-def _hostname(pod: Obj) -> str:
+def pod_hostname(pod: Obj) -> str:
+    """spec.hostname, else the pod name, cut to one 63-character label."""
     spec = pod.get("spec") or {}
     name = str(spec.get("hostname") or pod["metadata"]["name"])
     # A pod name may be 253 characters; a hostname label at most 63 (kubelet truncates too).
@@ -175,7 +177,7 @@ def sandbox_config(pod: Obj, attempt: int, ctx: SandboxContext) -> pb.PodSandbox
     cfg = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=m["name"], namespace=m["namespace"], uid=m["uid"],
                                        attempt=attempt),
-        hostname="" if spec.get("hostNetwork") else _hostname(pod),
+        hostname="" if spec.get("hostNetwork") else pod_hostname(pod),
         log_directory=log_directory(ctx.pods_dir, pod),
         port_mappings=ports,
         labels=pod_labels(pod),

@@ -25,6 +25,7 @@ from minik.api.meta import Clock, Obj, meta, rfc3339, rv_of, utcnow
 from minik.api.patch import (json_merge_patch, json_patch, server_side_apply, strategic_merge_patch,
                              update_managed_fields)
 from minik.apis import errors as api_errors
+from minik.apis.conversion import from_storage, to_storage
 from minik.apis.defaults import apply_defaults
 from minik.apis.fields import unknown_fields
 from minik.apis.registry import Registry, ResourceType
@@ -162,6 +163,7 @@ class ResourceService:
 
     # ---- reads -----------------------------------------------------------------------------
     def with_type(self, rt: ResourceType, obj: Obj) -> Obj:
+        obj = from_storage(rt, obj)
         if obj.get("apiVersion") == rt.api_version and obj.get("kind") == rt.kind:
             return obj
         out = {"apiVersion": rt.api_version, "kind": rt.kind}
@@ -249,6 +251,8 @@ class ResourceService:
         if dropped_status:
             obj.pop("status", None)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        obj = to_storage(rt, obj)
+        m = meta(obj)
         self._normalize(rt, obj)
         if not rt.custom:
             apply_defaults(rt, obj)
@@ -294,7 +298,7 @@ class ResourceService:
 
     async def _write(self, rt: ResourceType, old: Obj, new: Obj, opts: WriteOptions, expected_rv: int) -> Obj:
         """Merge `new` onto `old` by the subresource rules, validate, and store with CAS."""
-        merged = self._merge_for_update(rt, old, new, opts.subresource)
+        merged = self._merge_for_update(rt, old, to_storage(rt, new), opts.subresource)
         self._structural(rt, merged)
         self._check_size(rt, merged)
         m = meta(merged)
