@@ -14,7 +14,6 @@ avoids the per-call thread hop an async driver pays.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from sqlalchemy import Connection, Engine, create_engine, delete, event, exists,
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import NullPool
 
+from minik.store.codec import decode
 from minik.store.schema import META_COMPACT, META_FLOOR, log, meta, metadata
 from minik.store.types import Obj
 
@@ -177,7 +177,7 @@ class Database:
         conn.commit()
         objects = []
         for resource, namespace, name, revision, value in live:
-            obj = json.loads(value)
+            obj = decode(value)
             obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
             objects.append(LiveObject(resource, namespace, name, revision, obj))
         floor = int(metas.get(META_FLOOR, 0))

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from minik.store.cache import ObjectCache
+from minik.store.codec import decode
 from minik.store.db import Database, LogRow
 from minik.store.errors import AlreadyExists, Conflict, NotFound, Unavailable
 from minik.store.types import Event, EventType, ListResult, Obj
@@ -55,7 +56,7 @@ def _stamp(obj: Obj, revision: int, *, deep: bool) -> tuple[str, Obj]:
     meta["resourceVersion"] = str(revision)
     top["metadata"] = meta
     text = json.dumps(top, separators=(",", ":"), ensure_ascii=False)
-    return text, (json.loads(text) if deep else top)
+    return text, (decode(text) if deep else top)
 
 
 class Store:
