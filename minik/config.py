@@ -55,6 +55,7 @@ class ServerConfig:
     ingress_https_port: int = 443
     ingress_bind_address: str = "0.0.0.0"
     secrets_encryption: bool = True      # Secrets sealed with AES-GCM in the database (key: encryption_config_path)
+    cgroup_parent: str = ""              # cgroupfs parent of this installation's pods; "" → default_cgroup_parent(data_dir)
 
     def disabled(self, component: str) -> bool:
         """k3s habit: `--disable traefik` turns off the ingress too."""
@@ -110,6 +111,7 @@ class AgentConfig:
     container_runtime_endpoint: str = ""  # use an existing containerd instead of starting one
     server: bool = True                  # the node also runs the control plane (node-role labels)
     resolv_conf: str = "/etc/resolv.conf"  # the host's resolvers for dnsPolicy Default (systemd's stub replaced)
+    cgroup_parent: str = ""              # cgroupfs parent of this node's pods; "" → default_cgroup_parent(data_dir)
 
     @property
     def agent_dir(self) -> str:
@@ -137,4 +139,28 @@ def agent_config(cfg: ServerConfig, node_ip: str = "") -> AgentConfig:
         container_runtime_endpoint=cfg.container_runtime_endpoint,
         server=True,
         resolv_conf=cfg.resolv_conf,
+        cgroup_parent=cfg.cgroup_parent,
     )
+
+
+DEFAULT_DATA_DIR = "/var/lib/minik"
+
+
+def default_cgroup_parent(data_dir: str) -> str:
+    """The cgroup every pod container of the installation at `data_dir` is created under.
+
+    `/minik` for the default data dir, `/minik-<10 hex digits of sha256(real path)>` for any
+    other, so instances side by side never share one and `scripts/killall.sh` (which computes
+    the same name) can stop exactly its own containers.
+    """
+    import hashlib
+    real = os.path.realpath(data_dir)
+    if real == DEFAULT_DATA_DIR:
+        return "/minik"
+    return "/minik-" + hashlib.sha256(real.encode()).hexdigest()[:10]
+
+
+def valid_cgroup_parent(value: str) -> bool:
+    """An absolute cgroupfs path of plain names (no "..", no systemd slice syntax needed)."""
+    import re
+    return bool(re.fullmatch(r"(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+", value)) and "/.." not in value

@@ -3,7 +3,7 @@
 Role: the sandbox half of kubelet's CRI translation: metadata (name, namespace, uid, attempt),
 hostname, log directory, DNS (ClusterFirst / ClusterFirstWithHostNet / Default / None plus
 spec.dnsConfig), host port mappings, namespaces (hostNetwork/hostPID/hostIPC,
-shareProcessNamespace), sysctls, labels and annotations.
+shareProcessNamespace), sysctls, labels and annotations, and the installation's cgroup parent.
 Neighbours: `minik.agent.containers` builds the container configs that are created inside this
 sandbox; `minik.agent.worker` passes the result to `CriClient.run_pod_sandbox`.
 """
@@ -51,6 +51,7 @@ class SandboxContext:
     cluster_dns: str
     cluster_domain: str
     host_resolv: str = ""             # text of the host's /etc/resolv.conf (dnsPolicy Default)
+    cgroup_parent: str = ""           # this installation's cgroup for pods ("" → containerd's /k8s.io)
 
 
 def log_directory(pods_dir: str, pod: Obj) -> str:
@@ -182,7 +183,8 @@ def sandbox_config(pod: Obj, attempt: int, ctx: SandboxContext) -> pb.PodSandbox
         port_mappings=ports,
         labels=pod_labels(pod),
         annotations={str(k): str(v) for k, v in (m.get("annotations") or {}).items()},
-        linux=pb.LinuxPodSandboxConfig(security_context=sec, sysctls=sysctls),
+        # Containers inherit the sandbox's parent: <cgroup_parent>/<container id> (cgroupfs driver).
+        linux=pb.LinuxPodSandboxConfig(cgroup_parent=ctx.cgroup_parent, security_context=sec, sysctls=sysctls),
     )
     dns = dns_config(pod, ctx)
     if dns is not None:
