@@ -195,7 +195,8 @@ class Agent:
             server=False, resolv_conf=cfg.resolv_conf,
             # The backend, VNI and port are the cluster's (the server's flags); the device name is this host's.
             pod_network_backend=s.get("pod_network_backend", "vxlan"), vxlan_device=cfg.vxlan_device,
-            vxlan_vni=int(s.get("vxlan_vni", "1")), vxlan_port=int(s.get("vxlan_port", "8472")))
+            vxlan_vni=int(s.get("vxlan_vni", "1")), vxlan_port=int(s.get("vxlan_port", "8472")),
+            cgroup_parent=cfg.cgroup_parent)
         runtime = NodeRuntime(acfg, link.client)
         self.runtime = runtime
         await runtime.start()

@@ -60,6 +60,7 @@ class ServerConfig:
     vxlan_vni: int = 1
     vxlan_port: int = 8472
     secrets_encryption: bool = True      # Secrets sealed with AES-GCM in the database (key: encryption_config_path)
+    cgroup_parent: str = ""              # cgroupfs parent of this installation's pods; "" → default_cgroup_parent(data_dir)
 
     def disabled(self, component: str) -> bool:
         """k3s habit: `--disable traefik` turns off the ingress too."""
@@ -119,6 +120,7 @@ class AgentConfig:
     vxlan_device: str = "minik.1"
     vxlan_vni: int = 1
     vxlan_port: int = 8472
+    cgroup_parent: str = ""              # cgroupfs parent of this node's pods; "" → default_cgroup_parent(data_dir)
 
     @property
     def agent_dir(self) -> str:
@@ -148,6 +150,7 @@ def agent_config(cfg: ServerConfig, node_ip: str = "") -> AgentConfig:
         resolv_conf=cfg.resolv_conf,
         pod_network_backend=cfg.pod_network_backend, vxlan_device=cfg.vxlan_device,
         vxlan_vni=cfg.vxlan_vni, vxlan_port=cfg.vxlan_port,
+        cgroup_parent=cfg.cgroup_parent,
     )
 
 
@@ -178,7 +181,31 @@ class JoinConfig:
     ingress_http_port: int = 80
     ingress_https_port: int = 443
     ingress_bind_address: str = "0.0.0.0"
+    cgroup_parent: str = ""              # cgroupfs parent of this node's pods; "" → default_cgroup_parent(data_dir)
 
     @property
     def agent_dir(self) -> str:
         return os.path.join(self.data_dir, "agent")
+
+
+DEFAULT_DATA_DIR = "/var/lib/minik"
+
+
+def default_cgroup_parent(data_dir: str) -> str:
+    """The cgroup every pod container of the installation at `data_dir` is created under.
+
+    `/minik` for the default data dir, `/minik-<10 hex digits of sha256(real path)>` for any
+    other, so instances side by side never share one and `scripts/killall.sh` (which computes
+    the same name) can stop exactly its own containers.
+    """
+    import hashlib
+    real = os.path.realpath(data_dir)
+    if real == DEFAULT_DATA_DIR:
+        return "/minik"
+    return "/minik-" + hashlib.sha256(real.encode()).hexdigest()[:10]
+
+
+def valid_cgroup_parent(value: str) -> bool:
+    """An absolute cgroupfs path of plain names (no "..", no systemd slice syntax needed)."""
+    import re
+    return bool(re.fullmatch(r"(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+", value)) and "/.." not in value

@@ -143,7 +143,8 @@ class Server:
         await self._write_kubeconfig(pki)
         self.client = LocalClient(self.service, token_issuer=reviews.token_request)
         # One shared cache per resource for every controller and the scheduler (informer-<resource> tasks).
-        self.informers = InformerFactory(self.client, self.supervisor)
+        # Informers share the store's read-only objects (no deep copy per cache; see LocalClient).
+        self.informers = InformerFactory(LocalClient(self.service, copy_reads=False), self.supervisor)
         self.supervisor.spawn("namespace-controller", NamespaceController(self.client, ca_pem.decode(), informers=self.informers).run)
         self.supervisor.spawn("garbage-collector", GarbageCollector(self.client).run)
         self.supervisor.spawn("scheduler", Scheduler(self.client, informers=self.informers).run)

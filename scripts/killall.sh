@@ -8,11 +8,13 @@
 #   MINIK_DATA_DIR (/var/lib/minik)  MINIK_RUN_DIR (/run/minik)
 #   MINIK_BRIDGE_NAME (minik0)       MINIK_NFT_TABLE (minik)
 #   MINIK_DNS_INTERFACE (minik-dns0) MINIK_VXLAN_DEVICE (minik.1)  MINIK_CLUSTER_CIDR (10.42.0.0/16)
+#   MINIK_CGROUP_PARENT (/minik, or /minik-<hash> for another data dir)
 # - the server: the pid in $MINIK_RUN_DIR/minik.pid, or a `minik server` process whose data dir
 #   (--data-dir, else its MINIK_DATA_DIR, else the default) is ours;
 # - containerd: the pid in $MINIK_RUN_DIR/containerd/containerd.pid if that process runs with a
 #   config under our data dir; shims: those whose -address is our containerd's socket, each
-#   with its whole process tree (the containers);
+#   with its whole process tree (the containers); then every process left in our pods' cgroup
+#   parent (in every cgroup hierarchy), and the emptied cgroups;
 # - links: the veths enslaved to our bridge, then the bridge; the nftables table `ip $MINIK_NFT_TABLE`;
 #   the VXLAN device of the pod network across nodes (with its routes) and minik's host-gw routes
 #   (route protocol 77) into our cluster CIDR;
@@ -24,7 +26,7 @@ ENV_FILE="${MINIK_ENV_FILE:-/etc/systemd/system/minik.service.env}"
 if [ -r "$ENV_FILE" ]; then
   while IFS='=' read -r key value; do
     case "$key" in
-      MINIK_DATA_DIR|MINIK_RUN_DIR|MINIK_BRIDGE_NAME|MINIK_NFT_TABLE|MINIK_DNS_INTERFACE|MINIK_VXLAN_DEVICE|MINIK_CLUSTER_CIDR)
+      MINIK_DATA_DIR|MINIK_RUN_DIR|MINIK_BRIDGE_NAME|MINIK_NFT_TABLE|MINIK_DNS_INTERFACE|MINIK_VXLAN_DEVICE|MINIK_CLUSTER_CIDR|MINIK_CGROUP_PARENT)
         [ -n "${!key:-}" ] || export "$key=$value" ;;
     esac
   done < "$ENV_FILE"
@@ -34,6 +36,14 @@ RUN_DIR="$(realpath -m "${MINIK_RUN_DIR:-/run/minik}")"
 BRIDGE="${MINIK_BRIDGE_NAME:-minik0}"
 TABLE="${MINIK_NFT_TABLE:-minik}"
 DEFAULT_DATA_DIR=/var/lib/minik
+# The same default as minik.config.default_cgroup_parent.
+if [ -n "${MINIK_CGROUP_PARENT:-}" ]; then
+  CGROUP_PARENT="$MINIK_CGROUP_PARENT"
+elif [ "$DATA_DIR" = "$DEFAULT_DATA_DIR" ]; then
+  CGROUP_PARENT=/minik
+else
+  CGROUP_PARENT="/minik-$(printf '%s' "$DATA_DIR" | sha256sum | cut -c1-10)"
+fi
 
 cmdline() { tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null; }
 
@@ -109,6 +119,25 @@ done
 if [ -n "$shims" ]; then
   victims="$(tree $shims)"
   kill -9 $victims 2>/dev/null
+fi
+
+# Whatever is still in our pods' cgroup parent (a container whose shim died, a process moved
+# there), in every hierarchy, then the emptied cgroups. Only plain absolute paths are accepted.
+if printf '%s' "$CGROUP_PARENT" | grep -qE '^(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$'; then
+  dirs=""
+  while read -r _ _ _ root mnt _ rest; do
+    fstype="${rest#*- }"; fstype="${fstype%% *}"
+    case "$fstype" in cgroup|cgroup2) ;; *) continue ;; esac
+    [ "$root" = "/" ] && [ -d "$mnt$CGROUP_PARENT" ] && dirs="$dirs $mnt$CGROUP_PARENT"
+  done < /proc/self/mountinfo
+  for _ in $(seq 20); do
+    left=""
+    [ -n "$dirs" ] && left="$(find $dirs -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)"
+    [ -z "$left" ] && break
+    kill -9 $left 2>/dev/null
+    sleep 0.1
+  done
+  for d in $dirs; do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
 fi
 
 if ip link show "$BRIDGE" >/dev/null 2>&1; then

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from minik import KUBE_VERSION
 from minik.agent.status import rfc3339
 from minik.client import Client, ClientError
 
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
-KUBELET_VERSION = "v1.32.0-minik"
+# The server's gitVersion (k3s reports v1.32.x+k3s1 for both).
+KUBELET_VERSION = f"{KUBE_VERSION}+minik"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
 MAX_PODS = 110

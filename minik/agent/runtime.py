@@ -35,7 +35,7 @@ from minik.agent.sandbox import SandboxContext
 from minik.agent.volumes import VolumeManager
 from minik.agent.worker import WorkerContext
 from minik.client import Client, ClientError
-from minik.config import AgentConfig
+from minik.config import AgentConfig, default_cgroup_parent
 from minik.net.hostaddr import default_ip
 from minik.net.overlay import pod_mtu
 from minik.net.podnet import PodNetwork
@@ -139,7 +139,8 @@ class NodeRuntime:
             cri=cri,
             node_name=self._node_name,
             node_ip=node_ip,
-            sandbox=SandboxContext(self.pods_dir, cfg.cluster_dns, cfg.cluster_domain, host_resolv),
+            sandbox=SandboxContext(self.pods_dir, cfg.cluster_dns, cfg.cluster_domain, host_resolv,
+                                   cfg.cgroup_parent or default_cgroup_parent(cfg.data_dir)),
             volumes=VolumeManager(self.pods_dir, self.client),
             events=events,
             observer=Observer(cri),

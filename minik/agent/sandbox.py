@@ -3,7 +3,7 @@
 Role: the sandbox half of kubelet's CRI translation: metadata (name, namespace, uid, attempt),
 hostname, log directory, DNS (ClusterFirst / ClusterFirstWithHostNet / Default / None plus
 spec.dnsConfig), host port mappings, namespaces (hostNetwork/hostPID/hostIPC,
-shareProcessNamespace), sysctls, labels and annotations.
+shareProcessNamespace), sysctls, labels and annotations, and the installation's cgroup parent.
 Neighbours: `minik.agent.containers` builds the container configs that are created inside this
 sandbox; `minik.agent.worker` passes the result to `CriClient.run_pod_sandbox`.
 """
@@ -26,6 +26,7 @@ __all__ = [
     "dns_config",
     "log_directory",
     "parse_resolv_conf",
+    "pod_hostname",
     "pod_labels",
     "sandbox_config",
 ]
@@ -50,6 +51,7 @@ class SandboxContext:
     cluster_dns: str
     cluster_domain: str
     host_resolv: str = ""             # text of the host's /etc/resolv.conf (dnsPolicy Default)
+    cgroup_parent: str = ""           # this installation's cgroup for pods ("" → containerd's /k8s.io)
 
 
 def log_directory(pods_dir: str, pod: Obj) -> str:
@@ -132,7 +134,8 @@ def _protocol(name: str) -> int:
     return {"UDP": pb.UDP, "SCTP": pb.SCTP}.get(name, pb.TCP)
 
 
-def _hostname(pod: Obj) -> str:
+def pod_hostname(pod: Obj) -> str:
+    """spec.hostname, else the pod name, cut to one 63-character label."""
     spec = pod.get("spec") or {}
     name = str(spec.get("hostname") or pod["metadata"]["name"])
     # A pod name may be 253 characters; a hostname label at most 63 (kubelet truncates too).
@@ -175,12 +178,13 @@ def sandbox_config(pod: Obj, attempt: int, ctx: SandboxContext) -> pb.PodSandbox
     cfg = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=m["name"], namespace=m["namespace"], uid=m["uid"],
                                        attempt=attempt),
-        hostname="" if spec.get("hostNetwork") else _hostname(pod),
+        hostname="" if spec.get("hostNetwork") else pod_hostname(pod),
         log_directory=log_directory(ctx.pods_dir, pod),
         port_mappings=ports,
         labels=pod_labels(pod),
         annotations={str(k): str(v) for k, v in (m.get("annotations") or {}).items()},
-        linux=pb.LinuxPodSandboxConfig(security_context=sec, sysctls=sysctls),
+        # Containers inherit the sandbox's parent: <cgroup_parent>/<container id> (cgroupfs driver).
+        linux=pb.LinuxPodSandboxConfig(cgroup_parent=ctx.cgroup_parent, security_context=sec, sysctls=sysctls),
     )
     dns = dns_config(pod, ctx)
     if dns is not None:

@@ -29,6 +29,7 @@ from typing import Any
 from minik.agent.backoff import Backoff
 from minik.agent.containers import MountSpec, container_config, non_root_violation
 from minik.agent.cri import CriClient, CriError, CriNotFoundError, pb
+from minik.agent.etchosts import ETC_HOSTS, ensure_hosts_file, hosts_content, mounts_etc_hosts
 from minik.agent.env import MASTER_NAMESPACE, EnvError, EnvSources, referenced_objects, resolve_env, service_link_env
 from minik.agent.events import EventRecorder, pod_ref
 from minik.agent.observe import Observer
@@ -412,6 +413,20 @@ class PodWorker:
             return False
         return True
 
+    async def _with_etc_hosts(self, pod: Obj, c: Obj, mounts: list[MountSpec], pod_ip: str) -> list[MountSpec]:
+        """Kubelet's managed /etc/hosts, unless the container mounts its own or the pod has no IP yet."""
+        if not pod_ip or mounts_etc_hosts(c) or any(mt.container_path == ETC_HOSTS for mt in mounts):
+            return mounts
+        node_hosts = ""
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            node_hosts = await asyncio.to_thread(_read_text, ETC_HOSTS)
+        content = hosts_content(pod, [pod_ip], self.ctx.sandbox.cluster_domain, node_hosts)
+        try:
+            path = await asyncio.to_thread(ensure_hosts_file, self.ctx.volumes.pod_dir(self.uid), content)
+        except OSError as e:
+            raise VolumeError(f"hosts file: {e}") from None
+        return [*mounts, MountSpec(ETC_HOSTS, path)]
+
     def _set_waiting(self, name: str, reason: str, message: str) -> None:
         self._waiting[name] = (reason, message)
 
@@ -457,6 +472,7 @@ class PodWorker:
                 except OSError as e:
                     raise VolumeError(f"termination message file: {e}") from None
                 mounts = [*mounts, MountSpec(msg_path, msg_file)]
+            mounts = await self._with_etc_hosts(pod, c, mounts, pod_ip)
         except (EnvError, VolumeError) as e:
             self._set_waiting(a.name, "CreateContainerConfigError", str(e))
             self.ctx.events.warning(ref, "Failed", f"Error: {e}")
@@ -725,6 +741,14 @@ class PodWorker:
         self._last_rv = _rv(updated)
         if _rv(updated) >= _rv(self.pod):
             self.pod = updated
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def _rmtree(path: str) -> None:

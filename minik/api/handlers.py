@@ -273,6 +273,8 @@ class ApiHandlers:
         if t.rt.virtual:
             if self.reviews is None:
                 raise st.method_not_allowed()
+            # Reviews are never stored, but kube decodes them strictly too: `spec.groups: 1` is a 422.
+            self.service.check_structure(t.rt, body)
             return json_response(self.reviews.answer(t.rt, self._ns(t), body, request["user"]), 201)
         res = await self.service.create(t.rt, self._ns(t), body, self._write_opts(request))
         return json_response(res.object, 201, warnings=res.warnings)
@@ -362,6 +364,8 @@ class ApiHandlers:
             sa = self.service.get(t.rt, self._ns(t), t.name)
             if self.reviews is None:
                 raise st.method_not_allowed()
+            if body is not None:
+                self.service.check_body("TokenRequest", "authentication.k8s.io", "io.k8s.api.authentication.v1.TokenRequest", body, t.name)
             return json_response(self.reviews.token_request(sa, body if isinstance(body, dict) else {}), 201)
         if sub == "eviction" and m == "POST":
             from minik.api.eviction import evict   # PodDisruptionBudgets decide (429 when one would be violated)
@@ -390,6 +394,7 @@ class ApiHandlers:
 
     async def _bind(self, request: web.Request, t: Target) -> web.Response:
         body, _ = await self._body(request)
+        self.service.check_body("Binding", "", "io.k8s.api.core.v1.Binding", body, t.name)
         target = (body.get("target") or {}) if isinstance(body, dict) else {}
         node = target.get("name")
         if not node:

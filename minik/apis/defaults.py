@@ -383,6 +383,9 @@ def job_selector(obj: Obj) -> None:
     uid = m.get("uid")
     if not uid or spec.get("manualSelector") is True:
         return
+    # Kubernetes 1.32 stores the generated-selector choice explicitly (`-o yaml` shows it).
+    if spec.get("manualSelector") is None:
+        spec["manualSelector"] = False
     tm = _d(_d(spec, "template"), "metadata")
     labels = _d(tm, "labels")
     for k in JOB_NAME_LABELS:

@@ -12,7 +12,7 @@ import asyncio
 import os
 from collections.abc import Callable
 
-from minik.config import JoinConfig
+from minik.config import JoinConfig, valid_cgroup_parent
 
 
 def _env(name: str, default: str) -> str:
@@ -52,12 +52,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--ingress-http-port", type=int, default=int(_env("ingress-http-port", str(d.ingress_http_port))), help="port of the ingress proxy for HTTP (default %(default)s)")
     p.add_argument("--ingress-https-port", type=int, default=int(_env("ingress-https-port", str(d.ingress_https_port))), help="port of the ingress proxy for HTTPS (default %(default)s)")
     p.add_argument("--ingress-bind-address", default=_env("ingress-bind-address", d.ingress_bind_address), help="address the ingress proxy listens on (default %(default)s)")
+    p.add_argument("--cgroup-parent", default=_env("cgroup-parent", ""),
+                   help="cgroup (cgroupfs path) this node's pod containers are created under "
+                        "(default /minik for the default data dir, else /minik-<hash of the data dir>)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
 
 
 def build_join_config(a: argparse.Namespace) -> JoinConfig:
     if not a.server:
         raise SystemExit("minik agent: --server (or MINIK_URL) is required, e.g. https://192.168.1.10:6443")
+    if a.cgroup_parent and not valid_cgroup_parent(a.cgroup_parent):
+        raise SystemExit(f"minik agent: --cgroup-parent {a.cgroup_parent!r} is not an absolute cgroupfs path such as /minik")
     token = a.token
     if not token and a.token_file:
         try:
@@ -77,7 +82,7 @@ def build_join_config(a: argparse.Namespace) -> JoinConfig:
         vxlan_device=a.vxlan_device, metric_resolution=a.metric_resolution,
         disable_ingress=bool({c.strip() for item in a.disable for c in item.split(",")} & {"ingress", "traefik"}),
         ingress_http_port=a.ingress_http_port, ingress_https_port=a.ingress_https_port,
-        ingress_bind_address=a.ingress_bind_address)
+        ingress_bind_address=a.ingress_bind_address, cgroup_parent=a.cgroup_parent)
 
 
 def run(a: argparse.Namespace, setup_logging: Callable[[str], None]) -> int:

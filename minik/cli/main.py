@@ -14,7 +14,7 @@ import sys
 
 from minik import KUBE_VERSION, __version__
 from minik.cli import agent, images, secrets_encrypt, token
-from minik.config import ServerConfig
+from minik.config import ServerConfig, valid_cgroup_parent
 
 
 def _env(name: str, default: str) -> str:
@@ -75,6 +75,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--secrets-encryption", action=argparse.BooleanOptionalAction,
                    default=_env("secrets-encryption", "true").lower() not in ("0", "false", "no"),
                    help="encrypt Secrets at rest with AES-GCM, key in <data-dir>/server/encryption-config (default: on)")
+    p.add_argument("--cgroup-parent", default=_env("cgroup-parent", ""),
+                   help="cgroup (cgroupfs path) this installation's pod containers are created under "
+                        "(default /minik for the default data dir, else /minik-<hash of the data dir>)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -86,6 +89,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         raise SystemExit(f"minik: --write-kubeconfig-mode must be octal like 0600, got {a.write_kubeconfig_mode!r}") from None
     if not 1 <= len(a.dns_interface) <= 15 or "/" in a.dns_interface or " " in a.dns_interface:
         raise SystemExit(f"minik: --dns-interface must be an interface name of 1 to 15 characters, got {a.dns_interface!r}")
+    if a.cgroup_parent and not valid_cgroup_parent(a.cgroup_parent):
+        raise SystemExit(f"minik: --cgroup-parent must be an absolute cgroup path like /minik, got {a.cgroup_parent!r}")
     return ServerConfig(
         data_dir=os.path.abspath(a.data_dir), config_dir=os.path.abspath(a.config_dir), run_dir=os.path.abspath(a.run_dir),
         bind_address=a.bind_address, https_listen_port=a.https_listen_port, advertise_address=a.advertise_address,
@@ -105,7 +110,7 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         ingress_bind_address=a.ingress_bind_address,
         supervisor_port=a.supervisor_port, pod_network_backend=a.pod_network_backend, vxlan_device=a.vxlan_device, vxlan_vni=a.vxlan_vni,
         vxlan_port=a.vxlan_port,
-        secrets_encryption=a.secrets_encryption)
+        secrets_encryption=a.secrets_encryption, cgroup_parent=a.cgroup_parent)
 
 
 def _port_range(value: str) -> str:

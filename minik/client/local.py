@@ -1,6 +1,9 @@
 """In-process transport of `minik.client.Client`: calls the resource service directly (no HTTP),
 watches the store's hub. Objects handed out are deep copies: the store's cache is shared and
 read-only, and a caller mutating it would corrupt every reader (and turn its own update into a no-op).
+`copy_reads=False` hands out the store's own objects from list and watch instead: only for the
+shared informers (`minik.machinery.informers`), whose caches are read-only by contract too, so the
+daemon keeps one copy of each object rather than two (see docs/flow.md, "Memory").
 
 Neighbours: built by `minik.daemon` for controllers and the local node agent.
 """
@@ -23,10 +26,15 @@ from minik.store import errors as store_errors
 TokenIssuer = Callable[[Obj, Obj, "Obj | None"], Obj]   # (serviceaccount, TokenRequest body, bound pod) → TokenRequest
 
 
+def _shared(x: Any) -> Any:
+    return x
+
+
 class LocalClient:
     def __init__(self, service: ResourceService, default_manager: str = "minik",
-                 token_issuer: TokenIssuer | None = None) -> None:
+                 token_issuer: TokenIssuer | None = None, copy_reads: bool = True) -> None:
         self.service, self.default_manager, self.token_issuer = service, default_manager, token_issuer
+        self._copy: Callable[[Any], Any] = copy.deepcopy if copy_reads else _shared
 
     def _rt(self, resource: str) -> ResourceType:
         for t in self.service.registry.types:
@@ -56,7 +64,7 @@ class LocalClient:
                                      parse_field_selector(field_selector) if field_selector else None)
         except st.StatusError as e:
             raise ClientError(e.code, e.reason, e.message) from None
-        return copy.deepcopy(page.items), str(page.resource_version)
+        return self._copy(page.items), str(page.resource_version)
 
     async def watch(self, resource: str, namespace: str | None = None, resource_version: str = "",
                     label_selector: str = "", field_selector: str = "") -> AsyncIterator[WatchEvent]:
@@ -68,7 +76,7 @@ class LocalClient:
             page = self.service.list(rt, namespace, labels, fields)
             since = page.resource_version
             for obj in page.items:
-                yield WatchEvent("ADDED", copy.deepcopy(obj))
+                yield WatchEvent("ADDED", self._copy(obj))
         else:
             since = int(resource_version)
         try:
@@ -85,17 +93,17 @@ class LocalClient:
                         return False
                     return fields is None or fields.matches(o)
                 if labels is None and fields is None:
-                    yield WatchEvent(ev.type, copy.deepcopy(self.service.with_type(rt, now)))
+                    yield WatchEvent(ev.type, self._copy(self.service.with_type(rt, now)))
                     continue
                 a, b = ok(now), ok(ev.prev_object)
                 if ev.type == "DELETED":
                     if a or b:
-                        yield WatchEvent("DELETED", copy.deepcopy(self.service.with_type(rt, now)))
+                        yield WatchEvent("DELETED", self._copy(self.service.with_type(rt, now)))
                 elif a:
                     yield WatchEvent("MODIFIED" if (b and ev.type == "MODIFIED") else "ADDED",
-                                     copy.deepcopy(self.service.with_type(rt, now)))
+                                     self._copy(self.service.with_type(rt, now)))
                 elif b:
-                    yield WatchEvent("DELETED", copy.deepcopy(self.service.with_type(rt, now)))
+                    yield WatchEvent("DELETED", self._copy(self.service.with_type(rt, now)))
         except store_errors.Expired as e:
             raise ClientError(410, "Expired", str(e)) from None
         finally:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from croniter import croniter
 
 from minik.client import Client, ClientError, Obj
-from minik.machinery.controller import Controller, controller_ref, owner_reference
+from minik.machinery.controller import Controller, controller_ref, owner_reference, report_failures
 from minik.machinery.events import Clock, EventRecorder, timestamp, utcnow
 from minik.machinery.informer import object_key, split_key
 from minik.machinery.informers import CONTROLLER_INDEX, InformerFactory
@@ -267,15 +267,10 @@ class CronJobController:
         self.cronjobs.add_handler(self._on_cronjob)
         self.jobs.add_handler(self._on_job)
         self.controller = Controller(COMPONENT, self.queue, self.sync, [self.cronjobs, self.jobs], workers,
-                                     run_informers=informers is None, failed=self._failed)
+                                     run_informers=informers is None, failed=report_failures(self.cronjobs, self.recorder.event))
 
     async def run(self) -> None:
         await self.controller.run()
-
-    async def _failed(self, key: str, e: Exception) -> None:
-        obj = self.cronjobs.get_by_key(key)
-        if obj is not None:
-            await self.recorder.event(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
 
     def _on_cronjob(self, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old

@@ -30,7 +30,7 @@ from minik.client import Client, ClientError, Obj
 from minik.machinery import ownership
 from minik.machinery import pods as podutil
 from minik.machinery import revisions as rev
-from minik.machinery.controller import Controller, Expectations, controller_ref
+from minik.machinery.controller import Controller, Expectations, controller_ref, owner_key, report_failures
 from minik.machinery.events import Clock, EventRecorder, utcnow
 from minik.machinery.informer import object_key, split_key
 from minik.machinery.informers import CONTROLLER_INDEX, InformerFactory
@@ -321,15 +321,10 @@ class DaemonSetController:
         self.nodes.add_handler(self._on_node)
         self.revisions.add_handler(self._on_revision)
         self.controller = Controller(COMPONENT, self.queue, self.sync, [self.sets, self.pods, self.nodes, self.revisions],
-                                     workers, run_informers=informers is None, failed=self._failed)
+                                     workers, run_informers=informers is None, failed=report_failures(self.sets, self.recorder.event))
 
     async def run(self) -> None:
         await self.controller.run()
-
-    async def _failed(self, key: str, e: Exception) -> None:
-        obj = self.sets.get_by_key(key)
-        if obj is not None:
-            await self.recorder.event(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
 
     def _on_set(self, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
@@ -339,10 +334,7 @@ class DaemonSetController:
         self.queue.add(object_key(obj))
 
     def _owner_key(self, obj: Obj) -> str | None:
-        ref = controller_ref(obj)
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        return f"{_meta(obj).get('namespace', '')}/{ref.get('name', '')}"
+        return owner_key(obj, KIND)
 
     def _on_revision(self, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old

@@ -28,7 +28,7 @@ from typing import Any
 from minik.apis.selectors import LabelSelector, SelectorError
 from minik.client import Client, ClientError, Obj
 from minik.machinery import ownership
-from minik.machinery.controller import Controller, controller_ref, owner_reference
+from minik.machinery.controller import Controller, controller_ref, owner_key, owner_reference, report_failures
 from minik.machinery.events import Clock, EventRecorder, timestamp, utcnow
 from minik.machinery.informer import object_key, split_key
 from minik.machinery.informers import CONTROLLER_INDEX, InformerFactory
@@ -507,22 +507,14 @@ class DeploymentController:
         self.rs.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
         self.controller = Controller(COMPONENT, self.queue, self.sync, [self.deployments, self.rs, self.pods], workers,
-                                     run_informers=informers is None, failed=self._failed)
+                                     run_informers=informers is None, failed=report_failures(self.deployments, self.recorder.event))
 
     async def run(self) -> None:
         await self.controller.run()
 
-    async def _failed(self, key: str, e: Exception) -> None:
-        obj = self.deployments.get_by_key(key)
-        if obj is not None:
-            await self.recorder.event(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
-
     # ---- handlers ------------------------------------------------------------------------------
     def _owner_key(self, rs: Obj) -> str | None:
-        ref = controller_ref(rs)
-        if ref is None or ref.get("kind") != "Deployment":
-            return None
-        return f"{rs['metadata'].get('namespace', '')}/{ref.get('name', '')}"
+        return owner_key(rs, "Deployment")
 
     def _on_rs(self, old: Obj | None, new: Obj | None) -> None:
         for obj in (old, new):

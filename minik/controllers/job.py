@@ -34,7 +34,7 @@ from minik.apis.selectors import LabelSelector, SelectorError
 from minik.client import Client, ClientError, Obj
 from minik.machinery import ownership
 from minik.machinery import pods as podutil
-from minik.machinery.controller import Controller, Expectations, controller_ref
+from minik.machinery.controller import Controller, Expectations, controller_ref, owner_key, report_failures
 from minik.machinery.events import Clock, EventRecorder, timestamp, utcnow
 from minik.machinery.informer import object_key, split_key
 from minik.machinery.informers import CONTROLLER_INDEX, InformerFactory
@@ -541,15 +541,10 @@ class JobController:
         self.jobs.add_handler(self._on_job)
         self.pods.add_handler(self._on_pod)
         self.controller = Controller(COMPONENT, self.queue, self.sync, [self.jobs, self.pods], workers,
-                                     run_informers=informers is None, failed=self._failed)
+                                     run_informers=informers is None, failed=report_failures(self.jobs, self.recorder.event))
 
     async def run(self) -> None:
         await self.controller.run()
-
-    async def _failed(self, key: str, e: Exception) -> None:
-        obj = self.jobs.get_by_key(key)
-        if obj is not None:
-            await self.recorder.event(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
 
     def _on_job(self, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
@@ -559,10 +554,7 @@ class JobController:
         self.queue.add(object_key(obj))
 
     def _job_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != KIND or not str(ref.get("apiVersion", "")).startswith("batch/"):
-            return None
-        return f"{_meta(pod).get('namespace', '')}/{ref.get('name', '')}"
+        return owner_key(pod, KIND, api_group="batch")
 
     def _on_pod(self, old: Obj | None, new: Obj | None) -> None:
         pod = new if new is not None else old

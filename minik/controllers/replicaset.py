@@ -24,7 +24,7 @@ from minik.apis.selectors import LabelSelector, SelectorError
 from minik.client import Client, ClientError, Obj
 from minik.machinery import ownership
 from minik.machinery import pods as podutil
-from minik.machinery.controller import Controller, Expectations, controller_ref
+from minik.machinery.controller import Controller, Expectations, controller_ref, owner_key, report_failures
 from minik.machinery.events import Clock, EventRecorder, utcnow
 from minik.machinery.informer import object_key, split_key
 from minik.machinery.informers import CONTROLLER_INDEX, InformerFactory
@@ -148,15 +148,10 @@ class ReplicaSetController:
         self.rs.add_handler(self._on_rs)
         self.pods.add_handler(self._on_pod)
         self.controller = Controller(COMPONENT, self.queue, self.sync, [self.rs, self.pods], workers,
-                                     run_informers=informers is None, failed=self._failed)
+                                     run_informers=informers is None, failed=report_failures(self.rs, self.recorder.event))
 
     async def run(self) -> None:
         await self.controller.run()
-
-    async def _failed(self, key: str, e: Exception) -> None:
-        obj = self.rs.get_by_key(key)
-        if obj is not None:
-            await self.recorder.event(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
 
     # ---- handlers: compute keys, enqueue --------------------------------------------------------
     def _on_rs(self, old: Obj | None, new: Obj | None) -> None:
@@ -167,10 +162,7 @@ class ReplicaSetController:
         self.queue.add(object_key(obj))
 
     def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != RS_KIND:
-            return None
-        return f"{pod['metadata'].get('namespace', '')}/{ref.get('name', '')}"
+        return owner_key(pod, RS_KIND)
 
     def _enqueue_matching(self, pod: Obj) -> None:
         ns = pod["metadata"].get("namespace", "")

@@ -155,6 +155,31 @@ def controller_ref(obj: Obj) -> Obj | None:
     return None
 
 
+def owner_key(obj: Obj, kind: str, api_group: str | None = None) -> str | None:
+    """The work-queue key ("namespace/name") of the `kind` controller that owns `obj`, if any
+    (`api_group`: also require the reference's apiVersion to be of that group)."""
+    ref = controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    if api_group is not None and not str(ref.get("apiVersion", "")).startswith(api_group + "/"):
+        return None
+    m = obj.get("metadata")
+    namespace = m.get("namespace", "") if isinstance(m, dict) else ""
+    return f"{namespace}/{ref.get('name', '')}"
+
+
+Record = Callable[[Obj, str, str, str], Awaitable[None]]
+
+
+def report_failures(objects: Informer, record: Record) -> Failed:
+    """A `Failed` that records a Warning `ReconcileError` Event on the object whose sync raised."""
+    async def failed(key: str, e: Exception) -> None:
+        obj = objects.get_by_key(key)
+        if obj is not None:
+            await record(obj, "Warning", "ReconcileError", f"{type(e).__name__}: {e}")
+    return failed
+
+
 def owner_reference(owner: Obj, api_version: str, kind: str) -> Obj:
     """A controller ownerReference to `owner`; blockOwnerDeletion lets foreground deletion wait for it."""
     meta = owner["metadata"]

@@ -14,7 +14,6 @@ avoids the per-call thread hop an async driver pays.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, eve
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import NullPool
 
+from minik.store.codec import decode
 from minik.store.encryption import EncryptionError, Transformer, key_name_of, row_context
 from minik.store.schema import META_COMPACT, META_FLOOR, log, meta, metadata
 from minik.store.types import Obj
@@ -211,7 +211,7 @@ class Database:
                     # One unreadable object must not keep the cluster from starting.
                     logger.error("cannot load %s %s/%s: %s", resource, namespace, name, e)
                     continue
-            obj = json.loads(value)
+            obj = decode(value)
             obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
             objects.append(LiveObject(resource, namespace, name, revision, obj))
         floor = int(metas.get(META_FLOOR, 0))

@@ -22,6 +22,7 @@ from typing import Any
 
 from minik.apis.size import MAX_OBJECT_BYTES
 from minik.store.cache import ObjectCache
+from minik.store.codec import decode
 from minik.store.db import Database, LogRow, ReencryptResult
 from minik.store.encryption import Transformer
 from minik.store.errors import AlreadyExists, Conflict, NotFound, TooLarge, Unavailable
@@ -57,7 +58,7 @@ def _stamp(obj: Obj, revision: int, *, deep: bool) -> tuple[str, Obj]:
     meta["resourceVersion"] = str(revision)
     top["metadata"] = meta
     text = json.dumps(top, separators=(",", ":"), ensure_ascii=False)
-    return text, (json.loads(text) if deep else top)
+    return text, (decode(text) if deep else top)
 
 
 class Store:

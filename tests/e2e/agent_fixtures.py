@@ -235,8 +235,23 @@ def reap_node(m: Minik, net: NodeNet, keep_dir: bool = False) -> None:
     subprocess.run(["ip", "link", "del", net.dns_interface], capture_output=True, check=False)
     subprocess.run(["ip", "link", "del", net.vxlan_device], capture_output=True, check=False)
     subprocess.run(["ip", "-4", "addr", "flush", "dev", "lo", "label", f"lo:{net.dns_interface}"], capture_output=True, check=False)
+    _remove_pod_cgroups(m)
     if not keep_dir:
         shutil.rmtree(m.root, ignore_errors=True)
+
+
+def _remove_pod_cgroups(m: Minik) -> None:
+    """The (now empty) cgroup parent of the instance's pods, in every hierarchy."""
+    from minik.config import default_cgroup_parent
+    parent = m.extra[m.extra.index("--cgroup-parent") + 1] if "--cgroup-parent" in m.extra else default_cgroup_parent(m.data_dir)
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        mounts = [(fields[4], fields[3], fields[fields.index("-") + 1]) for fields in (line.split() for line in f)]
+    for point, root, fstype in mounts:
+        top = point + parent
+        if fstype in ("cgroup", "cgroup2") and root == "/" and os.path.isdir(top):
+            for d, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)
 
 
 @contextlib.contextmanager

@@ -98,3 +98,73 @@ def test_authentication(minik: Minik) -> None:
         assert minik.raw("GET", path, auth=False)[0] == 200
     r = minik.kubectl("--token=wrong", "--kubeconfig=/dev/null", f"--server={minik.url}", "--insecure-skip-tls-verify", "get", "pods", check=False)
     assert r.returncode == 1 and "You must be logged in to the server" in r.stderr
+
+
+def test_subresource_and_review_bodies_with_wrong_types(minik: Minik) -> None:
+    """Bodies that are answered or applied through a subresource are decoded strictly too:
+    a wrong type is a 4xx naming the field, never a 500, and nothing changes."""
+    ns = "/api/v1/namespaces/default"
+    # Review kinds are never stored but are still typed.
+    code, st = minik.raw_json("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                              {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                               "spec": {"resourceAttributes": {"verb": 1}}})
+    assert code == 422 and "spec.resourceAttributes.verb" in st["message"], st
+    code, st = minik.raw_json("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                              {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"audiences": 1}})
+    assert code == 422 and "spec.audiences" in st["message"], st
+    # serviceaccounts/token with a wrongly typed audiences.
+    code, st = minik.raw_json("POST", ns + "/serviceaccounts/default/token",
+                              {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"audiences": 1}})
+    assert code == 422 and "spec.audiences" in st["message"], st
+    # pods/binding: target must be an object; the pod stays unbound.
+    pod = {"metadata": {"name": "fuzz-bind"}, "spec": {"schedulerName": "nobody",
+                                                      "containers": [{"name": "c", "image": "busybox"}]}}
+    code, _ = minik.raw_json("POST", ns + "/pods", pod)
+    assert code == 201
+    code, st = minik.raw_json("POST", ns + "/pods/fuzz-bind/binding",
+                              {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "fuzz-bind"}, "target": 1})
+    assert code == 422 and "target" in st["message"], st
+    code, got = minik.raw_json("GET", ns + "/pods/fuzz-bind")
+    assert code == 200 and not got["spec"].get("nodeName")
+    # scale PUT and PATCH with a wrongly typed spec: 4xx, replicas unchanged.
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fuzz-scale"},
+           "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "fs"}},
+                    "template": {"metadata": {"labels": {"app": "fs"}},
+                                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    scale = "/apis/apps/v1/namespaces/default/deployments/fuzz-scale/scale"
+    code, _ = minik.raw_json("POST", "/apis/apps/v1/namespaces/default/deployments", dep)
+    assert code == 201
+    code, st = minik.raw_json("PUT", scale, {"apiVersion": "autoscaling/v1", "kind": "Scale",
+                                            "metadata": {"name": "fuzz-scale"}, "spec": 1})
+    assert code in (400, 422) and "spec" in st["message"], st
+    code, st = minik.raw_json("PATCH", scale, {"spec": {"replicas": "two"}}, "application/merge-patch+json")
+    assert code in (400, 422) and "spec.replicas" in st["message"], st
+    code, st = minik.raw_json("PATCH", scale, {"metadata": 1}, "application/merge-patch+json")
+    assert code in (400, 422), st
+    code, got = minik.raw_json("GET", "/apis/apps/v1/namespaces/default/deployments/fuzz-scale")
+    assert code == 200 and got["spec"]["replicas"] == 0
+    # A good scale still works.
+    code, got = minik.raw_json("PATCH", scale, {"spec": {"replicas": 0}}, "application/merge-patch+json")
+    assert code == 200 and got["spec"]["replicas"] == 0
+    minik.raw_json("DELETE", "/apis/apps/v1/namespaces/default/deployments/fuzz-scale")
+    minik.raw_json("DELETE", ns + "/pods/fuzz-bind")
+
+
+def test_scheduling_gates(minik: Minik) -> None:
+    """schedulingGates: qualified names, no duplicates, and after create only removal."""
+    ns = "/api/v1/namespaces/default/pods"
+    def pod(gates: list[dict[str, str]]) -> dict[str, object]:
+        return {"metadata": {"name": "gated"}, "spec": {"schedulingGates": gates,
+                                                       "containers": [{"name": "c", "image": "busybox"}]}}
+    code, st = minik.raw_json("POST", ns, pod([{"name": "a/b/c"}]))
+    assert code == 422 and any(c["field"] == "spec.schedulingGates[0]" for c in st["details"]["causes"]), st
+    code, st = minik.raw_json("POST", ns, pod([{"name": "example.com/g"}, {"name": "example.com/g"}]))
+    assert code == 422 and any(c["field"] == "spec.schedulingGates[1]" for c in st["details"]["causes"]), st
+    code, _ = minik.raw_json("POST", ns, pod([{"name": "example.com/g"}]))
+    assert code == 201
+    code, st = minik.raw_json("PATCH", ns + "/gated", {"spec": {"schedulingGates": [{"name": "example.com/g"}, {"name": "example.com/h"}]}},
+                              "application/merge-patch+json")
+    assert code == 422 and "only deletion is allowed" in st["message"], st
+    code, got = minik.raw_json("PATCH", ns + "/gated", {"spec": {"schedulingGates": []}}, "application/merge-patch+json")
+    assert code == 200 and not got["spec"].get("schedulingGates"), got
+    minik.raw_json("DELETE", ns + "/gated")

@@ -541,7 +541,14 @@ def test_kill9_and_restart_keep_connections_and_rules(svc_node: tuple[Minik, Nod
     ns, cip = web
     _wait_ready_endpoints(ns, "web", 3)
     eventually(lambda: _http(f"http://{cip}/").startswith("web-"), timeout=15)
-    before = _service_rules(net)
+    # This Service's chains and rules (other tests' Services come and go on the shared node).
+    own = f"{ns.name}/web/"
+
+    def rules() -> list[str]:
+        return [r for r in _service_rules(net) if own in r]
+
+    before = rules()
+    assert before
     syncs = _full_syncs(m)
     conn = socket.create_connection((cip, 9000), timeout=5)
     try:
@@ -553,7 +560,7 @@ def test_kill9_and_restart_keep_connections_and_rules(svc_node: tuple[Minik, Nod
         m.start(timeout=90)
         # The restarted proxier does a full resync: the same rules, the connection untouched.
         eventually(lambda: _full_syncs(m) > syncs, timeout=30)
-        assert _service_rules(net) == before
+        eventually(lambda: rules() == before, timeout=30)
         conn.sendall(b"three\n")
         assert conn.recv(16) == b"three\n"
         assert _http(f"http://{cip}/").startswith("web-")

@@ -238,7 +238,7 @@ async def test_node_registers_ready_with_lease(node: Node) -> None:
     st = n["status"]
     assert {c["type"]: c["status"] for c in st["conditions"]}["Ready"] == "True"
     assert st["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
-    assert st["nodeInfo"]["kubeletVersion"] == "v1.32.0-minik"
+    assert st["nodeInfo"]["kubeletVersion"] == "v1.32.0+minik"
     assert st["capacity"]["pods"] == "110"
     assert {a["type"] for a in st["addresses"]} == {"InternalIP", "Hostname"}
     lease = await node.client.get("coordination.k8s.io/leases", "kube-node-lease", node.name)

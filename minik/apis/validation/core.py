@@ -659,7 +659,28 @@ def validate_pod_spec(spec: Obj, path: str, is_pod: bool) -> list[Cause]:
     pc = spec.get("priorityClassName")
     if pc:
         causes += dns1123_subdomain(str(pc), child(path, "priorityClassName"))
+    causes += _scheduling_gates(spec.get("schedulingGates"), child(path, "schedulingGates"))
     return causes
+
+
+def _scheduling_gates(gates: Any, path: str) -> list[Cause]:
+    """validateSchedulingGates: each name a qualified name, no duplicates."""
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for i, g in enumerate(dicts(gates)):
+        name = str(g.get("name") or "")
+        causes += [invalid(index(path, i), name, m) for m in is_qualified_name(name)]
+        if name in seen:
+            causes.append(duplicate(index(path, i), name))
+        seen.add(name)
+    return causes
+
+
+def _only_deleted_gates(new: Any, old: Any, path: str) -> list[Cause]:
+    """validateOnlyDeletedSchedulingGates: after create, scheduling gates can only be removed."""
+    old_names = {str(g.get("name") or "") for g in dicts(old)}
+    return [forbidden(child(index(path, i), "name"), f"only deletion is allowed, but found new scheduling gate '{name}'")
+            for i, g in enumerate(dicts(new)) if (name := str(g.get("name") or "")) not in old_names]
 
 
 def validate_pod_template(tmpl: Any, path: str) -> list[Cause]:
@@ -725,6 +746,7 @@ def _pod_update(spec: Obj, old: Obj) -> list[Cause]:
         if _tol_key(t) not in new_keys:
             causes.append(forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds"))
             break
+    causes += _only_deleted_gates(spec.get("schedulingGates"), old.get("schedulingGates"), "spec.schedulingGates")
     # Everything else must be unchanged: copy the mutable fields over and compare.
     a, b = _mutable_stripped(spec), _mutable_stripped(old)
     if len(dicts(spec.get("containers"))) == len(dicts(old.get("containers"))) and not semantic_equal(a, b):

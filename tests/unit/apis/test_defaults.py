@@ -177,6 +177,7 @@ def test_job_defaults_and_selector() -> None:
     assert spec["backoffLimit"] == 6 and spec["completionMode"] == "NonIndexed"
     assert spec["suspend"] is False and spec["podReplacementPolicy"] == "TerminatingOrFailed"
     assert spec["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}}
+    assert spec["manualSelector"] is False  # shown by `kubectl get job pi -o yaml` ("Jobs" page)
     labels = spec["template"]["metadata"]["labels"]
     assert labels["job-name"] == "pi" and labels["batch.kubernetes.io/job-name"] == "pi"
     assert labels["controller-uid"] == "u-1" and labels["batch.kubernetes.io/controller-uid"] == "u-1"
