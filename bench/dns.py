@@ -29,7 +29,8 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import secrets
+import random
+import select
 import shutil
 import socket
 import struct
@@ -103,6 +104,88 @@ def _generate(host: str, port: int, wire: bytes | list[bytes], seconds: float, w
         lat.append(clock() - t0)
         send()
     out.put((len(lat), seconds, sorted(lat), lost))
+
+
+def _generate_rate(host: str, port: int, wire: bytes, seconds: float, rate: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Open loop: query i leaves at start + i/rate whatever the answers do (a closed window hides
+    a stall: while the server is stuck, nobody sends, so the stall counts once, not once per query
+    that would have arrived). Latency runs from the actual send to the answer; how late the
+    generator itself sent (its own scheduling noise) is reported beside it."""
+    pin(0, 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((host, port))
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    body = wire[2:]
+    total = int(seconds * rate)
+    interval = 1.0 / rate
+    sent: dict[int, float] = {}
+    lat: list[float] = []
+    late: list[float] = []
+    clock = time.perf_counter
+    start = clock() + 0.05
+    i = 0
+    while True:
+        now = clock()
+        while i < total and start + i * interval <= now:
+            qid = i & 0xFFFF
+            late.append(now - (start + i * interval))
+            sent[qid] = clock()
+            try:
+                sock.send(struct.pack("!H", qid) + body)
+            except BlockingIOError:
+                pass
+            i += 1
+            now = clock()
+        while True:
+            try:
+                data = sock.recv(4096)
+            except BlockingIOError:
+                break
+            t1 = clock()
+            t0 = sent.pop(struct.unpack("!H", data[:2])[0], None)
+            if t0 is not None:
+                lat.append(t1 - t0)
+        if i >= total and (not sent or clock() > start + seconds + 1.0):
+            break
+        wait = (start + i * interval - clock()) if i < total else 0.05
+        if wait > 0:
+            select.select([sock], [], [], wait)
+    late.sort()
+    out.put((len(lat), seconds, sorted(lat), total - len(lat), late[int(len(late) * 0.99)] if late else 0.0))
+
+
+def load_rate(host: str, port: int, wire: bytes, seconds: float, rate: float,
+              server_pid: int) -> tuple[float, float, float, float, float, int, float, float]:
+    """(q/s answered, p50, p99, p99.9, max ms, lost, generator p99 lateness ms, server CPU µs/query)."""
+    q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    p = mp.Process(target=_generate_rate, args=(host, port, wire, seconds, rate, q))
+    cpu0 = cpu_seconds(server_pid)
+    p.start()
+    n, secs, lat, lost, late = q.get(timeout=seconds + 60)
+    cpu = cpu_seconds(server_pid) - cpu0
+    p.join()
+    if not lat:
+        return 0.0, *(4 * (float("nan"),)), lost, late * 1000, float("nan")  # type: ignore[return-value]
+
+    def pct(x: float) -> float:
+        return lat[min(len(lat) - 1, int(len(lat) * x))] * 1000
+
+    return n / secs, pct(0.5), pct(0.99), pct(0.999), lat[-1] * 1000, lost, late * 1000, cpu / n * 1e6
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def probe_lines(path: str, offset: int) -> tuple[list[str], int]:
+    """The daemon's `loop probe:` log lines written since `offset` (with --probe)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    lines = [ln.split("loop probe: ", 1)[1] for ln in data.decode(errors="replace").splitlines() if "loop probe: " in ln]
+    return lines, offset + len(data)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -184,9 +267,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of quiet before each RSS reading")
+    ap.add_argument("--rate", type=float, default=8000.0, help="open-loop rows: queries/s sent at a fixed pace (0: none)")
+    ap.add_argument("--runs", type=int, default=3, help="repetitions of the fixed-rate rows")
+    ap.add_argument("--only-rate", action="store_true", help="skip the closed-window rows, dnsperf and the RSS comparison")
+    ap.add_argument("--probe", action="store_true",
+                    help="start the daemon with --loop-probe 1 and print its loop lag / slow callback / GC lines per fixed-rate row")
     args = ap.parse_args()
 
-    up = Upstream(host=f"127.53.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}", port=53, ttl=3600)
+    up = Upstream(host=f"127.53.{random.randrange(250) + 1}.{random.randrange(250) + 1}", port=53, ttl=3600)
     up.add("www.example", "A", "192.0.2.8")
     up.start()
     d = tempfile.mkdtemp(prefix="minik-bench-dns-")
@@ -200,11 +288,15 @@ def main() -> None:
     echo_port = port_q.get(timeout=30)
     echo_pid = echo.pid or 0
     rows: list[tuple[str, float, float, float, int, float]] = []
+    rate_rows: list[tuple[int, str, str, float, float, float, float, float, int, float, float]] = []
+    probes: list[tuple[int, str, list[str]]] = []
+    perf, with_dns, without_dns, upstream_queries = "", float("nan"), float("nan"), 0
     cluster_q = dns.message.make_query("svc-7.default.svc.cluster.local.", "A").to_wire()
     external_q = dns.message.make_query("www.example.", "A").to_wire()
 
     try:
-        with node_server("127.0.0.1:9", ["--resolv-conf", resolv]) as (m, net):
+        flags = ["--resolv-conf", resolv, *(["--loop-probe", "1"] if args.probe else [])]
+        with node_server("127.0.0.1:9", flags) as (m, net):
             assert m.proc is not None
             pid = m.proc.pid
             pin(pid, 0)
@@ -223,6 +315,23 @@ def main() -> None:
                 time.sleep(0.2)
             dns.message.from_wire(_ask(ip, external_q))   # fills the forwarder's cache
             wait_idle(m)   # the controllers are done with the new Services before anything is timed
+            # Fixed rate first: the echo baseline, a cluster name and a cached external name, one
+            # after the other in each run, so every run's rows share the machine's state.
+            offset = os.path.getsize(m.log_path)
+            for run in range(args.runs if args.rate > 0 else 0):
+                for label, host, port, wire, target in (
+                        ("(a) echo baseline", "127.0.0.1", echo_port, cluster_q, echo_pid),
+                        ("(b) cluster name", ip, 53, cluster_q, pid),
+                        ("(c) external, cached", ip, 53, external_q, pid)):
+                    before = loadavg()
+                    got = load_rate(host, port, wire, args.seconds, args.rate, target)
+                    rate_rows.append((run + 1, label, before, *got))
+                    lines, offset = probe_lines(m.log_path, offset)
+                    if args.probe and target == pid:
+                        probes.append((run + 1, label, lines))
+            if args.only_rate:
+                echo.terminate()
+                raise _Done
             # The baseline runs now, next to the idle daemon, so all rows share the machine's state.
             rows.append(("(a) baseline: bare asyncio UDP echo", *load("127.0.0.1", echo_port, cluster_q, args.seconds, args.window, echo_pid)))
             echo.terminate()
@@ -246,11 +355,28 @@ def main() -> None:
             wait_idle(m2)
             time.sleep(args.idle)
             without_dns = rss_mb(m2.proc.pid)
+    except _Done:
+        pass
     finally:
         up.stop()
         shutil.rmtree(d, ignore_errors=True)
+    cores = "daemon and load generator on separate cores" if (os.cpu_count() or 1) >= 2 else "one core"
+    if rate_rows:
+        print(f"fixed rate: {args.rate:.0f} q/s open loop for {args.seconds:.0f} s per row, {args.services} Services, {cores}; "
+              f"load average (1/5/15 min) before each row; gen late = the generator's own p99 send delay")
+        print(f"{'run':>3} {'row':24} {'load avg':16} {'q/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'max ms':>7} "
+              f"{'lost':>5} {'gen late':>8} {'CPU µs/q':>8}")
+        for run, label, la, qps, p50, p99, p999, mx, lost, late, cpu in rate_rows:
+            print(f"{run:3d} {label:24} {la:16} {qps:7.0f} {p50:7.3f} {p99:7.3f} {p999:7.3f} {mx:7.2f} {lost:5d} {late:8.3f} {cpu:8.1f}")
+        for run, label, lines in probes:
+            print(f"-- run {run} {label}: daemon loop probe, one line per second")
+            for ln in lines:
+                print("   " + ln)
+    if not rows:
+        return
 
     base = rows[0][1] or 1.0
+    print()
     print(f"minik cluster DNS ({args.services} Services, UDP, {args.window} queries outstanding, {args.seconds:.0f} s each; "
           f"daemon and load generator on separate cores)")
     base_cpu = rows[0][5] or 1.0
@@ -265,6 +391,10 @@ def main() -> None:
     print("aim (issue 8): >= 8000 q/s on one core, p99 <= 2 ms; CoreDNS anchor ~16-17k q/s per core")
     print(f"idle RSS with DNS (after the load): {with_dns:6.1f} MB; with --disable-dns: {without_dns:6.1f} MB; "
           f"DNS costs {with_dns - without_dns:+.1f} MB")
+
+
+class _Done(Exception):
+    """--only-rate: leave the daemon section after the fixed-rate rows."""
 
 
 def _ask(ip: str, wire: bytes) -> bytes:
