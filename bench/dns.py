@@ -329,6 +329,10 @@ def main() -> None:
                     lines, offset = probe_lines(m.log_path, offset)
                     if args.probe and target == pid:
                         probes.append((run + 1, label, lines))
+            if args.probe:
+                with open(m.log_path, errors="replace") as f:
+                    probes.append((0, "daemon", [ln.split("loop probe: ", 1)[1].strip() for ln in f
+                                                 if "loop probe: full collection" in ln]))
             if args.only_rate:
                 echo.terminate()
                 raise _Done
@@ -369,7 +373,7 @@ def main() -> None:
         for run, label, la, qps, p50, p99, p999, mx, lost, late, cpu in rate_rows:
             print(f"{run:3d} {label:24} {la:16} {qps:7.0f} {p50:7.3f} {p99:7.3f} {p999:7.3f} {mx:7.2f} {lost:5d} {late:8.3f} {cpu:8.1f}")
         for run, label, lines in probes:
-            print(f"-- run {run} {label}: daemon loop probe, one line per second")
+            print(f"-- run {run} {label}: daemon loop probe" + (", one line per second" if run else ""))
             for ln in lines:
                 print("   " + ln)
     if not rows:

@@ -23,7 +23,7 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger("minik.loopprobe")
 
@@ -83,8 +83,10 @@ def _describe(handle: asyncio.Handle) -> str:
 
 
 class LoopProbe:
-    def __init__(self, interval: float, tick: float = 0.001, slow: float = 0.001) -> None:
-        self.interval, self.tick, self.slow = interval, tick, slow
+    def __init__(self, interval: float, tick: float = 0.001, slow: float = 0.001,
+                 ready: Callable[[], bool] = lambda: True) -> None:
+        self.interval, self.tick, self.slow, self.ready = interval, tick, slow, ready
+        self.measured = False
         self.stats = LagStats()
         self._gc_start = 0.0
 
@@ -93,6 +95,17 @@ class LoopProbe:
             self._gc_start = time.perf_counter()
         else:
             self.stats.add_gc(info.get("generation", 2), time.perf_counter() - self._gc_start)
+
+    def _measure_full_collection(self) -> None:
+        """Once, when the daemon is ready: what one full collection costs in this heap (the pause
+        an automatic gen-2 collection would cause), and how much of the heap is frozen."""
+        self.measured = True
+        t0 = time.perf_counter()
+        gc.collect()
+        spent = time.perf_counter() - t0
+        log.info("loop probe: full collection %.1fms over %d tracked objects (%d frozen, not scanned)",
+                 spent * 1000, len(gc.get_objects()), gc.get_freeze_count())
+        self.stats = LagStats()
 
     async def run(self) -> None:
         """Sample until cancelled; the callback timer and the gc hook are removed on the way out."""
@@ -111,14 +124,6 @@ class LoopProbe:
         log.info("loop probe on: a line every %.1fs (tick %.1fms, slow callbacks over %.1fms)",
                  self.interval, self.tick * 1000, self.slow * 1000)
         try:
-            await asyncio.sleep(self.interval)
-            # Once: what one full collection costs in this heap (what an automatic gen-2
-            # collection would pause the loop for), and how much of the heap is frozen.
-            t0 = clock()
-            gc.collect()
-            log.info("loop probe: full collection %.1fms over %d tracked objects (%d frozen, not scanned)",
-                     (clock() - t0) * 1000, len(gc.get_objects()), gc.get_freeze_count())
-            self.stats = LagStats()
             report_at = clock() + self.interval
             while True:
                 due = clock() + self.tick
@@ -128,7 +133,9 @@ class LoopProbe:
                 if now >= report_at:
                     stats, self.stats = self.stats, LagStats()
                     log.info("loop probe: %s", stats.summary())
-                    report_at = now + self.interval
+                    if not self.measured and self.ready():
+                        self._measure_full_collection()
+                    report_at = clock() + self.interval
         finally:
             setattr(asyncio.Handle, "_run", original)
             if self._on_gc in gc.callbacks:

@@ -39,12 +39,15 @@ def test_slowest_kept_in_order_and_gc_per_generation() -> None:
 
 async def test_blocking_step_named_and_loop_restored(caplog: pytest.LogCaptureFixture) -> None:
     original = asyncio.Handle._run
-    probe = LoopProbe(interval=0.2, tick=0.001, slow=0.005)
+    ready = False
+    probe = LoopProbe(interval=0.05, tick=0.001, slow=0.005, ready=lambda: ready)
     caplog.set_level(logging.INFO, logger="minik.loopprobe")
     task = asyncio.create_task(probe.run(), name="probe")
+    await asyncio.sleep(0.01)
+    probe.interval = 60.0   # no report (which starts new stats) while the hog runs
 
     async def hog() -> None:
-        await asyncio.sleep(0.3)   # after the probe's one-off full collection
+        await asyncio.sleep(0.1)   # the first report is out, with the short interval
         end = time.thread_time() + 0.03
         while time.thread_time() < end:   # 30 ms of CPU on the loop
             pass
@@ -57,9 +60,13 @@ async def test_blocking_step_named_and_loop_restored(caplog: pytest.LogCaptureFi
     assert max(stats.lags) >= 0.02   # the timer waited behind the hog
     gc.collect(0)
     assert probe.stats.gc_count[0] >= 1
+    assert not probe.measured   # not ready: no full collection measured yet
+    assert any("loop probe: lag" in r.getMessage() for r in caplog.records)
+    ready = True
+    probe._measure_full_collection()
+    assert any("full collection" in r.getMessage() for r in caplog.records)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert asyncio.Handle._run is original
     assert probe._on_gc not in gc.callbacks
-    assert any("full collection" in r.getMessage() for r in caplog.records)
