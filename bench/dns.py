@@ -174,6 +174,44 @@ def load_rate(host: str, port: int, wire: bytes, seconds: float, rate: float,
     return n / secs, pct(0.5), pct(0.99), pct(0.999), lat[-1] * 1000, lost, late * 1000, cpu / n * 1e6
 
 
+class Churn:
+    """API writes in the background while a row runs (`--churn` per second): ConfigMaps created
+    and deleted through the API over new TLS connections, as kubectl does. The daemon's other
+    work (API handlers, the store, watches, informers) then shares the event loop with DNS, and
+    its garbage drives the collector: the loop lag and GC pauses a busy cluster adds to DNS."""
+
+    def __init__(self, m: Minik, per_second: float) -> None:
+        import threading
+        self.m, self.interval = m, 1.0 / per_second
+        self.stop = threading.Event()
+        self.done = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        blob = "x" * 2048
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            name = f"churn-{i}"
+            self.m.raw_json("POST", "/api/v1/namespaces/default/configmaps",
+                            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"churn": "1"}},
+                             "data": {"k": blob}})
+            if i >= 10:
+                self.m.raw_json("DELETE", f"/api/v1/namespaces/default/configmaps/churn-{i - 10}")
+            i += 1
+            self.done += 1
+            next_at += self.interval
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def __enter__(self) -> Churn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def loadavg() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -269,6 +307,8 @@ def main() -> None:
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of quiet before each RSS reading")
     ap.add_argument("--rate", type=float, default=8000.0, help="open-loop rows: queries/s sent at a fixed pace (0: none)")
     ap.add_argument("--runs", type=int, default=3, help="repetitions of the fixed-rate rows")
+    ap.add_argument("--churn", type=float, default=20.0,
+                    help="row (e): (b) while this many ConfigMap writes/s go through the API (0: no row (e))")
     ap.add_argument("--only-rate", action="store_true", help="skip the closed-window rows, dnsperf and the RSS comparison")
     ap.add_argument("--probe", action="store_true",
                     help="start the daemon with --loop-probe 1 and print its loop lag / slow callback / GC lines per fixed-rate row")
@@ -319,12 +359,20 @@ def main() -> None:
             # after the other in each run, so every run's rows share the machine's state.
             offset = os.path.getsize(m.log_path)
             for run in range(args.runs if args.rate > 0 else 0):
-                for label, host, port, wire, target in (
-                        ("(a) echo baseline", "127.0.0.1", echo_port, cluster_q, echo_pid),
-                        ("(b) cluster name", ip, 53, cluster_q, pid),
-                        ("(c) external, cached", ip, 53, external_q, pid)):
+                for label, host, port, wire, target, churn in (
+                        ("(a) echo baseline", "127.0.0.1", echo_port, cluster_q, echo_pid, 0.0),
+                        ("(b) cluster name", ip, 53, cluster_q, pid, 0.0),
+                        ("(c) external, cached", ip, 53, external_q, pid, 0.0),
+                        (f"(e) (b) + {args.churn:.0f} API writes/s", ip, 53, cluster_q, pid, args.churn)):
+                    if label.startswith("(e)") and churn <= 0:
+                        continue
                     before = loadavg()
-                    got = load_rate(host, port, wire, args.seconds, args.rate, target)
+                    if churn > 0:
+                        with Churn(m, churn) as c:
+                            got = load_rate(host, port, wire, args.seconds, args.rate, target)
+                        label = f"(e) (b) + {c.done / args.seconds:.0f} API writes/s"
+                    else:
+                        got = load_rate(host, port, wire, args.seconds, args.rate, target)
                     rate_rows.append((run + 1, label, before, *got))
                     lines, offset = probe_lines(m.log_path, offset)
                     if args.probe and target == pid:
@@ -368,10 +416,10 @@ def main() -> None:
     if rate_rows:
         print(f"fixed rate: {args.rate:.0f} q/s open loop for {args.seconds:.0f} s per row, {args.services} Services, {cores}; "
               f"load average (1/5/15 min) before each row; gen late = the generator's own p99 send delay")
-        print(f"{'run':>3} {'row':24} {'load avg':16} {'q/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'max ms':>7} "
+        print(f"{'run':>3} {'row':28} {'load avg':16} {'q/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'max ms':>7} "
               f"{'lost':>5} {'gen late':>8} {'CPU µs/q':>8}")
         for run, label, la, qps, p50, p99, p999, mx, lost, late, cpu in rate_rows:
-            print(f"{run:3d} {label:24} {la:16} {qps:7.0f} {p50:7.3f} {p99:7.3f} {p999:7.3f} {mx:7.2f} {lost:5d} {late:8.3f} {cpu:8.1f}")
+            print(f"{run:3d} {label:28} {la:16} {qps:7.0f} {p50:7.3f} {p99:7.3f} {p999:7.3f} {mx:7.2f} {lost:5d} {late:8.3f} {cpu:8.1f}")
         for run, label, lines in probes:
             print(f"-- run {run} {label}: daemon loop probe" + (", one line per second" if run else ""))
             for ln in lines:
