@@ -20,7 +20,18 @@ dnspython). Rows (b1)/(c1) repeat (b)/(c) with one query outstanding (latency wi
 too (its q/s; it reports no percentiles). Then the idle RSS of the daemon with DNS (after the
 load: caches filled) and of a second daemon started with `--disable-dns`.
 
-    python bench/dns.py [--services 100] [--seconds 5] [--window 32]
+Fixed-rate rows come first (`--rate`, default 8,000 q/s, `--runs` times): an open-loop generator
+sends each query at its time whatever the answers do, so a stall of the server delays every query
+that arrives during it (a closed window would stop sending and count the stall once). Each run
+has (a) the echo baseline, (b) the cluster name, (c) the cached external name and (e) the cluster
+name while `--churn` ConfigMap writes/s go through the API, each with p50/p99/p99.9/max, the load
+average before the row, and how late the generator itself sent (its p99): when the baseline or the
+generator is late too, the tail is the machine's, not the daemon's. `--probe` starts the daemon
+with `--loop-probe 1` and prints, per row, its loop lag, slowest callbacks (wall and CPU time: wall
+far above CPU = the kernel ran someone else) and GC pauses, and the cost of one full collection.
+
+    python bench/dns.py [--services 100] [--seconds 5] [--window 32] [--rate 8000 --runs 3 --churn 20]
+                        [--only-rate] [--probe]
 """
 
 from __future__ import annotations
