@@ -366,13 +366,15 @@ def main() -> None:
                 time.sleep(0.2)
             dns.message.from_wire(_ask(ip, external_q))   # fills the forwarder's cache
             wait_idle(m)   # the controllers are done with the new Services before anything is timed
-            # Fixed rate first: the echo baseline, a cluster name and a cached external name, one
-            # after the other in each run, so every run's rows share the machine's state.
+            # Fixed rate first: a cluster name, the echo baseline, a cached external name and the
+            # cluster name under API writes, one after the other in each run, so every run's rows
+            # share the machine's state (the baseline between DNS rows: not right after the
+            # writes, whose aftermath still keeps the daemon busy on the same core).
             offset = os.path.getsize(m.log_path)
             for run in range(args.runs if args.rate > 0 else 0):
                 for label, host, port, wire, target, churn in (
-                        ("(a) echo baseline", "127.0.0.1", echo_port, cluster_q, echo_pid, 0.0),
                         ("(b) cluster name", ip, 53, cluster_q, pid, 0.0),
+                        ("(a) echo baseline", "127.0.0.1", echo_port, cluster_q, echo_pid, 0.0),
                         ("(c) external, cached", ip, 53, external_q, pid, 0.0),
                         (f"(e) (b) + {args.churn:.0f} API writes/s", ip, 53, cluster_q, pid, args.churn)):
                     if label.startswith("(e)") and churn <= 0:
@@ -431,6 +433,13 @@ def main() -> None:
               f"{'lost':>5} {'gen late':>8} {'CPU µs/q':>8}")
         for run, label, la, qps, p50, p99, p999, mx, lost, late, cpu in rate_rows:
             print(f"{run:3d} {label:28} {la:16} {qps:7.0f} {p50:7.3f} {p99:7.3f} {p999:7.3f} {mx:7.2f} {lost:5d} {late:8.3f} {cpu:8.1f}")
+        if args.runs > 1:
+            print(f"over {args.runs} runs: p99 ms median / best (the quietest run) / worst; lost in all runs")
+            labels = list(dict.fromkeys(r[1].split(" + ")[0] for r in rate_rows))
+            for lab in labels:
+                mine = [r for r in rate_rows if r[1].split(" + ")[0] == lab]
+                p99s = sorted(r[5] for r in mine)
+                print(f"    {lab:28} {p99s[len(p99s) // 2]:7.3f} / {p99s[0]:7.3f} / {p99s[-1]:7.3f}   lost {sum(r[8] for r in mine)}")
         for run, label, lines in probes:
             print(f"-- run {run} {label}: daemon loop probe" + (", one line per second" if run else ""))
             for ln in lines:

@@ -79,7 +79,12 @@ def _describe(handle: asyncio.Handle) -> str:
     if isinstance(owner, asyncio.Task):
         coro: Any = owner.get_coro()
         return f"task {owner.get_name()} ({getattr(coro, '__qualname__', '?')})"
-    return getattr(cb, "__qualname__", None) or repr(cb)[:80]
+    name = getattr(cb, "__qualname__", None) or repr(cb)[:80]
+    protocol = getattr(owner, "_protocol", None)   # a transport: say whose data it is reading
+    if protocol is not None:
+        inner = getattr(protocol, "_app_protocol", None)   # under TLS: the protocol TLS feeds
+        name += f" ({type(protocol).__name__}{'/' + type(inner).__name__ if inner is not None else ''})"
+    return name
 
 
 class LoopProbe:
