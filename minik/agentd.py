@@ -57,8 +57,9 @@ def _sd_notify(message: str) -> None:
 def _release_memory() -> None:
     """Start-up garbage (imports, certificates, the first lists) back to the OS, so idle RSS is real use."""
     import ctypes
-    import gc
-    gc.collect()
+
+    from minik.machinery.gcpause import settle
+    settle()   # and freeze what survived: later full collections skip it (short GC pauses)
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
