@@ -263,10 +263,11 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
         if shutil.which("script"):
             # exec -it: a terminal on kubectl's side (script gives it one); the TTY and its size reach the pod.
             cmd = (f"{KUBECTL} --kubeconfig {c.server.kubeconfig} exec -it on-agent -- sh -c "
-                   "'tty; stty -a; exit 0'")
+                   "'tty; sleep 1; stty -a; exit 0'")
             r = subprocess.run(["script", "-qec", f"stty cols 91 rows 23; {cmd}", "/dev/null"],
                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-            # (busybox's `stty size` fails on some builds; `stty -a` prints the same window size)
+            # kubectl sends the size just after the process starts (as on any cluster): look a
+            # moment later. (busybox stty reports a 0x0 window as an error with a stale errno.)
             assert "/dev/pts/" in r.stdout and "rows 23; columns 91" in r.stdout, r
         # kubectl top: the agent pushes its usage samples over the link (kept in memory on the server).
         _wait(lambda: a.name in c.kubectl("top", "node", check=False).stdout, "kubectl top node shows the agent",
