@@ -252,6 +252,10 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
         # A pod on an agent: logs and exec travel over that agent's link.
         a = c.agents[0]
         c.kubectl("create", "-f", "-", input=json.dumps(_pod("on-agent", a.name, "echo hello-from-agent; sleep 3600")))
+        # A pod whose container reads its stdin, for kubectl attach (it starts meanwhile).
+        catter = _pod("attach-me", a.name, "while read -r l; do echo \"got $l\"; done")
+        catter["spec"]["containers"][0]["stdin"] = True
+        c.kubectl("create", "-f", "-", input=json.dumps(catter))
         _wait(lambda: json.loads(c.kubectl("get", "pod", "on-agent", "-o", "json").stdout)["status"].get("phase") == "Running",
               f"pod on {a.name} running\n{a.log_tail(40)}", timeout=120,
               detail=lambda: c.kubectl("describe", "pod", "on-agent", check=False).stdout)
@@ -269,6 +273,14 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
             # kubectl sends the size just after the process starts (as on any cluster): look a
             # moment later. (busybox stty reports a 0x0 window as an error with a stale errno.)
             assert "/dev/pts/" in r.stdout and "rows 23; columns 91" in r.stdout, r
+        # kubectl attach: the running container's stdin and stdout over the agent's link.
+        _wait(lambda: json.loads(c.kubectl("get", "pod", "attach-me", "-o", "json").stdout)["status"].get("phase") == "Running",
+              "attach-me running", timeout=120)
+        def attached() -> bool:
+            p = subprocess.run([KUBECTL, "--kubeconfig", c.server.kubeconfig, "attach", "-i", "attach-me"],
+                               input="ping-over-the-link\n", capture_output=True, text=True, timeout=60)
+            return "got ping-over-the-link" in p.stdout
+        _wait(attached, "kubectl attach -i to a pod on an agent", timeout=60)
         # kubectl top: the agent pushes its usage samples over the link (kept in memory on the server).
         _wait(lambda: a.name in c.kubectl("top", "node", check=False).stdout, "kubectl top node shows the agent",
               timeout=60, detail=lambda: c.kubectl("top", "node", check=False).stderr)
