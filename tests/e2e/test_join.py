@@ -9,6 +9,7 @@ registry the namespaces could not reach.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ from tests.support.registry import build_busybox
 pytestmark = pytest.mark.e2e
 
 IMAGE = "docker.io/library/busybox:e2e"    # not :latest, so IfNotPresent: the airgap copy is used
+VAGRANT_SECRET = "e2e-shared-secret"         # the server's --token, as the Vagrantfile's MINIK_TOKEN
 GRACE = 20                                 # --node-monitor-grace-period of the test server
 
 
@@ -54,6 +56,7 @@ class AgentHost:
     net: NodeNet            # unique names for its bridge / nft table / DNS link
     proc: subprocess.Popen[bytes] | None = None
     extra: list[str] = field(default_factory=list)
+    vagrant_style: bool = False   # joins as the Vagrantfile provisions an agent (env, token rebuilt from /cacerts)
 
     @property
     def log_path(self) -> str:
@@ -76,8 +79,18 @@ class AgentHost:
                 "--bridge-name", self.net.bridge, "--nft-table", self.net.nft_table,
                 "--dns-interface", self.net.dns_interface, "--resolv-conf", "/dev/null",
                 "--vxlan-device", f"mkx{self.net.tag}", *self.extra]
+        env = None
+        if self.vagrant_style:
+            # The Vagrantfile's agent provisioning: fetch the CA from /cacerts (no trust yet), build
+            # the K10 token from its SHA-256 and the shared secret, and join with only MINIK_URL,
+            # MINIK_TOKEN and MINIK_NODE_IP in the environment (what install.sh writes for the unit).
+            ca = subprocess.run(["ip", "netns", "exec", self.netns, "curl", "-ksf", f"{server.url}/cacerts"],
+                                capture_output=True, check=True, timeout=60).stdout
+            env = {**os.environ, "MINIK_URL": server.url, "MINIK_NODE_IP": self.ip,
+                   "MINIK_TOKEN": f"K10{hashlib.sha256(ca).hexdigest()}::server:{VAGRANT_SECRET}"}
+            args = [a for a in args if a not in ("--server", server.url, "--token-file", token_file)]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -140,6 +153,7 @@ def cluster(n_agents: int = 2, backend: tuple[str, ...] = ()) -> Iterator[Cluste
     server = HostMinik(os.path.join(root, "server"), free_port(), [
         *net.server_flags(), "--cluster-cidr", f"10.{net.octet}.0.0/18",
         "--bind-address", host_ip, "--advertise-address", host_ip, "--supervisor-port", str(sup),
+        "--token", VAGRANT_SECRET,
         "--node-monitor-grace-period", str(GRACE), "--vxlan-device", f"mkx{net.tag}", *backend])
     server.host = host_ip
     agents: list[AgentHost] = []
@@ -157,7 +171,8 @@ def cluster(n_agents: int = 2, backend: tuple[str, ...] = ()) -> Iterator[Cluste
             letter = "abcdefgh"[i]
             a = AgentHost(name=f"e2e-{net.tag}-{letter}", netns=f"mkn{net.tag}{letter}", veth=f"mkv{net.tag}{letter}",
                           ip=f"10.{net.octet}.120.{11 + i}", root=os.path.join(root, f"agent-{letter}"),
-                          net=NodeNet(net.octet, net.tag + letter), extra=["--metric-resolution", "2"])
+                          net=NodeNet(net.octet, net.tag + letter), extra=["--metric-resolution", "2"],
+                          vagrant_style=i == 1)
             agents.append(a)
             _add_host(a, bridge, host_ip)
             _airgap(os.path.join(a.root, "data", "agent", "images"), archive)
