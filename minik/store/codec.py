@@ -100,6 +100,15 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 v = intern(v)
         elif t is list:
             v = _list(v)   # lists have no decoder hook: shared here, by their parent
+        elif k == "fieldsV1" and t is dict:
+            # A managedFields entry's tree, shared whatever its size (by `_fields`), so equal
+            # entries (one manager, the same second) are shared as a whole too; named by id
+            # like a shared child (the entry holds it alive while its key exists).
+            v = _shared_fields(v)
+            out[k] = v
+            if key is not None:
+                key += (k, ("#", id(v)))
+            continue
         out[k] = v
         if key is not None:
             part = None if k in _PRIVATE else _part(v)
@@ -122,13 +131,7 @@ def decode(text: str) -> Obj:
     obj = _private(obj)
     meta = obj.get("metadata")
     if isinstance(meta, dict):
-        meta = obj["metadata"] = _private(meta)
-        managed = meta.get("managedFields")
-        if isinstance(managed, list):
-            for entry in managed:
-                # A shared entry is left alone: its key names its fieldsV1 by id.
-                if isinstance(entry, dict) and not _is_shared(entry) and isinstance(entry.get("fieldsV1"), dict):
-                    entry["fieldsV1"] = _shared_fields(entry["fieldsV1"])
+        obj["metadata"] = _private(meta)
     return obj
 
 
