@@ -12,8 +12,9 @@ last reference (CPython interning is not immortal for runtime strings).
 The `fieldsV1` trees of `metadata.managedFields` (a third of a typical object, and identical for
 every object one manager writes the same way, e.g. 1,000 Services from one manifest or the
 EndpointSlices of the endpoints controller) are shared too: a tree equal to one decoded recently
-(`FIELDS_CACHE` most recent distinct trees, keyed by their JSON text) is replaced by that one,
-and inside a new tree every empty leaf `{}` (most of its nodes) is one shared empty dict.
+(`FIELDS_CACHE` most recent distinct trees, keyed by a digest of their JSON text) is replaced
+by that one, and inside a new tree every empty leaf `{}` (most of its nodes) is one shared empty
+dict.
 Small subtrees are shared the same way, by hash-consing while decoding: a dict or list of at
 most `SHARE_MAX` entries whose values are scalars or already-shared subtrees is replaced by an
 equal one decoded earlier (`SHARED_CACHE` most recently used distinct subtrees). With 1,000
@@ -29,6 +30,7 @@ Neighbours: `minik.store.store` (the write path) and `minik.store.db` (loading a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import OrderedDict
 from sys import intern
@@ -37,11 +39,11 @@ from typing import Any
 from minik.store.types import Obj
 
 SHORT = 24
-FIELDS_CACHE = 512
+FIELDS_CACHE = 256
 SHARE_MAX = 8
-SHARED_CACHE = 1024
+SHARED_CACHE = 512
 
-_fields: OrderedDict[str, Any] = OrderedDict()
+_fields: OrderedDict[bytes, Any] = OrderedDict()   # digest of a tree's JSON → the tree
 # Hash-consing of small subtrees: key → the shared dict/list, and id(shared) → its key.
 _shared: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _shared_keys: dict[int, tuple[Any, ...]] = {}
@@ -96,7 +98,8 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         k = intern(k)
         t = type(v)
         if t is str:
-            if len(v) <= SHORT:
+            # resourceVersions are short but never repeat: interning them only fills the table.
+            if len(v) <= SHORT and k != "resourceVersion":
                 v = intern(v)
         elif t is list:
             v = _list(v)   # lists have no decoder hook: shared here, by their parent
@@ -144,7 +147,9 @@ def _private(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shared_fields(tree: dict[str, Any]) -> dict[str, Any]:
-    key = json.dumps(tree, separators=(",", ":"), ensure_ascii=False)
+    # Keyed by a digest, not the text: the table holds 32 bytes per tree, not a copy of its JSON.
+    key = hashlib.blake2b(json.dumps(tree, separators=(",", ":"), ensure_ascii=False).encode(),
+                          digest_size=32).digest()
     known = _fields.get(key)
     if known is not None:
         _fields.move_to_end(key)
