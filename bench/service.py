@@ -8,9 +8,15 @@
    an endpoint chain and map elements), the time from the API answering a Service create to its
    ClusterIP accepting connections on the node, and from a delete to the rule being gone.
    minik rewrites only the changed Service's chains and map elements (see the proxier's log).
-3. Memory: the daemon's RSS at idle with 0 and with N Services.
+3. Memory: the daemon's RSS at idle with 2 and with N + 2 Services (each with its Endpoints and
+   EndpointSlice), in the same daemon and the same run, each measured after the same settling:
+   the newest Service answers on its ClusterIP and in the cluster DNS (proxier and DNS synced),
+   the API has been quiet for a few seconds, then a fixed idle period in which the daemon's own
+   memory trimmer may run (the benchmark triggers nothing in the daemon). `--rss` measures only
+   this, `--rss-runs` repeats it in fresh daemons.
 
     python bench/service.py [--services 1000] [--requests 400] [--rounds 5]
+    python bench/service.py --rss [--rss-runs 3]       # memory only
     python bench/service.py --synthetic 1000,10000     # the proxier path alone, no server
 """
 
@@ -29,7 +35,8 @@ import time
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+# bench/ itself off the path: bench/secrets.py would shadow the standard library's `secrets`.
+sys.path[:] = [os.path.dirname(HERE)] + [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 
 from minik.net.hostaddr import default_ip  # noqa: E402
 from tests.e2e.agent_fixtures import (claim_node_net, node_minik_for, reap_node, release_node_net,  # noqa: E402
@@ -137,6 +144,34 @@ def settle(m: Minik, seconds: float = 3.0, limit: float = 300.0) -> None:
         time.sleep(0.5)
 
 
+def dns_answers(server: str, name: str, timeout: float = 60.0) -> None:
+    """Poll the daemon's DNS until `name` has an A record (the DNS records are built)."""
+    import dns.message
+    import dns.query
+    import dns.rcode
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            r = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=1)
+            if r.rcode() == dns.rcode.NOERROR and r.answer:
+                return
+        except Exception:  # noqa: BLE001 - a timeout or a refused port: not serving yet
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"DNS never answered for {name}")
+
+
+def idle_rss(m: Minik, pid: int, dns_ip: str, last: str, idle: float) -> float:
+    """RSS once the newest Service `last` is live on its ClusterIP and in DNS, the API has been
+    quiet, and then `idle` more seconds have passed (the daemon's own trimmer runs every 3 s)."""
+    code, body = m.raw_json("GET", f"/api/v1/namespaces/{NS}/services/{last}")
+    wait_connect(body["spec"]["clusterIP"], 80, True, timeout=120)
+    dns_answers(dns_ip, f"{last}.{NS}.svc.cluster.local")
+    settle(m)
+    time.sleep(idle)
+    return rss_mb(pid)
+
+
 def change_latency(m: Minik, trials: int) -> tuple[list[float], list[float]]:
     up, down = [], []
     for i in range(trials):
@@ -197,6 +232,64 @@ def synthetic(sizes: list[int], trials: int) -> None:
               f"{statistics.median(lat) * 1000:6.1f} ms, max {max(lat) * 1000:6.1f} ms ({len(lat)} changes)")
 
 
+def start_node() -> tuple[LocalRegistry, Any, Minik]:
+    reg = LocalRegistry().start()
+    seed_registry(reg)
+    net = claim_node_net()
+    m = node_minik_for(net, reg.host)
+    # Debug logs carry the proxier's own time per sync (build + diff + nft), reported below.
+    m.extra = [*m.extra, "--node-ip", default_ip(), "--log-level", "debug"]
+    m.start(timeout=90)
+    wait_node_ready(m, net.node_name)
+    return reg, net, m
+
+
+def web_pod(m: Minik) -> str:
+    """Create the namespace, the httpd pod every Service selects, and two Services; the pod IP."""
+    post(m, "/api/v1/namespaces", {"metadata": {"name": NS}})
+    post(m, f"/api/v1/namespaces/{NS}/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "busybox", "command": [
+            "sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"],
+            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        code, pod = m.raw_json("GET", f"/api/v1/namespaces/{NS}/pods/web")
+        conds = {c["type"]: c["status"] for c in (pod.get("status") or {}).get("conditions") or []}
+        if conds.get("Ready") == "True":
+            return str(pod["status"]["podIP"])
+        time.sleep(0.2)
+    raise SystemExit("web pod never became Ready")
+
+
+def create_services(m: Minik, n: int) -> float:
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: post(m, f"/api/v1/namespaces/{NS}/services", svc(f"s{i}")), range(n)))
+    return time.monotonic() - start
+
+
+def memory_run(services: int, idle: float) -> float:
+    """One fresh daemon: idle RSS with 2 Services, then with services + 2; prints both, returns the delta."""
+    reg, net, m = start_node()
+    try:
+        pid = m.proc.pid if m.proc else 0
+        web_pod(m)
+        post(m, f"/api/v1/namespaces/{NS}/services", svc("web"))
+        post(m, f"/api/v1/namespaces/{NS}/services", svc("web-np", 30999))
+        rss0 = idle_rss(m, pid, net.cluster_dns, "web", idle)
+        created = create_services(m, services)
+        rss1 = idle_rss(m, pid, net.cluster_dns, f"s{services - 1}", idle)
+        print(f"memory: daemon RSS idle {rss0:.1f} MB with 2 Services, {rss1:.1f} MB with {services + 2} "
+              f"(+{rss1 - rss0:.1f} MB; {services} created in {created:.1f} s; load average {os.getloadavg()[0]:.2f})",
+              flush=True)
+        return rss1 - rss0
+    finally:
+        reap_node(m, net)
+        release_node_net(net)
+        reg.stop()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--services", type=int, default=1000)
@@ -204,9 +297,18 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--synthetic", default="", help="only the proxier path, e.g. 1000,10000 Services")
+    p.add_argument("--rss", action="store_true", help="only the memory measurement")
+    p.add_argument("--rss-runs", type=int, default=1, help="with --rss: fresh daemons to measure in")
+    p.add_argument("--idle", type=float, default=12.0, help="idle seconds before each RSS reading")
     args = p.parse_args()
     if args.synthetic:
         synthetic([int(x) for x in args.synthetic.split(",")], args.trials)
+        return
+    if args.rss:
+        deltas = [memory_run(args.services, args.idle) for _ in range(args.rss_runs)]
+        if len(deltas) > 1:
+            print(f"memory: +{statistics.median(deltas):.1f} MB median over {len(deltas)} daemons "
+                  f"(min {min(deltas):.1f}, max {max(deltas):.1f}); load average {os.getloadavg()[0]:.2f}")
         return
     reg = LocalRegistry().start()
     seed_registry(reg)
@@ -267,15 +369,10 @@ def main() -> None:
 
         if args.services <= 0:
             return
-        settle(m)
-        rss0 = rss_mb(pid)
+        rss0 = idle_rss(m, pid, net.cluster_dns, "web", args.idle)
         up0, down0 = change_latency(m, args.trials)
-        start = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: post(m, f"/api/v1/namespaces/{NS}/services", svc(f"s{i}")), range(args.services)))
-        created = time.monotonic() - start
-        settle(m)
-        rss1 = rss_mb(pid)
+        created = create_services(m, args.services)
+        rss1 = idle_rss(m, pid, net.cluster_dns, f"s{args.services - 1}", args.idle)
         up1, down1 = change_latency(m, args.trials)
         print(f"control path: Service create → ClusterIP answering on the node; delete → gone ({args.trials} trials)")
         print(f"  with 2 Services:    up p50 {statistics.median(up0) * 1000:6.1f} ms max {max(up0) * 1000:6.1f} ms   "

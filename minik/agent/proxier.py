@@ -5,8 +5,10 @@ by hand or by the API server itself, like `default/kubernetes`, the Endpoints: w
 endpointslice mirroring controller does) from the daemon's shared informers, turns each Service
 into a `minik.net.services.ServiceInfo` (pure `service_info`), and has
 `minik.net.serviceapply.ServiceRules` make the kernel match. Informer events only mark the
-Service key dirty and wake the loop; the loop waits a short debounce, rebuilds the dirty
-Services' partial rulesets, merges them with the cached ones and applies the difference. The
+Service key dirty and wake the loop; the loop waits a short debounce, builds the dirty
+Services' partial rulesets and puts them in place of their previous ones in the applied ruleset
+(a previous part is built again from the ServiceInfo it came from: only the infos are kept per
+Service, not a second copy of every rule), then applies the difference. The
 first sync is a full resync (restart after kill -9 reinstalls the same rules). UDP flows whose
 endpoint went away are then deleted from conntrack (`minik.net.conntrack`), as kube-proxy does.
 Neighbours: built by `minik.daemon` (`_start_proxier`) with the `InformerFactory`; reads only
@@ -142,6 +144,32 @@ def merge(parts: list[rules.Ruleset]) -> rules.Ruleset:
     return rules.Ruleset(chains, sets, maps, frozenset(ips))
 
 
+def replace_parts(current: rules.Ruleset, old: list[rules.Ruleset], new: list[rules.Ruleset]) -> rules.Ruleset:
+    """`current` without the `old` parts and with the `new` ones (pure; `current` is unchanged).
+    All old parts go first: a ClusterIP or nodePort freed by one Service and taken by another
+    in the same sync stays."""
+    chains = dict(current.chains)
+    sets = dict(current.sets)
+    maps: dict[str, dict[str, str]] = {m: dict(current.maps.get(m, {})) for m in rules.MAPS}
+    ips = set(current.cluster_ips)
+    for p in old:
+        for name in p.chains:
+            chains.pop(name, None)
+        for name in p.sets:
+            sets.pop(name, None)
+        for m, elems in p.maps.items():
+            for k in elems:
+                maps[m].pop(k, None)
+        ips -= p.cluster_ips
+    for p in new:
+        chains.update(p.chains)
+        sets.update(p.sets)
+        for m, elems in p.maps.items():
+            maps[m].update(elems)
+        ips |= p.cluster_ips
+    return rules.Ruleset(chains, sets, maps, frozenset(ips))
+
+
 class Proxier:
     def __init__(self, informers: InformerFactory, node_name: str, settings: rules.Settings, bridge: str,
                  applier: ServiceRules | None = None, debounce: float = 0.01,
@@ -158,7 +186,8 @@ class Proxier:
         self._dirty: set[str] = set()
         self._all_dirty = True
         self._wake = asyncio.Event()
-        self._parts: dict[str, rules.Ruleset] = {}
+        # The ServiceInfo each Service's applied rules were built from (its part is rebuilt from
+        # it when the Service changes; the applier holds the merged ruleset).
         self._infos: dict[str, rules.ServiceInfo] = {}
         self._services.add_handler(self._on_service)
         self._slices.add_handler(self._on_slice)
@@ -195,26 +224,41 @@ class Proxier:
 
     async def sync_once(self) -> SyncResult | None:
         start = time.monotonic()
-        if self._all_dirty:
+        current = self._rules.current
+        full = self._all_dirty or current is None
+        if full:
             keys = {f"{s['metadata'].get('namespace', '')}/{s['metadata']['name']}" for s in self._services.list()}
-            keys |= set(self._parts)
+            keys |= set(self._infos)
             self._all_dirty = False
             self._dirty.clear()
         else:
             keys, self._dirty = self._dirty, set()
         stale: list[rules.StaleFlow] = []
+        old_parts: list[rules.Ruleset] = []
+        new_parts: list[rules.Ruleset] = []
         for key in keys:
             info = self._info(key)
-            stale += rules.stale_udp_flows(self._infos.get(key), info)
+            old = self._infos.get(key)
+            stale += rules.stale_udp_flows(old, info)
             part = self._build(key, info)
+            if not full and old is not None:
+                # What this Service contributed so far: built again from its last info (pure),
+                # rather than every Service's part kept in memory next to the applied ruleset.
+                old_part = self._build(key, old)
+                if old_part is not None:
+                    old_parts.append(old_part)
             if part is None or info is None:
-                self._parts.pop(key, None)
                 self._infos.pop(key, None)
             else:
-                self._parts[key] = part
                 self._infos[key] = info
+                new_parts.append(part)
+        if full:
+            wanted = merge(new_parts)   # every Service is in `keys`
+        else:
+            assert current is not None
+            wanted = replace_parts(current, old_parts, new_parts)
         try:
-            result = await self._rules.sync(merge(list(self._parts.values())))
+            result = await self._rules.sync(wanted)
         except Exception:
             self._all_dirty = True       # retried on the next wake (below)
             log.exception("proxier: applying Service rules failed; retrying")

@@ -253,7 +253,7 @@ class EndpointsController:
         svc = (m.get("labels") or {}).get(SERVICE_NAME_LABEL)
         if svc:
             key = f"{m.get('namespace', '')}/{svc}"
-            self._created.get(key, {}).pop(m["name"], None)
+            self._forget_created(key, m["name"])
             self.queue.add(key)
 
     async def sync(self, key: str) -> float | None:
@@ -334,10 +334,20 @@ class EndpointsController:
                                       "ownerReferences": [owner]},
                          "addressType": "IPv4", "endpoints": eps, "ports": ports}
             created = await self.client.create("discovery.k8s.io/endpointslices", ns, body, field_manager=COMPONENT)
-            self._created.setdefault(key, {})[created["metadata"]["name"]] = created
+            # In process the informer may have shown the slice before create() returned: then
+            # it is not remembered (nothing would ever forget it, a copy per Service forever).
+            if self.slices.get(ns, created["metadata"]["name"]) is None:
+                self._created.setdefault(key, {})[created["metadata"]["name"]] = created
         for sname in unmatched:
             await self.client.delete("discovery.k8s.io/endpointslices", ns, sname)
-            self._created.get(key, {}).pop(sname, None)
+            self._forget_created(key, sname)
+
+    def _forget_created(self, key: str, name: str) -> None:
+        created = self._created.get(key)
+        if created is not None:
+            created.pop(name, None)
+            if not created:
+                del self._created[key]
 
     async def _write_slice(self, cur: Obj, ports: list[Obj], eps: list[Obj], labels: dict[str, str], owner: Obj) -> None:
         m = cur["metadata"]

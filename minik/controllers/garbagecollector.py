@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections import defaultdict
 from typing import Any
 
 from minik.client import Client, ClientError, Obj, ResourceEvent
+from minik.machinery import keysets
 from minik.machinery.controller import Controller
 from minik.machinery.events import EventRecorder
 from minik.machinery.ownership import owner_refs
@@ -64,23 +64,22 @@ class GarbageCollector:
         self._reset()
 
     def _reset(self) -> None:
-        self.dependents: dict[str, set[Key]] = defaultdict(set)
-        self.owners_of: dict[Key, list[str]] = {}
+        # owner uid → dependents: one Key, or a set of them from the second on (keysets).
+        self.dependents: dict[str, Key | set[Key]] = {}
+        self.owners_of: dict[Key, tuple[str, ...]] = {}
         self.live_uids: dict[str, Key] = {}
 
     # ---- the graph ----------------------------------------------------------------------------
     def _index(self, key: Key, obj: Obj | None) -> None:
-        for uid in self.owners_of.pop(key, []):
-            self.dependents[uid].discard(key)
-            if not self.dependents[uid]:
-                del self.dependents[uid]
+        for uid in self.owners_of.pop(key, ()):
+            keysets.discard(self.dependents, uid, key)
         if obj is None:
             return
         uids = owner_uids(obj)
         if uids:
-            self.owners_of[key] = uids
+            self.owners_of[key] = tuple(uids)
             for uid in uids:
-                self.dependents[uid].add(key)
+                keysets.add(self.dependents, uid, key)
 
     def _observe(self, resource: str, obj: Obj) -> Key:
         m = obj.get("metadata") or {}
@@ -105,11 +104,11 @@ class GarbageCollector:
         key = (ev.resource, str(m.get("namespace") or ""), str(m.get("name", "")))
         uid = str(m.get("uid", ""))
         if ev.type == "DELETED":
-            owners = self.owners_of.get(key, [])
+            owners = self.owners_of.get(key, ())
             self._index(key, None)
             if self.live_uids.get(uid) == key:
                 del self.live_uids[uid]
-            for dep in list(self.dependents.get(uid, ())):
+            for dep in keysets.members(self.dependents, uid):
                 self.queue.add(encode(dep))
             for owner in owners:   # an owner waiting in foreground deletion may be done now
                 okey = self.live_uids.get(owner)
@@ -184,14 +183,14 @@ class GarbageCollector:
         uid = str(m.get("uid", ""))
         fins = finalizers(obj)
         if "orphan" in fins:
-            for dep in list(self.dependents.get(uid, ())):
+            for dep in keysets.members(self.dependents, uid):
                 await self._orphan(dep, uid)
             await self._drop_finalizer(res, obj, "orphan")
             return None
-        pending = list(self.dependents.get(uid, ()))
+        pending = list(keysets.members(self.dependents, uid))
         for dep in pending:
             await self._delete(dep, "Foreground")
-        if self.dependents.get(uid):
+        if uid in self.dependents:
             return FOREGROUND_RECHECK   # the dependents' DELETED events requeue us sooner
         await self._drop_finalizer(res, obj, "foregroundDeletion")
         return None

@@ -36,6 +36,8 @@ from typing import Any
 
 from dns.rdatatype import RdataType
 
+from minik.machinery import keysets
+
 Obj = dict[str, Any]
 
 SCHEMA_VERSION = "1.1.0"
@@ -211,7 +213,7 @@ class Zone:
     pod_generation: int = 0
     _services: dict[tuple[str, str], ServiceEntry] = field(default_factory=dict)
     _namespaces: dict[str, int] = field(default_factory=dict)      # namespace → Services in it
-    _ptr: dict[str, set[str]] = field(default_factory=dict)         # IP → names
+    _ptr: dict[str, str | set[str]] = field(default_factory=dict)   # IP → names (keysets)
     _pods: dict[str, dict[str, str]] = field(default_factory=dict)  # IP → pod key → namespace
     _pod_keys: dict[str, frozenset[str]] = field(default_factory=dict)  # pod key → its IPs
     _nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)    # "name." → InternalIPs
@@ -238,11 +240,7 @@ class Zone:
             return False
         if old is not None:
             for ip, target in old.ptr_names(self.domain).items():
-                names = self._ptr.get(ip)
-                if names is not None:
-                    names.discard(target)
-                    if not names:
-                        del self._ptr[ip]
+                keysets.discard(self._ptr, ip, target)
             left = self._namespaces[namespace] - 1
             if left:
                 self._namespaces[namespace] = left
@@ -254,7 +252,7 @@ class Zone:
             self._services[key] = entry
             self._namespaces[namespace] = self._namespaces.get(namespace, 0) + 1
             for ip, target in entry.ptr_names(self.domain).items():
-                self._ptr.setdefault(ip, set()).add(target)
+                keysets.add(self._ptr, ip, target)
         self.generation += 1
         return True
 
@@ -416,7 +414,7 @@ class Zone:
         ip = _reverse_ip(qname)
         if ip is None:
             return None
-        names = sorted(self._ptr.get(ip, ()))
+        names = sorted(keysets.members(self._ptr, ip))
         if not names:
             pods = self._pods.get(ip)
             node = self._node_ptr.get(ip)

@@ -26,6 +26,7 @@ import logging
 from typing import Callable
 
 from minik.client import Client, ClientError, Obj
+from minik.machinery import keysets
 
 log = logging.getLogger("minik.informer")
 
@@ -57,7 +58,8 @@ class Informer:
         self._items: dict[str, dict[str, Obj]] = {}   # namespace → name → object
         self._handlers: list[Handler] = []
         self._indexers: dict[str, IndexFunc] = {}
-        self._indices: dict[str, dict[str, set[str]]] = {}   # index → value → object keys
+        # index → value → object keys: one key as a plain str, a set from the second on (keysets).
+        self._indices: dict[str, dict[str, str | set[str]]] = {}
         self._synced = asyncio.Event()
         self.resource_version = ""
 
@@ -92,18 +94,18 @@ class Informer:
         if name == NAMESPACE_INDEX or name in self._indexers:
             return
         self._indexers[name] = fn
-        index: dict[str, set[str]] = {}
+        index: dict[str, str | set[str]] = {}
         self._indices[name] = index
         for obj in self.list():
             for v in self._values(name, fn, obj):
-                index.setdefault(v, set()).add(object_key(obj))
+                keysets.add(index, v, object_key(obj))
 
     def by_index(self, name: str, value: str) -> builtins.list[Obj]:
         """Objects whose index `name` has `value` (KeyError for an index never added)."""
         if name == NAMESPACE_INDEX:
             return self.list(value)
         out = []
-        for key in self._indices[name].get(value, ()):
+        for key in keysets.members(self._indices[name], value):
             obj = self.get_by_key(key)
             if obj is not None:
                 out.append(obj)
@@ -129,15 +131,11 @@ class Informer:
             if old is not None:
                 key = object_key(old)
                 for v in self._values(name, fn, old):
-                    keys = index.get(v)
-                    if keys is not None:
-                        keys.discard(key)
-                        if not keys:
-                            del index[v]
+                    keysets.discard(index, v, key)
             if new is not None:
                 key = object_key(new)
                 for v in self._values(name, fn, new):
-                    index.setdefault(v, set()).add(key)
+                    keysets.add(index, v, key)
 
     # ---- list + watch --------------------------------------------------------------------------
     async def run(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minik.agent.proxier import merge, service_info
+from minik.agent.proxier import merge, replace_parts, service_info
 from minik.net.services import Endpoint, Settings, build
 
 Obj = dict[str, Any]
@@ -62,3 +62,23 @@ def test_merge_of_parts_equals_building_everything() -> None:
     b = service_info(service("b", clusterIP="10.43.0.22"), [], None, "n1")
     assert a is not None and b is not None
     assert merge([build([a], s), build([b], s)]) == build([a, b], s)
+
+
+def test_replacing_parts_equals_building_everything_again() -> None:
+    s = Settings("minik", "10.43.0.0/16", "10.42.0.0/16")
+    a = service_info(service("a", clusterIP="10.43.0.21"), [eslice(("10.42.0.5", True, "n1"))], None, "n1")
+    b = service_info(service("b", "NodePort", clusterIP="10.43.0.22",
+                             ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]),
+                     [eslice(("10.42.0.6", True, "n1"))], None, "n1")
+    a2 = service_info(service("a", clusterIP="10.43.0.21"), [], None, "n1")   # a lost its endpoint
+    # c takes b's ClusterIP and nodePort in the same sync as b goes: they must stay.
+    c = service_info(service("c", "NodePort", clusterIP="10.43.0.22",
+                             ports=[{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]),
+                     [eslice(("10.42.0.7", True, "n1"))], None, "n1")
+    assert a is not None and b is not None and a2 is not None and c is not None
+    current = build([a, b], s)
+    before = build([a, b], s)
+    new = replace_parts(current, [build([a], s), build([b], s)], [build([a2], s), build([c], s)])
+    assert new == build([a2, c], s)
+    assert current == before   # the applied ruleset is not changed in place
+    assert replace_parts(new, [build([c], s)], []) == build([a2], s)
