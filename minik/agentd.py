@@ -22,6 +22,7 @@ import socket
 import ssl
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -31,10 +32,12 @@ from minik.client.grpc import GrpcLink, JoinError, LinkCredentials, check_ca, jo
 from minik.cluster.jointokens import TokenError, parse_token
 from minik.config import AgentConfig, JoinConfig
 from minik.machinery.informers import InformerFactory
+from minik.machinery.memory import MemoryTrimmer, trim, tune_allocator
 from minik.machinery.tasks import Supervisor
 from minik.pki.nodecert import NODE_USER_PREFIX, make_key_and_csr
 
 if TYPE_CHECKING:
+    from minik.agent.prepare import PreparedRuntime
     from minik.agent.runtime import NodeRuntime
 
 log = logging.getLogger("minik.agent")
@@ -52,17 +55,6 @@ def _sd_notify(message: str) -> None:
             s.sendto(message.encode(), "\0" + addr[1:] if addr.startswith("@") else addr)
         except OSError as e:
             log.warning("sd_notify failed: %s", e)
-
-
-def _release_memory() -> None:
-    """Start-up garbage (imports, certificates, the first lists) back to the OS, so idle RSS is real use."""
-    import ctypes
-    import gc
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 class AgentError(Exception):
@@ -161,6 +153,33 @@ async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
     return LinkCredentials(node, ca, cert, key)
 
 
+def _agent_config(cfg: JoinConfig, node_name: str, s: Mapping[str, str]) -> AgentConfig:
+    """This node's settings: its own from the flags, the cluster's (`s`) from the server's welcome."""
+    return AgentConfig(
+        node_name=node_name, data_dir=cfg.data_dir, run_dir=cfg.run_dir, config_dir=cfg.config_dir,
+        node_ip=cfg.node_ip, cluster_cidr=s.get("cluster_cidr", "10.42.0.0/16"),
+        service_cidr=s.get("service_cidr", "10.43.0.0/16"), cluster_dns=s.get("cluster_dns", "10.43.0.10"),
+        cluster_domain=s.get("cluster_domain", "cluster.local"), bridge_name=cfg.bridge_name,
+        nft_table=cfg.nft_table, container_runtime_endpoint=cfg.container_runtime_endpoint,
+        server=False, resolv_conf=cfg.resolv_conf,
+        # The backend, VNI and port are the cluster's (the server's flags); the device name is this host's.
+        pod_network_backend=s.get("pod_network_backend", "vxlan"), vxlan_device=cfg.vxlan_device,
+        vxlan_vni=int(s.get("vxlan_vni", "1")), vxlan_port=int(s.get("vxlan_port", "8472")),
+        cgroup_parent=cfg.cgroup_parent)
+
+
+def _import_node_parts() -> None:
+    """The node's modules (containerd, CRI, pod workers, network, DNS, rules): about 0.5 s of
+    imports, done on a worker thread so the event loop meanwhile runs the bootstrap's I/O."""
+    import minik.agent.netpol
+    import minik.agent.overlay
+    import minik.agent.proxier
+    import minik.agent.runtime
+    import minik.agent.stats
+    import minik.agent.streams
+    import minik.dns.service  # noqa: F401
+
+
 class Agent:
     def __init__(self, cfg: JoinConfig) -> None:
         self.cfg = cfg
@@ -168,15 +187,22 @@ class Agent:
         self.node_name = node_name_for(cfg)
         self.link: GrpcLink | None = None
         self.runtime: NodeRuntime | None = None
+        self._prepare: asyncio.Task[PreparedRuntime] | None = None
+
+    async def _prepare_runtime(self) -> PreparedRuntime:
+        from minik.agent.prepare import prepare_runtime
+        imports = asyncio.ensure_future(asyncio.to_thread(_import_node_parts))
+        try:
+            # Only the machine's own settings matter here; the cluster's arrive with the link.
+            return await prepare_runtime(_agent_config(self.cfg, self.node_name, {}))
+        finally:
+            await imports
 
     async def start(self) -> None:
-        from minik.agent.netpol import NetpolEnforcer, remove_rules
-        from minik.agent.proxier import Proxier
-        from minik.agent.runtime import NodeRuntime
-        from minik.agent.streams import CriPodStreams
-        from minik.dns.service import ClusterDns, DnsSettings
-        from minik.net.services import Settings
         cfg = self.cfg
+        # containerd and the images need nothing from the server: they start while the node still
+        # bootstraps its credentials and link (the longest step of a join otherwise).
+        self._prepare = asyncio.create_task(self._prepare_runtime(), name="prepare-runtime")
         creds = await credentials(cfg, self.node_name)
         link = self.link = GrpcLink(supervisor_target(cfg.server_url, cfg.supervisor_port), creds)
         self.supervisor.spawn("link", link.run)
@@ -185,19 +211,14 @@ class Agent:
                 await link.wait_connected(30.0)
             except Exception:
                 log.warning("waiting for the link to %s: %s", link.target, link.last_error)
-        s = link.settings
-        acfg = AgentConfig(
-            node_name=self.node_name, data_dir=cfg.data_dir, run_dir=cfg.run_dir, config_dir=cfg.config_dir,
-            node_ip=cfg.node_ip, cluster_cidr=s.get("cluster_cidr", "10.42.0.0/16"),
-            service_cidr=s.get("service_cidr", "10.43.0.0/16"), cluster_dns=s.get("cluster_dns", "10.43.0.10"),
-            cluster_domain=s.get("cluster_domain", "cluster.local"), bridge_name=cfg.bridge_name,
-            nft_table=cfg.nft_table, container_runtime_endpoint=cfg.container_runtime_endpoint,
-            server=False, resolv_conf=cfg.resolv_conf,
-            # The backend, VNI and port are the cluster's (the server's flags); the device name is this host's.
-            pod_network_backend=s.get("pod_network_backend", "vxlan"), vxlan_device=cfg.vxlan_device,
-            vxlan_vni=int(s.get("vxlan_vni", "1")), vxlan_port=int(s.get("vxlan_port", "8472")),
-            cgroup_parent=cfg.cgroup_parent)
-        runtime = NodeRuntime(acfg, link.client)
+        from minik.agent.netpol import NetpolEnforcer, remove_rules
+        from minik.agent.proxier import Proxier
+        from minik.agent.runtime import NodeRuntime
+        from minik.agent.streams import CriPodStreams
+        from minik.dns.service import ClusterDns, DnsSettings
+        from minik.net.services import Settings
+        acfg = _agent_config(cfg, self.node_name, link.settings)
+        runtime = NodeRuntime(acfg, link.client, prepared=self._prepare)
         self.runtime = runtime
         await runtime.start()
         link.pod_streams = CriPodStreams(runtime.cri)
@@ -232,9 +253,20 @@ class Agent:
         await self.supervisor.stop()
         if self.runtime is not None:
             await self.runtime.stop()  # containerd and the pods keep running
+        elif self._prepare is not None:  # failed before the node runtime took the prepared one over
+            self._prepare.cancel()
+            try:
+                prepared = await self._prepare
+            except (asyncio.CancelledError, Exception):  # cancelled, or failed: nothing was started
+                return
+            await prepared.containerd.stop(kill=False)
+            await prepared.cri.close()
 
 
 async def run_agent(cfg: JoinConfig) -> int:
+    # Before any thread exists: two malloc arenas, not one per thread (grpc's, the to_thread pool),
+    # each keeping its own peak. The server does the same (`minik.daemon`).
+    tune_allocator()
     agent = Agent(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -250,7 +282,8 @@ async def run_agent(cfg: JoinConfig) -> int:
         log.exception("minik agent failed to start")
         await agent.stop()
         return 1
-    _release_memory()
+    trim()  # start-up garbage (imports, certificates, first lists) back to the OS
+    agent.supervisor.spawn("memory-trimmer", MemoryTrimmer().run)
     _sd_notify("READY=1")
     await stop.wait()
     log.info("signal received, stopping")

@@ -434,7 +434,7 @@ class Containerd:
                     f"{last}"
                 )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, 0.1)  # on the path to Ready of every start: poll briskly
 
     def _log_tail(self, lines: int = 5) -> str:
         try:
