@@ -25,16 +25,13 @@ import urllib.request
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from minik.client.grpc import GrpcLink, JoinError, LinkCredentials, check_ca, join
 from minik.cluster.jointokens import TokenError, parse_token
 from minik.config import AgentConfig, JoinConfig
 from minik.machinery.informers import InformerFactory
 from minik.machinery.memory import MemoryTrimmer, trim, tune_allocator
 from minik.machinery.tasks import Supervisor
-from minik.pki.nodecert import NODE_USER_PREFIX, make_key_and_csr
+from minik.pki.nodekey import NODE_USER_PREFIX, NodeKeyError, common_name, key_and_csr
 
 if TYPE_CHECKING:
     from minik.agent.prepare import PreparedRuntime
@@ -112,12 +109,6 @@ def supervisor_target(server_url: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _cert_names(cert_pem: bytes) -> str:
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else ""
-
-
 async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
     try:
         token = parse_token(cfg.token)
@@ -129,20 +120,26 @@ async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
         ca, cert, key = (open(p, "rb").read() for p in paths)
         try:
             check_ca(ca, token.ca_hash)
-            if _cert_names(cert) == NODE_USER_PREFIX + node:
+            if await common_name(cert) == NODE_USER_PREFIX + node:
                 return LinkCredentials(node, ca, cert, key)
-        except (JoinError, ValueError):
+        except (JoinError, NodeKeyError):
             pass
         log.info("stored node credentials do not match this node name or token; joining again")
-    ca = await asyncio.to_thread(fetch_ca, cfg.server_url)
+    # The key and CSR (a child process, ~0.15 s) while the CA is fetched: neither needs the other.
+    keygen = asyncio.ensure_future(key_and_csr(node))
     try:
-        check_ca(ca, token.ca_hash)
-    except JoinError as e:
-        raise AgentError(str(e)) from None
+        ca = await asyncio.to_thread(fetch_ca, cfg.server_url)
+        try:
+            check_ca(ca, token.ca_hash)
+        except JoinError as e:
+            raise AgentError(str(e)) from None
+        key, csr = await keygen
+    except BaseException:
+        keygen.cancel()
+        raise
     if not token.ca_hash:
         log.warning("the token pins no CA (not a K10 token): trusting the server's CA as presented")
     password = _read_or_create(os.path.join(d, "node-password"), secrets.token_hex(16))
-    key, csr = await asyncio.to_thread(make_key_and_csr, node)
     try:
         cert = await join(supervisor_target(cfg.server_url, cfg.supervisor_port), ca, token.secret, node, password, csr)
     except JoinError as e:
