@@ -127,20 +127,23 @@ def verify_proof(ca_cert_pem: bytes, cert_pem: bytes, proof: str, now: float | N
 
 
 def main(argv: list[str]) -> int:
-    """`python -m minik.pki.nodecert csr NODE | proof NODE (key on stdin) | cn (cert on stdin)`:
-    the agent's key work, out of its process (see `minik.pki.nodekey`)."""
+    """`python -m minik.pki.nodecert csr NODE | proof NODE (key on stdin) | cn (cert on stdin) |
+    selfsigned CN DNSNAME`: the agent's key work, out of its process (see `minik.pki.nodekey`)."""
     out = sys.stdout.buffer
     if argv[:1] == ["csr"] and len(argv) == 2:
         key, csr = make_key_and_csr(argv[1])
         out.write(key + csr)
     elif argv[:1] == ["proof"] and len(argv) == 2:
         out.write(make_proof(argv[1], sys.stdin.buffer.read()).encode() + b"\n")
+    elif argv[:1] == ["selfsigned"] and len(argv) == 3:
+        from minik.pki.certs import self_signed_pem
+        out.write(self_signed_pem(argv[1], argv[2]))
     elif argv == ["cn"]:
         cert = x509.load_pem_x509_certificate(sys.stdin.buffer.read())
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         out.write((str(cns[0].value) if cns else "").encode() + b"\n")
     else:
-        print("usage: python -m minik.pki.nodecert csr NODE | proof NODE | cn", file=sys.stderr)
+        print("usage: python -m minik.pki.nodecert csr NODE | proof NODE | cn | selfsigned CN DNSNAME", file=sys.stderr)
         return 2
     out.flush()
     return 0

@@ -1,5 +1,6 @@
-"""The agent's node key work (key and CSR, link proofs, the name in a certificate) done in a
-short-lived child process, so a joined agent never loads `cryptography`.
+"""The agent's key work (its key and CSR, link proofs, the name in a certificate, the ingress's
+self-signed default certificate) done in a short-lived child process, so a joined agent never
+loads `cryptography`.
 
 Why: `cryptography`'s Rust extension and its Python side cost an idle agent about 10 MB of RSS
 for good (pages of a loaded library stay resident), against a budget of 60 MB, for work it does
@@ -7,7 +8,8 @@ once per join or link (re)connection. The child is this interpreter running `pyt
 minik.pki.nodecert`, so it uses the same library versions as the server; it takes ~0.1–0.2 s,
 which a join overlaps with starting containerd. The server keeps signing in process.
 Neighbours: `minik.pki.nodecert` does the cryptography (and is the child's entry point);
-`minik.agentd` (credentials) and `minik.client.grpc` (link proofs) call these.
+`minik.agentd` (credentials), `minik.client.grpc` (link proofs) and `minik.ingress.controller`
+(default certificate) call these.
 """
 
 from __future__ import annotations
@@ -64,3 +66,12 @@ async def link_proof(node_name: str, key_pem: bytes) -> str:
 async def common_name(cert_pem: bytes) -> str:
     """The subject CN of a PEM certificate ("" when it has none); NodeKeyError when unreadable."""
     return (await _child(["cn"], cert_pem)).decode().strip()
+
+
+async def self_signed(common_name: str, dns_name: str) -> bytes:
+    """A fresh key and a self-signed certificate for it (key + cert PEM, `certs.self_signed_pem`):
+    the ingress's default certificate, which every joined agent's ingress proxy needs."""
+    out = await _child(["selfsigned", common_name, dns_name])
+    if b"PRIVATE KEY" not in out or b"BEGIN CERTIFICATE" not in out:
+        raise NodeKeyError("node key helper selfsigned: unexpected output")
+    return out

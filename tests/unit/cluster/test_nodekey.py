@@ -36,6 +36,14 @@ async def test_child_key_csr_proof_and_common_name(tmp_path: Path) -> None:
         await nodekey.link_proof("n1", b"not a key")
 
 
+async def test_child_self_signed_default_certificate_loads_as_the_ingress_context() -> None:
+    from minik.ingress.tls import TlsStore
+    pem = await nodekey.self_signed("minik ingress default certificate", "ingress.minik.invalid")
+    assert pem.count(b"-----BEGIN") == 2
+    store = TlsStore(pem)    # ssl loads key + certificate or raises
+    assert store.context is not None
+
+
 def test_a_joined_agent_does_not_load_what_it_does_not_use() -> None:
     """The modules a running `minik agent` imports (agentd and every node part it starts) leave
     out the server's packages and the libraries only some pods need (aiohttp for httpGet probes)."""
