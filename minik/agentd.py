@@ -21,7 +21,6 @@ import signal
 import socket
 import ssl
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -85,18 +84,34 @@ def node_name_for(cfg: JoinConfig) -> str:
     return name
 
 
-def fetch_ca(server_url: str, timeout: float = 15.0) -> bytes:
+async def fetch_ca(server_url: str, timeout: float = 15.0) -> bytes:
     """The server's CA from /cacerts. Read without verification on purpose: it is checked
-    against the token's pin before anything is trusted or sent."""
+    against the token's pin before anything is trusted or sent. One HTTP/1.0 GET (no chunking,
+    the body ends with the connection) over asyncio: urllib.request would load http.client and
+    email into an agent that never needs them again."""
+    u = urllib.parse.urlsplit(server_url if "://" in server_url else "https://" + server_url)
+    if u.scheme != "https" or not u.hostname:
+        raise AgentError(f"--server must look like https://host:6443, got {server_url!r}")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
     try:
-        with urllib.request.urlopen(server_url.rstrip("/") + "/cacerts", context=ctx, timeout=timeout) as r:
-            data: bytes = r.read()
-    except OSError as e:
-        raise AgentError(f"cannot reach the server at {server_url}: {e}") from None
-    if b"BEGIN CERTIFICATE" not in data:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(u.hostname, u.port or 443, ssl=ctx)
+            try:
+                writer.write(f"GET {u.path.rstrip('/')}/cacerts HTTP/1.0\r\nHost: {host}\r\n"
+                             "Accept: */*\r\nUser-Agent: minik-agent\r\n\r\n".encode())
+                response = await reader.read(1 << 20)
+                while chunk := await reader.read(1 << 20):
+                    response += chunk
+            finally:
+                writer.close()
+    except (OSError, TimeoutError) as e:
+        raise AgentError(f"cannot reach the server at {server_url}: {e or type(e).__name__}") from None
+    head, _, data = response.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or status[1] != b"200" or b"BEGIN CERTIFICATE" not in data:
         raise AgentError(f"{server_url}/cacerts did not answer a CA certificate (is this a minik server?)")
     return data
 
@@ -128,7 +143,7 @@ async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
     # The key and CSR (a child process, ~0.15 s) while the CA is fetched: neither needs the other.
     keygen = asyncio.ensure_future(key_and_csr(node))
     try:
-        ca = await asyncio.to_thread(fetch_ca, cfg.server_url)
+        ca = await fetch_ca(cfg.server_url)
         try:
             check_ca(ca, token.ca_hash)
         except JoinError as e:

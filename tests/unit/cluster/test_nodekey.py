@@ -56,3 +56,40 @@ def test_a_joined_agent_does_not_load_what_it_does_not_use() -> None:
     for name in ("cryptography", "aiohttp", "sqlalchemy", "kubernetes_validate", "jwt", "croniter",
                  "minik.api", "minik.store", "minik.controllers", "minik.scheduler"):
         assert not {m for m in loaded if m == name or m.startswith(name + ".")}, name
+
+
+async def test_fetch_ca_reads_cacerts_over_tls_without_verifying(tmp_path: Path) -> None:
+    """minik.agentd.fetch_ca: one GET /cacerts (the CA is checked against the token's pin after)."""
+    import asyncio
+    import ssl
+
+    from minik.agentd import AgentError, fetch_ca
+    pki = certs.ensure_pki(str(tmp_path / "tls"), ["localhost"], ["127.0.0.1"])
+    ca = Path(pki.ca_cert).read_bytes()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.serving_cert, pki.serving_key)
+    seen: list[bytes] = []
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        head = await r.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        ok = head.startswith(b"GET /cacerts ")
+        body = ca if ok else b"404 page not found\n"
+        w.write(b"HTTP/1.0 " + (b"200 OK" if ok else b"404 Not Found") + b"\r\nContent-Type: text/plain\r\n"
+                + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await w.drain()
+        w.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        assert await fetch_ca(f"https://127.0.0.1:{port}") == ca
+        assert await fetch_ca(f"https://127.0.0.1:{port}/") == ca
+        assert seen[0].startswith(b"GET /cacerts HTTP/1.0\r\nHost: 127.0.0.1\r\n")
+        with pytest.raises(AgentError, match="did not answer a CA"):
+            await fetch_ca(f"https://127.0.0.1:{port}/other")
+    finally:
+        srv.close()
+        await srv.wait_closed()
+    with pytest.raises(AgentError, match="cannot reach"):
+        await fetch_ca(f"https://127.0.0.1:{port}", timeout=5)
