@@ -148,7 +148,7 @@ async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
             check_ca(ca, token.ca_hash)
         except JoinError as e:
             raise AgentError(str(e)) from None
-        key, csr = await keygen
+        key, csr, proof = await keygen
     except BaseException:
         keygen.cancel()
         raise
@@ -162,7 +162,7 @@ async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
     for p, data, mode in zip(paths, (ca, cert, key), (0o644, 0o644, 0o600)):
         await asyncio.to_thread(_write, p, data, mode)
     log.info("joined %s as node %s", cfg.server_url, node)
-    return LinkCredentials(node, ca, cert, key)
+    return LinkCredentials(node, ca, cert, key, first_proof=proof)
 
 
 def _agent_config(cfg: JoinConfig, node_name: str, s: Mapping[str, str]) -> AgentConfig:

@@ -79,6 +79,7 @@ class LinkCredentials:
     ca_pem: bytes
     cert_pem: bytes
     key_pem: bytes
+    first_proof: str = ""    # signed with the key at bootstrap; used by the first link attempt only
 
 
 async def join(target: str, ca_pem: bytes, secret: str, node_name: str, password: str, csr_pem: bytes,
@@ -107,6 +108,7 @@ class GrpcLink:
     def __init__(self, target: str, creds: LinkCredentials, pod_streams: PodStreams | None = None,
                  backoff: tuple[float, float] = (0.5, 10.0)) -> None:
         self.target, self.creds, self.pod_streams, self.backoff = target, creds, pod_streams, backoff
+        self._first_proof = creds.first_proof
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[pb.ClientResponse]] = {}
         self._watches: dict[int, asyncio.Queue[pb.WatchEvent | _Ended]] = {}
@@ -162,7 +164,9 @@ class GrpcLink:
         creds = grpc.ssl_channel_credentials(c.ca_pem, c.key_pem, c.cert_pem)
         async with grpc.aio.secure_channel(self.target, creds, options=channel_options()) as ch:
             stub = pbg.ClusterStub(ch)  # type: ignore[no-untyped-call]
-            proof = await link_proof(c.node_name, c.key_pem)
+            proof, self._first_proof = self._first_proof, ""
+            if not proof:
+                proof = await link_proof(c.node_name, c.key_pem)
             call = stub.Link(metadata=((CERT_KEY, c.cert_pem), (PROOF_KEY, proof)))
             await call.write(pb.AgentMessage(hello=pb.Hello(node_name=c.node_name)))
             first = await call.read()

@@ -127,12 +127,12 @@ def verify_proof(ca_cert_pem: bytes, cert_pem: bytes, proof: str, now: float | N
 
 
 def main(argv: list[str]) -> int:
-    """`python -m minik.pki.nodecert csr NODE | proof NODE (key on stdin) | cn (cert on stdin) |
-    selfsigned CN DNSNAME`: the agent's key work, out of its process (see `minik.pki.nodekey`)."""
+    """`python -m minik.pki.nodecert csr NODE (key, CSR and a first link proof) | proof NODE (key
+    on stdin) | cn (cert on stdin) | selfsigned CN DNSNAME`: the agent's key work, out of its process (see `minik.pki.nodekey`)."""
     out = sys.stdout.buffer
     if argv[:1] == ["csr"] and len(argv) == 2:
         key, csr = make_key_and_csr(argv[1])
-        out.write(key + csr)
+        out.write(key + csr + make_proof(argv[1], key).encode() + b"\n")
     elif argv[:1] == ["proof"] and len(argv) == 2:
         out.write(make_proof(argv[1], sys.stdin.buffer.read()).encode() + b"\n")
     elif argv[:1] == ["selfsigned"] and len(argv) == 3:

@@ -49,13 +49,16 @@ async def _child(args: list[str], stdin: bytes = b"", timeout: float = 60.0) -> 
     return out
 
 
-async def key_and_csr(node_name: str) -> tuple[bytes, bytes]:
-    """A fresh P-256 key (PEM) and a CSR naming the node (`nodecert.make_key_and_csr`)."""
+async def key_and_csr(node_name: str) -> tuple[bytes, bytes, str]:
+    """A fresh P-256 key (PEM), a CSR naming the node (`nodecert.make_key_and_csr`) and a link
+    proof signed with the key now, for the first link (saves a second child on a join)."""
     out = await _child(["csr", node_name])
-    key, sep, csr = out.partition(_CSR_BEGIN)
-    if not sep or b"PRIVATE KEY" not in key:
+    key, sep, rest = out.partition(_CSR_BEGIN)
+    end = b"-----END CERTIFICATE REQUEST-----\n"
+    csr, sep2, proof = rest.partition(end)
+    if not sep or not sep2 or b"PRIVATE KEY" not in key or not proof.strip():
         raise NodeKeyError("node key helper csr: unexpected output")
-    return key, sep + csr
+    return key, sep + csr + sep2, proof.decode().strip()
 
 
 async def link_proof(node_name: str, key_pem: bytes) -> str:

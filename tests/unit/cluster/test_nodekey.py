@@ -21,13 +21,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 async def test_child_key_csr_proof_and_common_name(tmp_path: Path) -> None:
     pki = certs.ensure_pki(str(tmp_path / "tls"), ["localhost"], ["127.0.0.1"])
     ca, ca_key = Path(pki.ca_cert).read_bytes(), Path(pki.ca_key).read_bytes()
-    key, csr = await nodekey.key_and_csr("n1")
+    key, csr, first = await nodekey.key_and_csr("n1")
     assert key.startswith(b"-----BEGIN PRIVATE KEY-----") and csr.startswith(b"-----BEGIN CERTIFICATE REQUEST-----")
     cert = sign_node_csr(ca, ca_key, csr, "n1")
     ident = verify_proof(ca, cert, await nodekey.link_proof("n1", key), time.time())
     assert ident.node_name == "n1"
+    assert verify_proof(ca, cert, first, time.time()).node_name == "n1"
     assert await nodekey.common_name(cert) == "system:node:n1"
-    other, _ = await nodekey.key_and_csr("n1")
+    other, _, _ = await nodekey.key_and_csr("n1")
     with pytest.raises(Exception, match="signature"):
         verify_proof(ca, cert, await nodekey.link_proof("n1", other), time.time())
     with pytest.raises(nodekey.NodeKeyError, match="cn failed"):
