@@ -165,6 +165,17 @@ async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
     return LinkCredentials(node, ca, cert, key, first_proof=proof)
 
 
+def _since_exec() -> float:
+    """Seconds since this process was started (for the start-up timeline in the log); 0 if unknown."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            started = int(f.read().rsplit(b")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime", "rb") as f:
+            return float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _agent_config(cfg: JoinConfig, node_name: str, s: Mapping[str, str]) -> AgentConfig:
     """This node's settings: its own from the flags, the cluster's (`s`) from the server's welcome."""
     return AgentConfig(
@@ -259,7 +270,8 @@ class Agent:
             self.supervisor.spawn("ingress", ingress.run)
         informers.start()
         dns.start()
-        log.info("minik agent ready: node %s linked to %s", self.node_name, cfg.server_url)
+        log.info("minik agent ready: node %s linked to %s, %.2f s after exec", self.node_name, cfg.server_url,
+                 _since_exec())
 
     async def stop(self) -> None:
         await self.supervisor.stop()
@@ -276,9 +288,10 @@ class Agent:
 
 
 async def run_agent(cfg: JoinConfig) -> int:
-    # Before any thread exists: two malloc arenas, not one per thread (grpc's, the to_thread pool),
-    # each keeping its own peak. The server does the same (`minik.daemon`).
-    tune_allocator()
+    # Before any thread exists: one malloc arena for all threads (grpc's, the to_thread pool)
+    # instead of one each, every one keeping its own peak (the server allows two, `minik.daemon`).
+    tune_allocator(arenas=1)
+    log.info("minik agent starting: %.2f s after exec (interpreter and imports)", _since_exec())
     agent = Agent(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
