@@ -122,11 +122,6 @@ class CriClient:
                     ("grpc.max_receive_message_length", 40 * 1024 * 1024),
                     # Reconnect quickly after containerd restarts instead of backing off to 2m.
                     ("grpc.max_reconnect_backoff_ms", 1000),
-                    # A local socket: the first retry after 100 ms, not grpc's 1 s. At start the
-                    # first probe usually comes before containerd's socket exists, and the 1 s
-                    # wait was most of a node's time to Ready.
-                    ("grpc.initial_reconnect_backoff_ms", 100),
-                    ("grpc.min_reconnect_backoff_ms", 100),
                 ],
             )
         return self._channel
