@@ -20,7 +20,18 @@ dnspython). Rows (b1)/(c1) repeat (b)/(c) with one query outstanding (latency wi
 too (its q/s; it reports no percentiles). Then the idle RSS of the daemon with DNS (after the
 load: caches filled) and of a second daemon started with `--disable-dns`.
 
-    python bench/dns.py [--services 100] [--seconds 5] [--window 32]
+Fixed-rate rows come first (`--rate`, default 8,000 q/s, `--runs` times): an open-loop generator
+sends each query at its time whatever the answers do, so a stall of the server delays every query
+that arrives during it (a closed window would stop sending and count the stall once). Each run
+has (a) the echo baseline, (b) the cluster name, (c) the cached external name and (e) the cluster
+name while `--churn` ConfigMap writes/s go through the API, each with p50/p99/p99.9/max, the load
+average before the row, and how late the generator itself sent (its p99): when the baseline or the
+generator is late too, the tail is the machine's, not the daemon's. `--probe` starts the daemon
+with `--loop-probe 1` and prints, per row, its loop lag, slowest callbacks (wall and CPU time: wall
+far above CPU = the kernel ran someone else) and GC pauses, and the cost of one full collection.
+
+    python bench/dns.py [--services 100] [--seconds 5] [--window 32] [--rate 8000 --runs 3 --churn 20]
+                        [--only-rate] [--probe]
 """
 
 from __future__ import annotations
@@ -29,7 +40,8 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import secrets
+import random
+import select
 import shutil
 import socket
 import struct
@@ -103,6 +115,126 @@ def _generate(host: str, port: int, wire: bytes | list[bytes], seconds: float, w
         lat.append(clock() - t0)
         send()
     out.put((len(lat), seconds, sorted(lat), lost))
+
+
+def _generate_rate(host: str, port: int, wire: bytes, seconds: float, rate: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Open loop: query i leaves at start + i/rate whatever the answers do (a closed window hides
+    a stall: while the server is stuck, nobody sends, so the stall counts once, not once per query
+    that would have arrived). Latency runs from the actual send to the answer; how late the
+    generator itself sent (its own scheduling noise) is reported beside it."""
+    pin(0, 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((host, port))
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    body = wire[2:]
+    total = int(seconds * rate)
+    interval = 1.0 / rate
+    sent: dict[int, float] = {}
+    lat: list[float] = []
+    late: list[float] = []
+    clock = time.perf_counter
+    start = clock() + 0.05
+    i = 0
+    while True:
+        now = clock()
+        while i < total and start + i * interval <= now:
+            qid = i & 0xFFFF
+            late.append(now - (start + i * interval))
+            sent[qid] = clock()
+            try:
+                sock.send(struct.pack("!H", qid) + body)
+            except BlockingIOError:
+                pass
+            i += 1
+            now = clock()
+        while True:
+            try:
+                data = sock.recv(4096)
+            except BlockingIOError:
+                break
+            t1 = clock()
+            t0 = sent.pop(struct.unpack("!H", data[:2])[0], None)
+            if t0 is not None:
+                lat.append(t1 - t0)
+        if i >= total and (not sent or clock() > start + seconds + 1.0):
+            break
+        wait = (start + i * interval - clock()) if i < total else 0.05
+        if wait > 0:
+            select.select([sock], [], [], wait)
+    late.sort()
+    out.put((len(lat), seconds, sorted(lat), total - len(lat), late[int(len(late) * 0.99)] if late else 0.0))
+
+
+def load_rate(host: str, port: int, wire: bytes, seconds: float, rate: float,
+              server_pid: int) -> tuple[float, float, float, float, float, int, float, float]:
+    """(q/s answered, p50, p99, p99.9, max ms, lost, generator p99 lateness ms, server CPU µs/query)."""
+    q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    p = mp.Process(target=_generate_rate, args=(host, port, wire, seconds, rate, q))
+    cpu0 = cpu_seconds(server_pid)
+    p.start()
+    n, secs, lat, lost, late = q.get(timeout=seconds + 60)
+    cpu = cpu_seconds(server_pid) - cpu0
+    p.join()
+    if not lat:
+        return 0.0, *(4 * (float("nan"),)), lost, late * 1000, float("nan")  # type: ignore[return-value]
+
+    def pct(x: float) -> float:
+        return lat[min(len(lat) - 1, int(len(lat) * x))] * 1000
+
+    return n / secs, pct(0.5), pct(0.99), pct(0.999), lat[-1] * 1000, lost, late * 1000, cpu / n * 1e6
+
+
+class Churn:
+    """API writes in the background while a row runs (`--churn` per second): ConfigMaps created
+    and deleted through the API over new TLS connections, as kubectl does. The daemon's other
+    work (API handlers, the store, watches, informers) then shares the event loop with DNS, and
+    its garbage drives the collector: the loop lag and GC pauses a busy cluster adds to DNS."""
+
+    def __init__(self, m: Minik, per_second: float) -> None:
+        import threading
+        self.m, self.interval = m, 1.0 / per_second
+        self.stop = threading.Event()
+        self.done = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        blob = "x" * 2048
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            name = f"churn-{i}"
+            self.m.raw_json("POST", "/api/v1/namespaces/default/configmaps",
+                            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"churn": "1"}},
+                             "data": {"k": blob}})
+            if i >= 10:
+                self.m.raw_json("DELETE", f"/api/v1/namespaces/default/configmaps/churn-{i - 10}")
+            i += 1
+            self.done += 1
+            next_at += self.interval
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def __enter__(self) -> Churn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def probe_lines(path: str, offset: int) -> tuple[list[str], int]:
+    """The daemon's `loop probe:` log lines written since `offset` (with --probe)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    lines = [ln.split("loop probe: ", 1)[1] for ln in data.decode(errors="replace").splitlines() if "loop probe: " in ln]
+    return lines, offset + len(data)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -184,9 +316,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of quiet before each RSS reading")
+    ap.add_argument("--rate", type=float, default=8000.0, help="open-loop rows: queries/s sent at a fixed pace (0: none)")
+    ap.add_argument("--runs", type=int, default=3, help="repetitions of the fixed-rate rows")
+    ap.add_argument("--churn", type=float, default=20.0,
+                    help="row (e): (b) while this many ConfigMap writes/s go through the API (0: no row (e))")
+    ap.add_argument("--only-rate", action="store_true", help="skip the closed-window rows, dnsperf and the RSS comparison")
+    ap.add_argument("--probe", action="store_true",
+                    help="start the daemon with --loop-probe 1 and print its loop lag / slow callback / GC lines per fixed-rate row")
     args = ap.parse_args()
 
-    up = Upstream(host=f"127.53.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}", port=53, ttl=3600)
+    up = Upstream(host=f"127.53.{random.randrange(250) + 1}.{random.randrange(250) + 1}", port=53, ttl=3600)
     up.add("www.example", "A", "192.0.2.8")
     up.start()
     d = tempfile.mkdtemp(prefix="minik-bench-dns-")
@@ -200,11 +339,15 @@ def main() -> None:
     echo_port = port_q.get(timeout=30)
     echo_pid = echo.pid or 0
     rows: list[tuple[str, float, float, float, int, float]] = []
+    rate_rows: list[tuple[int, str, str, float, float, float, float, float, int, float, float]] = []
+    probes: list[tuple[int, str, list[str]]] = []
+    perf, with_dns, without_dns, upstream_queries = "", float("nan"), float("nan"), 0
     cluster_q = dns.message.make_query("svc-7.default.svc.cluster.local.", "A").to_wire()
     external_q = dns.message.make_query("www.example.", "A").to_wire()
 
     try:
-        with node_server("127.0.0.1:9", ["--resolv-conf", resolv]) as (m, net):
+        flags = ["--resolv-conf", resolv, *(["--loop-probe", "1"] if args.probe else [])]
+        with node_server("127.0.0.1:9", flags) as (m, net):
             assert m.proc is not None
             pid = m.proc.pid
             pin(pid, 0)
@@ -223,6 +366,37 @@ def main() -> None:
                 time.sleep(0.2)
             dns.message.from_wire(_ask(ip, external_q))   # fills the forwarder's cache
             wait_idle(m)   # the controllers are done with the new Services before anything is timed
+            # Fixed rate first: a cluster name, the echo baseline, a cached external name and the
+            # cluster name under API writes, one after the other in each run, so every run's rows
+            # share the machine's state (the baseline between DNS rows: not right after the
+            # writes, whose aftermath still keeps the daemon busy on the same core).
+            offset = os.path.getsize(m.log_path)
+            for run in range(args.runs if args.rate > 0 else 0):
+                for label, host, port, wire, target, churn in (
+                        ("(b) cluster name", ip, 53, cluster_q, pid, 0.0),
+                        ("(a) echo baseline", "127.0.0.1", echo_port, cluster_q, echo_pid, 0.0),
+                        ("(c) external, cached", ip, 53, external_q, pid, 0.0),
+                        (f"(e) (b) + {args.churn:.0f} API writes/s", ip, 53, cluster_q, pid, args.churn)):
+                    if label.startswith("(e)") and churn <= 0:
+                        continue
+                    before = loadavg()
+                    if churn > 0:
+                        with Churn(m, churn) as c:
+                            got = load_rate(host, port, wire, args.seconds, args.rate, target)
+                        label = f"(e) (b) + {c.done / args.seconds:.0f} API writes/s"
+                    else:
+                        got = load_rate(host, port, wire, args.seconds, args.rate, target)
+                    rate_rows.append((run + 1, label, before, *got))
+                    lines, offset = probe_lines(m.log_path, offset)
+                    if args.probe and target == pid:
+                        probes.append((run + 1, label, lines))
+            if args.probe:
+                with open(m.log_path, errors="replace") as f:
+                    probes.append((0, "daemon", [ln.split("loop probe: ", 1)[1].strip() for ln in f
+                                                 if "loop probe: full collection" in ln]))
+            if args.only_rate:
+                echo.terminate()
+                raise _Done
             # The baseline runs now, next to the idle daemon, so all rows share the machine's state.
             rows.append(("(a) baseline: bare asyncio UDP echo", *load("127.0.0.1", echo_port, cluster_q, args.seconds, args.window, echo_pid)))
             echo.terminate()
@@ -246,11 +420,35 @@ def main() -> None:
             wait_idle(m2)
             time.sleep(args.idle)
             without_dns = rss_mb(m2.proc.pid)
+    except _Done:
+        pass
     finally:
         up.stop()
         shutil.rmtree(d, ignore_errors=True)
+    cores = "daemon and load generator on separate cores" if (os.cpu_count() or 1) >= 2 else "one core"
+    if rate_rows:
+        print(f"fixed rate: {args.rate:.0f} q/s open loop for {args.seconds:.0f} s per row, {args.services} Services, {cores}; "
+              f"load average (1/5/15 min) before each row; gen late = the generator's own p99 send delay")
+        print(f"{'run':>3} {'row':28} {'load avg':16} {'q/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'max ms':>7} "
+              f"{'lost':>5} {'gen late':>8} {'CPU µs/q':>8}")
+        for run, label, la, qps, p50, p99, p999, mx, lost, late, cpu in rate_rows:
+            print(f"{run:3d} {label:28} {la:16} {qps:7.0f} {p50:7.3f} {p99:7.3f} {p999:7.3f} {mx:7.2f} {lost:5d} {late:8.3f} {cpu:8.1f}")
+        if args.runs > 1:
+            print(f"over {args.runs} runs: p99 ms median / best (the quietest run) / worst; lost in all runs")
+            labels = list(dict.fromkeys(r[1].split(" + ")[0] for r in rate_rows))
+            for lab in labels:
+                mine = [r for r in rate_rows if r[1].split(" + ")[0] == lab]
+                p99s = sorted(r[5] for r in mine)
+                print(f"    {lab:28} {p99s[len(p99s) // 2]:7.3f} / {p99s[0]:7.3f} / {p99s[-1]:7.3f}   lost {sum(r[8] for r in mine)}")
+        for run, label, lines in probes:
+            print(f"-- run {run} {label}: daemon loop probe" + (", one line per second" if run else ""))
+            for ln in lines:
+                print("   " + ln)
+    if not rows:
+        return
 
     base = rows[0][1] or 1.0
+    print()
     print(f"minik cluster DNS ({args.services} Services, UDP, {args.window} queries outstanding, {args.seconds:.0f} s each; "
           f"daemon and load generator on separate cores)")
     base_cpu = rows[0][5] or 1.0
@@ -265,6 +463,10 @@ def main() -> None:
     print("aim (issue 8): >= 8000 q/s on one core, p99 <= 2 ms; CoreDNS anchor ~16-17k q/s per core")
     print(f"idle RSS with DNS (after the load): {with_dns:6.1f} MB; with --disable-dns: {without_dns:6.1f} MB; "
           f"DNS costs {with_dns - without_dns:+.1f} MB")
+
+
+class _Done(Exception):
+    """--only-rate: leave the daemon section after the fixed-rate rows."""
 
 
 def _ask(ip: str, wire: bytes) -> bytes:

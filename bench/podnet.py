@@ -1,7 +1,7 @@
 """Pod network benchmark (issue 11): cross-node vs same-node pod-to-pod in a netns lab.
 
 Hosts are network namespaces joined by veths to a test switch (`tests/support/netlab.py`, the
-same lab as tests/integration/test_overlay.py); each host has a pod bridge with two pods, and the
+same lab as tests/integration/test_overlay_netns.py); each host has a pod bridge with two pods, and the
 overlay (`minik.net.overlay`) is reconciled in every host from Node objects exactly as the node
 agent does it. Measured in the same run, for each backend (vxlan, host-gw):
 

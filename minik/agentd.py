@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from minik.client.grpc import GrpcLink, JoinError, LinkCredentials, check_ca, join
 from minik.cluster.jointokens import TokenError, parse_token
 from minik.config import AgentConfig, JoinConfig
+from minik.machinery.gcpause import settle
 from minik.machinery.informers import InformerFactory
 from minik.machinery.memory import MemoryTrimmer, trim, tune_allocator
 from minik.machinery.tasks import Supervisor
@@ -307,7 +308,8 @@ async def run_agent(cfg: JoinConfig) -> int:
         log.exception("minik agent failed to start")
         await agent.stop()
         return 1
-    trim()  # start-up garbage (imports, certificates, first lists) back to the OS
+    settle()  # collect start-up garbage and freeze the survivors: later full collections skip them
+    trim()    # start-up garbage (imports, certificates, first lists) back to the OS
     agent.supervisor.spawn("memory-trimmer", MemoryTrimmer().run)
     _sd_notify("READY=1")
     await stop.wait()

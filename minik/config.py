@@ -61,6 +61,7 @@ class ServerConfig:
     vxlan_port: int = 8472
     secrets_encryption: bool = True      # Secrets sealed with AES-GCM in the database (key: encryption_config_path)
     cgroup_parent: str = ""              # cgroupfs parent of this installation's pods; "" → default_cgroup_parent(data_dir)
+    loop_probe: float = 0.0              # seconds between event-loop probe log lines (minik.machinery.loopprobe); 0: off
 
     def disabled(self, component: str) -> bool:
         """k3s habit: `--disable traefik` turns off the ingress too."""

@@ -99,6 +99,7 @@ class Server:
     async def start(self) -> None:
         cfg = self.cfg
         self._start_memory_trimmer()
+        self._start_loop_probe()
         os.makedirs(cfg.server_dir, mode=0o700, exist_ok=True)
         os.makedirs(os.path.dirname(cfg.db_path), mode=0o700, exist_ok=True)
         first_ip = _first_service_ip(cfg.service_cidr)
@@ -235,6 +236,12 @@ class Server:
         if not tune_allocator():
             log.info("allocator tuning unavailable (not glibc)")
         self.supervisor.spawn("memory-trimmer", MemoryTrimmer().run)
+
+    def _start_loop_probe(self) -> None:
+        """Diagnostics only (--loop-probe): event-loop lag, slow callbacks and GC pauses in the log."""
+        if self.cfg.loop_probe > 0:
+            from minik.machinery.loopprobe import LoopProbe
+            self.supervisor.spawn("loop-probe", LoopProbe(self.cfg.loop_probe, ready=lambda: self._ready).run)
 
     async def _start_secrets_encryption(self) -> None:
         """Secrets at rest: the key file (created on first start), the store's transformer (set
@@ -481,8 +488,9 @@ def release_memory() -> None:
     """Start-up allocates and frees a lot (imports, certificates, schema indexes): collect, then
     hand the freed heap back to the OS (glibc keeps it otherwise), so idle RSS reflects real use."""
     import ctypes
-    import gc
-    gc.collect()
+
+    from minik.machinery.gcpause import settle
+    settle()   # and freeze what survived: later full collections skip it (short GC pauses)
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim

@@ -78,6 +78,8 @@ def _server_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     p.add_argument("--cgroup-parent", default=_env("cgroup-parent", ""),
                    help="cgroup (cgroupfs path) this installation's pod containers are created under "
                         "(default /minik for the default data dir, else /minik-<hash of the data dir>)")
+    p.add_argument("--loop-probe", type=float, default=float(_env("loop-probe", "0")),
+                   help="diagnostics: log event-loop lag, slow callbacks and GC pauses every this many seconds (default 0: off)")
     p.add_argument("--log-level", default=_env("log-level", "info"), choices=["debug", "info", "warning", "error"], help="log verbosity (default %(default)s)")
     return p
 
@@ -110,7 +112,8 @@ def build_server_config(a: argparse.Namespace) -> ServerConfig:
         ingress_bind_address=a.ingress_bind_address,
         supervisor_port=a.supervisor_port, pod_network_backend=a.pod_network_backend, vxlan_device=a.vxlan_device, vxlan_vni=a.vxlan_vni,
         vxlan_port=a.vxlan_port,
-        secrets_encryption=a.secrets_encryption, cgroup_parent=a.cgroup_parent)
+        secrets_encryption=a.secrets_encryption, cgroup_parent=a.cgroup_parent,
+        loop_probe=a.loop_probe)
 
 
 def _port_range(value: str) -> str:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import gc
 import logging
 import os
+
+from minik.machinery.gcpause import settle
 
 log = logging.getLogger("minik.memory")
 
@@ -51,8 +52,9 @@ def tune_allocator(arenas: int = 2, mmap_threshold: int = 128 * 1024) -> bool:
 
 
 def trim() -> None:
-    """Collect cycles, then return free heap pages to the kernel."""
-    gc.collect()
+    """Collect cycles (and freeze the survivors: `minik.machinery.gcpause`), then return free
+    heap pages to the kernel."""
+    settle()
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)

@@ -9,6 +9,7 @@ registry the namespaces could not reach.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ from tests.support.registry import build_busybox
 pytestmark = pytest.mark.e2e
 
 IMAGE = "docker.io/library/busybox:e2e"    # not :latest, so IfNotPresent: the airgap copy is used
+VAGRANT_SECRET = "e2e-shared-secret"         # the server's --token, as the Vagrantfile's MINIK_TOKEN
 GRACE = 20                                 # --node-monitor-grace-period of the test server
 
 
@@ -54,6 +56,7 @@ class AgentHost:
     net: NodeNet            # unique names for its bridge / nft table / DNS link
     proc: subprocess.Popen[bytes] | None = None
     extra: list[str] = field(default_factory=list)
+    vagrant_style: bool = False   # joins as the Vagrantfile provisions an agent (env, token rebuilt from /cacerts)
 
     @property
     def log_path(self) -> str:
@@ -76,8 +79,18 @@ class AgentHost:
                 "--bridge-name", self.net.bridge, "--nft-table", self.net.nft_table,
                 "--dns-interface", self.net.dns_interface, "--resolv-conf", "/dev/null",
                 "--vxlan-device", f"mkx{self.net.tag}", *self.extra]
+        env = None
+        if self.vagrant_style:
+            # The Vagrantfile's agent provisioning: fetch the CA from /cacerts (no trust yet), build
+            # the K10 token from its SHA-256 and the shared secret, and join with only MINIK_URL,
+            # MINIK_TOKEN and MINIK_NODE_IP in the environment (what install.sh writes for the unit).
+            ca = subprocess.run(["ip", "netns", "exec", self.netns, "curl", "-ksf", f"{server.url}/cacerts"],
+                                capture_output=True, check=True, timeout=60).stdout
+            env = {**os.environ, "MINIK_URL": server.url, "MINIK_NODE_IP": self.ip,
+                   "MINIK_TOKEN": f"K10{hashlib.sha256(ca).hexdigest()}::server:{VAGRANT_SECRET}"}
+            args = [a for a in args if a not in ("--server", server.url, "--token-file", token_file)]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -140,6 +153,7 @@ def cluster(n_agents: int = 2, backend: tuple[str, ...] = ()) -> Iterator[Cluste
     server = HostMinik(os.path.join(root, "server"), free_port(), [
         *net.server_flags(), "--cluster-cidr", f"10.{net.octet}.0.0/18",
         "--bind-address", host_ip, "--advertise-address", host_ip, "--supervisor-port", str(sup),
+        "--token", VAGRANT_SECRET,
         "--node-monitor-grace-period", str(GRACE), "--vxlan-device", f"mkx{net.tag}", *backend])
     server.host = host_ip
     agents: list[AgentHost] = []
@@ -157,7 +171,8 @@ def cluster(n_agents: int = 2, backend: tuple[str, ...] = ()) -> Iterator[Cluste
             letter = "abcdefgh"[i]
             a = AgentHost(name=f"e2e-{net.tag}-{letter}", netns=f"mkn{net.tag}{letter}", veth=f"mkv{net.tag}{letter}",
                           ip=f"10.{net.octet}.120.{11 + i}", root=os.path.join(root, f"agent-{letter}"),
-                          net=NodeNet(net.octet, net.tag + letter), extra=["--metric-resolution", "2"])
+                          net=NodeNet(net.octet, net.tag + letter), extra=["--metric-resolution", "2"],
+                          vagrant_style=i == 1)
             agents.append(a)
             _add_host(a, bridge, host_ip)
             _airgap(os.path.join(a.root, "data", "agent", "images"), archive)
@@ -252,6 +267,10 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
         # A pod on an agent: logs and exec travel over that agent's link.
         a = c.agents[0]
         c.kubectl("create", "-f", "-", input=json.dumps(_pod("on-agent", a.name, "echo hello-from-agent; sleep 3600")))
+        # A pod whose container reads its stdin, for kubectl attach (it starts meanwhile).
+        catter = _pod("attach-me", a.name, "while read -r l; do echo \"got $l\"; done")
+        catter["spec"]["containers"][0]["stdin"] = True
+        c.kubectl("create", "-f", "-", input=json.dumps(catter))
         _wait(lambda: json.loads(c.kubectl("get", "pod", "on-agent", "-o", "json").stdout)["status"].get("phase") == "Running",
               f"pod on {a.name} running\n{a.log_tail(40)}", timeout=120,
               detail=lambda: c.kubectl("describe", "pod", "on-agent", check=False).stdout)
@@ -263,11 +282,20 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
         if shutil.which("script"):
             # exec -it: a terminal on kubectl's side (script gives it one); the TTY and its size reach the pod.
             cmd = (f"{KUBECTL} --kubeconfig {c.server.kubeconfig} exec -it on-agent -- sh -c "
-                   "'tty; stty -a; exit 0'")
+                   "'tty; sleep 1; stty -a; exit 0'")
             r = subprocess.run(["script", "-qec", f"stty cols 91 rows 23; {cmd}", "/dev/null"],
                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-            # (busybox's `stty size` fails on some builds; `stty -a` prints the same window size)
+            # kubectl sends the size just after the process starts (as on any cluster): look a
+            # moment later. (busybox stty reports a 0x0 window as an error with a stale errno.)
             assert "/dev/pts/" in r.stdout and "rows 23; columns 91" in r.stdout, r
+        # kubectl attach: the running container's stdin and stdout over the agent's link.
+        _wait(lambda: json.loads(c.kubectl("get", "pod", "attach-me", "-o", "json").stdout)["status"].get("phase") == "Running",
+              "attach-me running", timeout=120)
+        def attached() -> bool:
+            p = subprocess.run([KUBECTL, "--kubeconfig", c.server.kubeconfig, "attach", "-i", "attach-me"],
+                               input="ping-over-the-link\n", capture_output=True, text=True, timeout=60)
+            return "got ping-over-the-link" in p.stdout
+        _wait(attached, "kubectl attach -i to a pod on an agent", timeout=60)
         # kubectl top: the agent pushes its usage samples over the link (kept in memory on the server).
         _wait(lambda: a.name in c.kubectl("top", "node", check=False).stdout, "kubectl top node shows the agent",
               timeout=60, detail=lambda: c.kubectl("top", "node", check=False).stderr)

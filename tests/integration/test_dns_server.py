@@ -20,7 +20,7 @@ import pytest
 from minik.dns.forward import Forwarder
 from minik.dns.records import Zone, service_entry
 from minik.dns.resolver import Resolver
-from minik.dns.server import DnsServer
+from minik.dns.server import SO_RCVBUFFORCE, DnsServer
 from tests.support.dns_objects import endpoint, make_service, make_slice, svc_port
 from tests.support.dnsupstream import Upstream
 
@@ -264,3 +264,29 @@ async def test_forwarder_tries_the_next_upstream() -> None:
             assert [rd.to_text() for rd in got.answer[0]] == ["192.0.2.8"]
         finally:
             live2.stop()
+
+
+async def test_a_burst_while_the_loop_is_busy_waits_in_the_socket(dns_server: Running) -> None:
+    """2,000 queries sent while the event loop cannot read (here: this test holds it) are all
+    answered once it can: the server's receive buffer holds them (the default ~208 KiB holds a
+    few hundred, and a dropped query costs a client a resolver timeout)."""
+    n = 2000
+    body = dns.message.make_query("web.default.svc." + D, "A").to_wire()[2:]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)   # the answers come back as fast (tests run as root)
+        c.connect(("127.0.0.1", dns_server.port))
+        c.settimeout(5)
+        for qid in range(n):   # the loop is blocked: nothing is read while these go out
+            c.send(struct.pack("!H", qid) + body)
+
+        def collect() -> set[int]:
+            seen: set[int] = set()
+            try:
+                while len(seen) < n:
+                    seen.add(struct.unpack("!H", c.recv(4096)[:2])[0])
+            except TimeoutError:
+                pass
+            return seen
+
+        got = await asyncio.to_thread(collect)
+    assert len(got) == n

@@ -5,7 +5,7 @@
 Every namespace is created here and deleted on exit, so the root namespace is never changed.
 Each host gets a pod bridge with its podCIDR's gateway and `pods` pod namespaces on it (as
 `minik.net.podnet` plumbs them), IP forwarding, and minik's egress masquerade rules; the overlay
-itself is what the caller reconciles (`Lab.reconcile`). Used by tests/integration/test_overlay.py
+itself is what the caller reconciles (`Lab.reconcile`). Used by tests/integration/test_overlay_netns.py
 and bench/podnet.py.
 """
 
