@@ -21,20 +21,20 @@ import signal
 import socket
 import ssl
 import urllib.parse
-import urllib.request
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
-
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from minik.client.grpc import GrpcLink, JoinError, LinkCredentials, check_ca, join
 from minik.cluster.jointokens import TokenError, parse_token
 from minik.config import AgentConfig, JoinConfig
+from minik.machinery.gcpause import settle
 from minik.machinery.informers import InformerFactory
+from minik.machinery.memory import MemoryTrimmer, trim, tune_allocator
 from minik.machinery.tasks import Supervisor
-from minik.pki.nodecert import NODE_USER_PREFIX, make_key_and_csr
+from minik.pki.nodekey import NODE_USER_PREFIX, NodeKeyError, common_name, key_and_csr
 
 if TYPE_CHECKING:
+    from minik.agent.prepare import PreparedRuntime
     from minik.agent.runtime import NodeRuntime
 
 log = logging.getLogger("minik.agent")
@@ -52,18 +52,6 @@ def _sd_notify(message: str) -> None:
             s.sendto(message.encode(), "\0" + addr[1:] if addr.startswith("@") else addr)
         except OSError as e:
             log.warning("sd_notify failed: %s", e)
-
-
-def _release_memory() -> None:
-    """Start-up garbage (imports, certificates, the first lists) back to the OS, so idle RSS is real use."""
-    import ctypes
-
-    from minik.machinery.gcpause import settle
-    settle()   # and freeze what survived: later full collections skip it (short GC pauses)
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 class AgentError(Exception):
@@ -97,18 +85,34 @@ def node_name_for(cfg: JoinConfig) -> str:
     return name
 
 
-def fetch_ca(server_url: str, timeout: float = 15.0) -> bytes:
+async def fetch_ca(server_url: str, timeout: float = 15.0) -> bytes:
     """The server's CA from /cacerts. Read without verification on purpose: it is checked
-    against the token's pin before anything is trusted or sent."""
+    against the token's pin before anything is trusted or sent. One HTTP/1.0 GET (no chunking,
+    the body ends with the connection) over asyncio: urllib.request would load http.client and
+    email into an agent that never needs them again."""
+    u = urllib.parse.urlsplit(server_url if "://" in server_url else "https://" + server_url)
+    if u.scheme != "https" or not u.hostname:
+        raise AgentError(f"--server must look like https://host:6443, got {server_url!r}")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
     try:
-        with urllib.request.urlopen(server_url.rstrip("/") + "/cacerts", context=ctx, timeout=timeout) as r:
-            data: bytes = r.read()
-    except OSError as e:
-        raise AgentError(f"cannot reach the server at {server_url}: {e}") from None
-    if b"BEGIN CERTIFICATE" not in data:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(u.hostname, u.port or 443, ssl=ctx)
+            try:
+                writer.write(f"GET {u.path.rstrip('/')}/cacerts HTTP/1.0\r\nHost: {host}\r\n"
+                             "Accept: */*\r\nUser-Agent: minik-agent\r\n\r\n".encode())
+                response = await reader.read(1 << 20)
+                while chunk := await reader.read(1 << 20):
+                    response += chunk
+            finally:
+                writer.close()
+    except (OSError, TimeoutError) as e:
+        raise AgentError(f"cannot reach the server at {server_url}: {e or type(e).__name__}") from None
+    head, _, data = response.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or status[1] != b"200" or b"BEGIN CERTIFICATE" not in data:
         raise AgentError(f"{server_url}/cacerts did not answer a CA certificate (is this a minik server?)")
     return data
 
@@ -119,12 +123,6 @@ def supervisor_target(server_url: str, port: int) -> str:
         raise AgentError(f"--server must look like https://host:6443, got {server_url!r}")
     host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
     return f"{host}:{port}"
-
-
-def _cert_names(cert_pem: bytes) -> str:
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else ""
 
 
 async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
@@ -138,20 +136,26 @@ async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
         ca, cert, key = (open(p, "rb").read() for p in paths)
         try:
             check_ca(ca, token.ca_hash)
-            if _cert_names(cert) == NODE_USER_PREFIX + node:
+            if await common_name(cert) == NODE_USER_PREFIX + node:
                 return LinkCredentials(node, ca, cert, key)
-        except (JoinError, ValueError):
+        except (JoinError, NodeKeyError):
             pass
         log.info("stored node credentials do not match this node name or token; joining again")
-    ca = await asyncio.to_thread(fetch_ca, cfg.server_url)
+    # The key and CSR (a child process, ~0.15 s) while the CA is fetched: neither needs the other.
+    keygen = asyncio.ensure_future(key_and_csr(node))
     try:
-        check_ca(ca, token.ca_hash)
-    except JoinError as e:
-        raise AgentError(str(e)) from None
+        ca = await fetch_ca(cfg.server_url)
+        try:
+            check_ca(ca, token.ca_hash)
+        except JoinError as e:
+            raise AgentError(str(e)) from None
+        key, csr, proof = await keygen
+    except BaseException:
+        keygen.cancel()
+        raise
     if not token.ca_hash:
         log.warning("the token pins no CA (not a K10 token): trusting the server's CA as presented")
     password = _read_or_create(os.path.join(d, "node-password"), secrets.token_hex(16))
-    key, csr = await asyncio.to_thread(make_key_and_csr, node)
     try:
         cert = await join(supervisor_target(cfg.server_url, cfg.supervisor_port), ca, token.secret, node, password, csr)
     except JoinError as e:
@@ -159,7 +163,45 @@ async def credentials(cfg: JoinConfig, node: str) -> LinkCredentials:
     for p, data, mode in zip(paths, (ca, cert, key), (0o644, 0o644, 0o600)):
         await asyncio.to_thread(_write, p, data, mode)
     log.info("joined %s as node %s", cfg.server_url, node)
-    return LinkCredentials(node, ca, cert, key)
+    return LinkCredentials(node, ca, cert, key, first_proof=proof)
+
+
+def _since_exec() -> float:
+    """Seconds since this process was started (for the start-up timeline in the log); 0 if unknown."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            started = int(f.read().rsplit(b")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime", "rb") as f:
+            return float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _agent_config(cfg: JoinConfig, node_name: str, s: Mapping[str, str]) -> AgentConfig:
+    """This node's settings: its own from the flags, the cluster's (`s`) from the server's welcome."""
+    return AgentConfig(
+        node_name=node_name, data_dir=cfg.data_dir, run_dir=cfg.run_dir, config_dir=cfg.config_dir,
+        node_ip=cfg.node_ip, cluster_cidr=s.get("cluster_cidr", "10.42.0.0/16"),
+        service_cidr=s.get("service_cidr", "10.43.0.0/16"), cluster_dns=s.get("cluster_dns", "10.43.0.10"),
+        cluster_domain=s.get("cluster_domain", "cluster.local"), bridge_name=cfg.bridge_name,
+        nft_table=cfg.nft_table, container_runtime_endpoint=cfg.container_runtime_endpoint,
+        server=False, resolv_conf=cfg.resolv_conf,
+        # The backend, VNI and port are the cluster's (the server's flags); the device name is this host's.
+        pod_network_backend=s.get("pod_network_backend", "vxlan"), vxlan_device=cfg.vxlan_device,
+        vxlan_vni=int(s.get("vxlan_vni", "1")), vxlan_port=int(s.get("vxlan_port", "8472")),
+        cgroup_parent=cfg.cgroup_parent)
+
+
+def _import_node_parts() -> None:
+    """The node's modules (containerd, CRI, pod workers, network, DNS, rules): about 0.5 s of
+    imports, done on a worker thread so the event loop meanwhile runs the bootstrap's I/O."""
+    import minik.agent.netpol
+    import minik.agent.overlay
+    import minik.agent.proxier
+    import minik.agent.runtime
+    import minik.agent.stats
+    import minik.agent.streams
+    import minik.dns.service  # noqa: F401
 
 
 class Agent:
@@ -169,15 +211,22 @@ class Agent:
         self.node_name = node_name_for(cfg)
         self.link: GrpcLink | None = None
         self.runtime: NodeRuntime | None = None
+        self._prepare: asyncio.Task[PreparedRuntime] | None = None
+
+    async def _prepare_runtime(self) -> PreparedRuntime:
+        from minik.agent.prepare import prepare_runtime
+        imports = asyncio.ensure_future(asyncio.to_thread(_import_node_parts))
+        try:
+            # Only the machine's own settings matter here; the cluster's arrive with the link.
+            return await prepare_runtime(_agent_config(self.cfg, self.node_name, {}))
+        finally:
+            await imports
 
     async def start(self) -> None:
-        from minik.agent.netpol import NetpolEnforcer, remove_rules
-        from minik.agent.proxier import Proxier
-        from minik.agent.runtime import NodeRuntime
-        from minik.agent.streams import CriPodStreams
-        from minik.dns.service import ClusterDns, DnsSettings
-        from minik.net.services import Settings
         cfg = self.cfg
+        # containerd and the images need nothing from the server: they start while the node still
+        # bootstraps its credentials and link (the longest step of a join otherwise).
+        self._prepare = asyncio.create_task(self._prepare_runtime(), name="prepare-runtime")
         creds = await credentials(cfg, self.node_name)
         link = self.link = GrpcLink(supervisor_target(cfg.server_url, cfg.supervisor_port), creds)
         self.supervisor.spawn("link", link.run)
@@ -186,19 +235,14 @@ class Agent:
                 await link.wait_connected(30.0)
             except Exception:
                 log.warning("waiting for the link to %s: %s", link.target, link.last_error)
-        s = link.settings
-        acfg = AgentConfig(
-            node_name=self.node_name, data_dir=cfg.data_dir, run_dir=cfg.run_dir, config_dir=cfg.config_dir,
-            node_ip=cfg.node_ip, cluster_cidr=s.get("cluster_cidr", "10.42.0.0/16"),
-            service_cidr=s.get("service_cidr", "10.43.0.0/16"), cluster_dns=s.get("cluster_dns", "10.43.0.10"),
-            cluster_domain=s.get("cluster_domain", "cluster.local"), bridge_name=cfg.bridge_name,
-            nft_table=cfg.nft_table, container_runtime_endpoint=cfg.container_runtime_endpoint,
-            server=False, resolv_conf=cfg.resolv_conf,
-            # The backend, VNI and port are the cluster's (the server's flags); the device name is this host's.
-            pod_network_backend=s.get("pod_network_backend", "vxlan"), vxlan_device=cfg.vxlan_device,
-            vxlan_vni=int(s.get("vxlan_vni", "1")), vxlan_port=int(s.get("vxlan_port", "8472")),
-            cgroup_parent=cfg.cgroup_parent)
-        runtime = NodeRuntime(acfg, link.client)
+        from minik.agent.netpol import NetpolEnforcer, remove_rules
+        from minik.agent.proxier import Proxier
+        from minik.agent.runtime import NodeRuntime
+        from minik.agent.streams import CriPodStreams
+        from minik.dns.service import ClusterDns, DnsSettings
+        from minik.net.services import Settings
+        acfg = _agent_config(cfg, self.node_name, link.settings)
+        runtime = NodeRuntime(acfg, link.client, prepared=self._prepare)
         self.runtime = runtime
         await runtime.start()
         link.pod_streams = CriPodStreams(runtime.cri)
@@ -227,15 +271,28 @@ class Agent:
             self.supervisor.spawn("ingress", ingress.run)
         informers.start()
         dns.start()
-        log.info("minik agent ready: node %s linked to %s", self.node_name, cfg.server_url)
+        log.info("minik agent ready: node %s linked to %s, %.2f s after exec", self.node_name, cfg.server_url,
+                 _since_exec())
 
     async def stop(self) -> None:
         await self.supervisor.stop()
         if self.runtime is not None:
             await self.runtime.stop()  # containerd and the pods keep running
+        elif self._prepare is not None:  # failed before the node runtime took the prepared one over
+            self._prepare.cancel()
+            try:
+                prepared = await self._prepare
+            except (asyncio.CancelledError, Exception):  # cancelled, or failed: nothing was started
+                return
+            await prepared.containerd.stop(kill=False)
+            await prepared.cri.close()
 
 
 async def run_agent(cfg: JoinConfig) -> int:
+    # Before any thread exists: one malloc arena for all threads (grpc's, the to_thread pool)
+    # instead of one each, every one keeping its own peak (the server allows two, `minik.daemon`).
+    tune_allocator(arenas=1)
+    log.info("minik agent starting: %.2f s after exec (interpreter and imports)", _since_exec())
     agent = Agent(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -251,7 +308,9 @@ async def run_agent(cfg: JoinConfig) -> int:
         log.exception("minik agent failed to start")
         await agent.stop()
         return 1
-    _release_memory()
+    settle()  # collect start-up garbage and freeze the survivors: later full collections skip them
+    trim()    # start-up garbage (imports, certificates, first lists) back to the OS
+    agent.supervisor.spawn("memory-trimmer", MemoryTrimmer().run)
     _sd_notify("READY=1")
     await stop.wait()
     log.info("signal received, stopping")

@@ -19,6 +19,7 @@ import re
 import shutil
 import struct
 import tempfile
+import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -318,12 +319,16 @@ class Images:
         ref = await asyncio.to_thread(source.image_ref)
         if await self._cri.image_status(ref) is not None:
             return ref
+        t0 = time.monotonic()
         os.makedirs(self._work_dir, exist_ok=True)
         dest = os.path.join(self._work_dir, "pause.tar")
         await asyncio.to_thread(build_pause_image, source, dest)
+        t1 = time.monotonic()
         await self.import_images([dest])
+        t2 = time.monotonic()
         await self._wait_known(ref)
-        log.info("imported pause image %s (from %s)", ref, source.binary)
+        log.info("imported pause image %s (from %s; built in %.0f ms, ctr import %.0f ms, CRI saw it %.0f ms later)",
+                 ref, source.binary, (t1 - t0) * 1000, (t2 - t1) * 1000, (time.monotonic() - t2) * 1000)
         return ref
 
     async def _wait_known(self, ref: str, timeout: float = 10.0) -> None:

@@ -29,8 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import yaml
-
 from minik.agent.cri._generated import api_pb2 as pb
 
 __all__ = [
@@ -230,10 +228,13 @@ def parse_registries(data: object) -> Registries:
 def load_registries(path: str = DEFAULT_REGISTRIES_FILE) -> Registries:
     """Read registries.yaml; a missing file means no mirrors and no credentials. Blocking."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        f = open(path, encoding="utf-8")
     except FileNotFoundError:
         return Registries()
+    import yaml  # only with a registries.yaml: most nodes have none, and PyYAML is ~0.9 MB of RSS
+    try:
+        with f:
+            data = yaml.safe_load(f)
     except yaml.YAMLError as err:
         raise RegistriesError(f"{path}: {err}") from None
     try:

@@ -1,8 +1,9 @@
 """`NodeRuntime`: everything a node needs to run pods, composed in start-up order.
 
-Order (each step needs the previous): host checks → containerd (started, adopted, or the
+Order (each step needs the previous): `prepare_runtime` (which a joining agent runs while it
+still bootstraps: it needs nothing from the server): host checks → containerd (started, adopted, or the
 existing --container-runtime-endpoint) → CRI client → pause image (built and imported when
-missing) → airgap images from <agent_dir>/images/ → registries.yaml rendered to certs.d → the
+missing) → airgap images from <agent_dir>/images/ → registries.yaml rendered to certs.d; then the
 Node object (created without status, so nothing is scheduled here yet) → the pod subnet: the
 Node's spec.podCIDR, set by the server's node IPAM (`minik.controllers.nodeipam`) → pod network
 (bridge, nft, IPAM, CNI server and conflist) → `NodeAgent` (status, Lease, adoption of running
@@ -16,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from minik.agent.agent import NodeAgent
@@ -26,11 +26,9 @@ from minik.agent.backoff import Backoff, BackoffPolicy
 from minik.agent.containerd import Containerd, ContainerdPaths
 from minik.agent.cri import CriClient, CriError
 from minik.agent.events import EventRecorder
-from minik.agent.hostcheck import check_host, require_usable
-from minik.agent.images import Images, find_pause_source
 from minik.agent.node import NodeReporter, gather_facts
 from minik.agent.observe import Observer
-from minik.agent.registries import Registries, load_registries, write_certs_d
+from minik.agent.prepare import PreparedRuntime, prepare_runtime
 from minik.agent.sandbox import SandboxContext
 from minik.agent.volumes import VolumeManager
 from minik.agent.worker import WorkerContext
@@ -41,7 +39,7 @@ from minik.net.overlay import pod_mtu
 from minik.net.podnet import PodNetwork
 from minik.net.resolvconf import host_resolv_conf
 
-__all__ = ["NodeRuntime", "RuntimeOptions"]
+__all__ = ["NodeRuntime", "PreparedRuntime", "RuntimeOptions", "prepare_runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +57,12 @@ class RuntimeOptions:
 
 
 class NodeRuntime:
-    def __init__(self, cfg: AgentConfig, client: Client, options: RuntimeOptions | None = None) -> None:
+    def __init__(self, cfg: AgentConfig, client: Client, options: RuntimeOptions | None = None,
+                 prepared: Awaitable[PreparedRuntime] | None = None) -> None:
+        """`prepared`: the container runtime, already being started by `prepare_runtime` (a joining
+        agent starts containerd while it still bootstraps its credentials and link)."""
         self.cfg = cfg
+        self._prepared = prepared
         self.client = client
         self.options = options or RuntimeOptions()
         self._node_name = cfg.node_name
@@ -85,26 +87,10 @@ class NodeRuntime:
 
     async def start(self) -> None:
         cfg, opts = self.cfg, self.options
-        agent_dir = cfg.agent_dir
-        facts = await asyncio.to_thread(check_host, agent_dir)
-        require_usable(facts)
-        source = await asyncio.to_thread(find_pause_source)
-        pause_ref = await asyncio.to_thread(source.image_ref)
+        prep = await self._prepared if self._prepared is not None else await prepare_runtime(cfg, opts.containerd_backoff)
+        self.containerd, cri, registries = prep.containerd, prep.cri, prep.registries
+        self._cri = cri
         paths = ContainerdPaths.from_dirs(cfg.data_dir, cfg.run_dir)
-        self.containerd = Containerd(paths, facts, pause_ref,
-                                     external_endpoint=cfg.container_runtime_endpoint,
-                                     backoff_initial=opts.containerd_backoff[0],
-                                     backoff_max=opts.containerd_backoff[1])
-        await self.containerd.start()
-        cri = self._cri = CriClient(self.containerd.endpoint)
-        images = Images(cri, self.containerd.endpoint, os.path.join(agent_dir, "images-work"),
-                        snapshotter=facts.snapshotter)
-        await images.ensure_pause_image(source)
-        imported = await images.import_dir(os.path.join(agent_dir, "images"))
-        if imported:
-            log.info("airgap images imported: %s", ", ".join(imported))
-        registries: Registries = await asyncio.to_thread(load_registries, cfg.registries_file)
-        await asyncio.to_thread(write_certs_d, registries, paths.registry_config_path)
 
         version = await cri.version()
         node_ip = cfg.node_ip or default_ip()

@@ -3,7 +3,7 @@
 Role: a joined agent runs the same agent code as the server's own node; this module is what makes
 that possible. `GrpcLink` keeps one bidirectional `Link` stream to the server's supervisor port
 (TLS pinned to the cluster CA, keepalives, the node certificate proven in the call metadata,
-`minik.pki.nodecert`), reconnecting with back-off. Calls are request/response messages matched by
+signed out of process by `minik.pki.nodekey`), reconnecting with back-off. Calls are request/response messages matched by
 id; a watch is a start message, events, and an end (code 0: the stream ended, resume; 410:
 relist), so `minik.machinery.informer` resumes from its last resourceVersion after a reconnect
 exactly as it does locally. While the link is down, calls wait a little for it and then fail with
@@ -37,7 +37,7 @@ from minik.client.metrics import ContainerUsage, NodeUsage, PodUsage, ResourceMe
 from minik.client.streams import ExecOptions, ExecSession, LogOptions, PodStreams, StreamError
 from minik.client._generated import cluster_pb2 as pb
 from minik.client._generated import cluster_pb2_grpc as pbg
-from minik.pki.nodecert import make_proof
+from minik.pki.nodekey import NodeKeyError, link_proof
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class LinkCredentials:
     ca_pem: bytes
     cert_pem: bytes
     key_pem: bytes
+    first_proof: str = ""    # signed with the key at bootstrap; used by the first link attempt only
 
 
 async def join(target: str, ca_pem: bytes, secret: str, node_name: str, password: str, csr_pem: bytes,
@@ -107,6 +108,7 @@ class GrpcLink:
     def __init__(self, target: str, creds: LinkCredentials, pod_streams: PodStreams | None = None,
                  backoff: tuple[float, float] = (0.5, 10.0)) -> None:
         self.target, self.creds, self.pod_streams, self.backoff = target, creds, pod_streams, backoff
+        self._first_proof = creds.first_proof
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[pb.ClientResponse]] = {}
         self._watches: dict[int, asyncio.Queue[pb.WatchEvent | _Ended]] = {}
@@ -147,7 +149,7 @@ class GrpcLink:
                 self.last_error = "the server closed the link"
             except grpc.aio.AioRpcError as e:
                 self.last_error = f"{e.code().name}: {e.details()}"
-            except (OSError, ConnectionError) as e:
+            except (OSError, ConnectionError, NodeKeyError) as e:
                 self.last_error = str(e)
             finally:
                 self._down()
@@ -162,7 +164,10 @@ class GrpcLink:
         creds = grpc.ssl_channel_credentials(c.ca_pem, c.key_pem, c.cert_pem)
         async with grpc.aio.secure_channel(self.target, creds, options=channel_options()) as ch:
             stub = pbg.ClusterStub(ch)  # type: ignore[no-untyped-call]
-            call = stub.Link(metadata=((CERT_KEY, c.cert_pem), (PROOF_KEY, make_proof(c.node_name, c.key_pem))))
+            proof, self._first_proof = self._first_proof, ""
+            if not proof:
+                proof = await link_proof(c.node_name, c.key_pem)
+            call = stub.Link(metadata=((CERT_KEY, c.cert_pem), (PROOF_KEY, proof)))
             await call.write(pb.AgentMessage(hello=pb.Hello(node_name=c.node_name)))
             first = await call.read()
             if first is grpc.aio.EOF or not first.HasField("welcome"):

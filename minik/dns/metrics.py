@@ -1,16 +1,18 @@
 """Prometheus metrics of cluster DNS on <DNS IP>:9153/metrics, the `metrics` port the kube-dns
 Service advertises (where CoreDNS serves its own), so a scraper pointed at kube-dns finds them.
 
-`render` is pure: counters of the resolver, server, forwarder and zone as Prometheus text.
+`render` is pure: counters of the resolver, server, forwarder and zone as Prometheus text. The
+HTTP side is a few lines of asyncio (GET /metrics, one request per connection): a joined agent
+runs cluster DNS too, and aiohttp's server would cost it ~11 MB of RSS for one scrape URL.
 Neighbours: `minik.dns.service` runs `serve_metrics` as the `dns-metrics` task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-
-from aiohttp import web
+from collections.abc import Callable
 
 from minik.dns.forward import Forwarder
 from minik.dns.records import Zone
@@ -43,20 +45,42 @@ def render(zone: Zone, resolver: Resolver, server: DnsServer, forwarder: Forward
     return "\n".join(out) + "\n"
 
 
+def _response(status: str, body: str) -> bytes:
+    data = body.encode()
+    head = (f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n")
+    return head.encode() + data
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: Callable[[], str]) -> None:
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10.0)
+        method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
+        path = rest.partition(" ")[0].partition("?")[0]
+        if path != "/metrics":
+            writer.write(_response("404 Not Found", "404 page not found\n"))
+        elif method not in ("GET", "HEAD"):
+            writer.write(_response("405 Method Not Allowed", "method not allowed\n"))
+        else:
+            out = _response("200 OK", body())
+            writer.write(out if method == "GET" else out[:out.index(b"\r\n\r\n") + 4])
+        await writer.drain()
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError):
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
 async def serve_metrics(host: str, port: int, zone: Zone, resolver: Resolver, server: DnsServer,
                         forwarder: Forwarder | None) -> None:
     """Serve /metrics until cancelled."""
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(text=render(zone, resolver, server, forwarder), content_type="text/plain")
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    srv = await asyncio.start_server(
+        lambda r, w: _answer(r, w, lambda: render(zone, resolver, server, forwarder)), host, port, reuse_address=True)
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
         log.info("cluster DNS metrics on http://%s:%d/metrics", host, port)
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
+        srv.close()
+        await srv.wait_closed()

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from minik.client import Client, ClientError, Obj
 from minik.ingress import routes
 from minik.ingress.proxy import Proxy, ProxySettings
-from minik.ingress.tls import TlsStore
+from minik.ingress.tls import DEFAULT_CERT_DNS, DEFAULT_CERT_NAME, TlsStore
 from minik.machinery.events import EventRecorder
 from minik.machinery.informers import InformerFactory
+from minik.pki.nodekey import self_signed
 
 log = logging.getLogger("minik.ingress")
 
@@ -107,7 +108,10 @@ class IngressController:
     async def run(self) -> None:
         s = self.settings
         if self.tls is None:
-            self.tls = await asyncio.to_thread(TlsStore)
+            # The default certificate from a child process: a joined agent runs this proxy too,
+            # and loading cryptography for one certificate would cost it ~10 MB for good.
+            pem = await self_signed(DEFAULT_CERT_NAME, DEFAULT_CERT_DNS)
+            self.tls = await asyncio.to_thread(TlsStore, pem)
         tls = self.tls
         await asyncio.gather(*(inf.wait_synced() for inf in (self.ingresses, self.classes, self.services, self.slices, self.secrets)))
         self.rebuild_now()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import logging
 import os
 import ssl
@@ -24,6 +23,9 @@ from dataclasses import dataclass
 from minik.ingress.routes import Obj, RouteTable
 
 log = logging.getLogger("minik.ingress.tls")
+
+DEFAULT_CERT_NAME = "minik ingress default certificate"
+DEFAULT_CERT_DNS = "ingress.minik.invalid"
 
 SecretGetter = Callable[[str, str], "Obj | None"]
 
@@ -49,23 +51,10 @@ def _context(pem: bytes) -> ssl.SSLContext:
     return ctx
 
 
-def self_signed_pem(common_name: str = "minik ingress default certificate") -> bytes:
-    """A fresh EC P-256 key and a certificate for it (key + cert, PEM), valid for a year."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("ingress.minik.invalid")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-            + cert.public_bytes(serialization.Encoding.PEM))
+def self_signed_pem(common_name: str = DEFAULT_CERT_NAME) -> bytes:
+    """A fresh EC P-256 key and a self-signed certificate for it (key + cert, PEM), in process."""
+    from minik.pki.certs import self_signed_pem as make
+    return make(common_name, DEFAULT_CERT_DNS)
 
 
 def secret_pem(secret: Obj) -> bytes:
@@ -84,10 +73,12 @@ def secret_pem(secret: Obj) -> bytes:
 
 
 class TlsStore:
-    def __init__(self) -> None:
+    def __init__(self, default_pem: bytes | None = None) -> None:
+        """`default_pem`: key + certificate for names no Secret covers; made here when None
+        (the controller has a child process make it, see `minik.pki.nodekey.self_signed`)."""
         self.table = RouteTable()
         self._by_secret: dict[tuple[str, str], tuple[str, ssl.SSLContext]] = {}   # → (resourceVersion, context)
-        self.context = _context(self_signed_pem())
+        self.context = _context(default_pem or self_signed_pem())
         self.context.sni_callback = self._sni
 
     def _sni(self, sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:

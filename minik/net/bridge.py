@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError as _PyrNetlinkError
+from minik.net.rtnl import IPRoute
+from minik.net.rtnl import NetlinkError as _PyrNetlinkError
 
 _CLONE_NEWNET = 0x40000000
 _IFF_UP = 0x1

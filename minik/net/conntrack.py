@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def _delete(flows: list[StaleFlow]) -> int:
-    from pyroute2 import Conntrack
-    from pyroute2.conntrack import NFCTAttrTuple
+    import minik.net.rtnl  # noqa: F401 - pyroute2 without its package __init__
+    from pyroute2.conntrack import Conntrack, NFCTAttrTuple
 
     deleted = 0
     with Conntrack() as ct:

@@ -18,8 +18,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from minik.net.rtnl import IPRoute, NetlinkError
 
 log = logging.getLogger("minik.net.dnsaddr")
 

@@ -40,8 +40,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError as _PyrNetlinkError
+from minik.net.rtnl import IPRoute
+from minik.net.rtnl import NetlinkError as _PyrNetlinkError
 
 log = logging.getLogger(__name__)
 

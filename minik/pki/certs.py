@@ -116,6 +116,20 @@ def _make_leaf(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, pa
     _write(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
+def self_signed_pem(common_name: str, dns_name: str) -> bytes:
+    """A fresh EC P-256 key and a self-signed certificate for it (key + cert, PEM), valid for a
+    year: the ingress's default certificate for names no Secret covers."""
+    key = _key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = _now()
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return _key_pem(key) + cert.public_bytes(serialization.Encoding.PEM)
+
+
 def serving_sans(hostnames: list[str], ips: list[str]) -> list[x509.GeneralName]:
     out: list[x509.GeneralName] = []
     for h in dict.fromkeys(hostnames):

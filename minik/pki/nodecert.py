@@ -8,14 +8,15 @@ certificate or none. So the agent sends its certificate and a signature over
 the cluster CA, the name, the signature and that the time is fresh. The metadata travels inside
 the TLS session that the agent opened after pinning the CA, so it cannot be read or replayed by
 anyone between the hosts.
-Neighbours: `minik.cluster.server` signs and verifies; `minik.client.grpc` (agent side) creates
-the key, the CSR and the proof.
+Neighbours: `minik.cluster.server` signs and verifies; the agent creates the key, the CSR and the
+proof through `minik.pki.nodekey`, which runs `main` below in a child process.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import sys
 import time
 from dataclasses import dataclass
 
@@ -25,8 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-NODE_USER_PREFIX = "system:node:"
-NODES_GROUP = "system:nodes"
+from minik.pki.nodekey import NODE_USER_PREFIX, NODES_GROUP
+
 NODE_CERT_DAYS = 365
 PROOF_SKEW = 300.0   # seconds a link proof stays acceptable (clock skew between hosts)
 
@@ -123,3 +124,30 @@ def verify_proof(ca_cert_pem: bytes, cert_pem: bytes, proof: str, now: float | N
         raise NodeCertError("link proof signature does not match the node certificate") from None
     orgs = tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
     return NodeIdentity(node, orgs)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m minik.pki.nodecert csr NODE (key, CSR and a first link proof) | proof NODE (key
+    on stdin) | cn (cert on stdin) | selfsigned CN DNSNAME`: the agent's key work, out of its process (see `minik.pki.nodekey`)."""
+    out = sys.stdout.buffer
+    if argv[:1] == ["csr"] and len(argv) == 2:
+        key, csr = make_key_and_csr(argv[1])
+        out.write(key + csr + make_proof(argv[1], key).encode() + b"\n")
+    elif argv[:1] == ["proof"] and len(argv) == 2:
+        out.write(make_proof(argv[1], sys.stdin.buffer.read()).encode() + b"\n")
+    elif argv[:1] == ["selfsigned"] and len(argv) == 3:
+        from minik.pki.certs import self_signed_pem
+        out.write(self_signed_pem(argv[1], argv[2]))
+    elif argv == ["cn"]:
+        cert = x509.load_pem_x509_certificate(sys.stdin.buffer.read())
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        out.write((str(cns[0].value) if cns else "").encode() + b"\n")
+    else:
+        print("usage: python -m minik.pki.nodecert csr NODE | proof NODE | cn | selfsigned CN DNSNAME", file=sys.stderr)
+        return 2
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
