@@ -12,8 +12,10 @@ socket, which pushes back to the pod through the kernel.
 
 Bound: a link carries at most `MAX_STREAMS` pod streams, each with at most three counted
 channels per direction (CH_CONTROL is not counted), so the StreamData buffered for one link on
-either side is at most MAX_STREAMS × 3 × WINDOW = 64 × 3 × 256 KiB = 48 MiB (in practice one
-busy channel per stream: 16 MiB), whatever the consumers do.
+either side is at most MAX_STREAMS × 3 × WINDOW = 32 × 3 × 1 MiB = 96 MiB (in practice one busy
+channel per stream: 32 MiB; one slow port-forward or `logs -f`: 1 MiB), whatever the consumers do.
+WINDOW: 256 KiB measurably cut port-forward throughput over the link (bench/portforward.py);
+1 MiB and 4 MiB measured the same, so 1 MiB.
 
 `RecvWindow` / `SendWindow` are the pure accounting (unit-tested in tests/unit/client/
 test_window.py); `SendGate` adds the asyncio wait. Both ends use them: `minik.cluster.link`
@@ -26,9 +28,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-WINDOW = 256 * 1024
+WINDOW = 1024 * 1024
 GRANT_AT = WINDOW // 4
-MAX_STREAMS = 64
+MAX_STREAMS = 32
 
 
 class WindowError(Exception):

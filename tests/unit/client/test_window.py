@@ -11,7 +11,7 @@ from minik.client.window import GRANT_AT, MAX_STREAMS, WINDOW, RecvWindow, SendG
 
 def test_defaults_bound_a_link() -> None:
     # The bound the module documents: streams × counted channels × window.
-    assert MAX_STREAMS * 3 * WINDOW == 48 * 1024 * 1024
+    assert MAX_STREAMS * 3 * WINDOW == 96 * 1024 * 1024
     assert 0 < GRANT_AT <= WINDOW
 
 
