@@ -10,7 +10,8 @@ exactly as it does locally. While the link is down, calls wait a little for it a
 503, and open watches end with 503 (the informer backs off and resumes).
 The server also opens pod streams (exec/attach/port-forward/logs) over the same link; they are
 served by the node's local `PodStreams` (`serve_pod_stream` below), multiplexed by stream id with
-the channel numbers of `CH_*`.
+the channel numbers of `CH_*`, each channel flow-controlled both ways (`minik.client.window`), so a
+slow reader on either side stalls its own stream only and nothing buffers without bound.
 `join()` is the bootstrap: check the CA against the token's pin, present the secret, node name
 and password, and receive the node's client certificate.
 Neighbours: `minik.cluster.server` / `minik.cluster.link` (the other end),
@@ -35,6 +36,7 @@ import grpc
 from minik.client import ClientError, Obj, ResourceEvent, ResourceInfo, WatchEvent
 from minik.client.metrics import ContainerUsage, NodeUsage, PodUsage, ResourceMetrics
 from minik.client.streams import ExecOptions, ExecSession, LogOptions, PodStreams, StreamError
+from minik.client.window import MAX_STREAMS, RecvWindow, SendGate, WindowError
 from minik.client._generated import cluster_pb2 as pb
 from minik.client._generated import cluster_pb2_grpc as pbg
 from minik.pki.nodekey import NodeKeyError, link_proof
@@ -112,7 +114,7 @@ class GrpcLink:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[pb.ClientResponse]] = {}
         self._watches: dict[int, asyncio.Queue[pb.WatchEvent | _Ended]] = {}
-        self._streams: dict[int, asyncio.Queue[pb.StreamData | pb.StreamClose]] = {}
+        self._streams: dict[int, _PodStream] = {}
         self._stream_tasks: dict[int, asyncio.Task[None]] = {}
         self._out: asyncio.Queue[pb.AgentMessage] | None = None
         self._connected = asyncio.Event()
@@ -215,6 +217,8 @@ class GrpcLink:
         for t in self._stream_tasks.values():
             t.cancel()
         self._stream_tasks.clear()
+        for s in self._streams.values():
+            s.shut("the link to the server was lost")
         self._streams.clear()
 
     def _dispatch(self, msg: pb.ServerMessage) -> None:
@@ -233,32 +237,57 @@ class GrpcLink:
                 q.put_nowait(_Ended(msg.watch_end.code, msg.watch_end.reason, msg.watch_end.message))
         elif kind == "open":
             sid = msg.open.id
-            inbox: asyncio.Queue[pb.StreamData | pb.StreamClose] = asyncio.Queue()
-            self._streams[sid] = inbox
-            self._stream_tasks[sid] = asyncio.create_task(self._serve(msg.open, inbox), name=f"pod-stream-{sid}")
+            if len(self._streams) >= MAX_STREAMS:   # the server keeps to this too; it bounds our buffers
+                self._try_send(pb.AgentMessage(close=pb.StreamClose(
+                    id=sid, channel=CH_ALL, code=429, reason="TooManyRequests",
+                    message=f"this node already serves {MAX_STREAMS} pod streams over its link")))
+                return
+            stream = self._streams[sid] = _PodStream(self, sid)
+            self._stream_tasks[sid] = asyncio.create_task(self._serve(msg.open, stream), name=f"pod-stream-{sid}")
         elif kind in ("data", "close"):
             part = msg.data if kind == "data" else msg.close
-            box = self._streams.get(part.id)
-            if box is not None:
-                box.put_nowait(part)
+            s = self._streams.get(part.id)
+            if s is not None:
+                self._stream_violated(s, s.receive(part))
+        elif kind == "credit":
+            s = self._streams.get(msg.credit.id)
+            if s is not None:
+                self._stream_violated(s, s.credit(msg.credit))
 
-    async def _serve(self, open_: pb.StreamOpen, inbox: asyncio.Queue[pb.StreamData | pb.StreamClose]) -> None:
+    def _stream_violated(self, s: _PodStream, why: str) -> None:
+        """The server broke one stream's flow control: close THAT stream with why, keep the link."""
+        if not why:
+            return
+        why = f"the server broke flow control on pod stream {s.sid}: {why}"
+        log.warning("%s; closing that stream", why)
+        s.close(CH_ALL, code=400, reason="FlowControlError", message=why)
+        s.shut(why)
+        self._streams.pop(s.sid, None)
+        t = self._stream_tasks.pop(s.sid, None)
+        if t is not None:
+            t.cancel()
+
+    async def _serve(self, open_: pb.StreamOpen, stream: _PodStream) -> None:
         sid = open_.id
         try:
             if self.pod_streams is None:
                 raise StreamError("this node serves no pod streams", 503, "ServiceUnavailable")
-            await serve_pod_stream(self.pod_streams, open_, inbox, self._stream_sender(sid))
+            await serve_pod_stream(self.pod_streams, open_, stream, stream)
         except StreamError as e:
-            self._try_send(pb.AgentMessage(close=pb.StreamClose(id=sid, channel=CH_ALL, code=e.code, reason=e.reason,
-                                                                message=e.message)))
+            stream.close(CH_ALL, code=e.code, reason=e.reason, message=e.message)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a broken stream must not take the link down
             log.warning("pod stream %s (%s) failed: %s", sid, open_.kind, e)
-            self._try_send(pb.AgentMessage(close=pb.StreamClose(id=sid, channel=CH_ALL, code=500, reason="InternalError",
-                                                                message=str(e))))
+            stream.close(CH_ALL, code=500, reason="InternalError", message=str(e))
         finally:
-            self._streams.pop(sid, None)
+            # Every stream ends with the agent's CH_ALL, also one the server ended itself, so the
+            # server forgets it (its per-link stream count is what bounds the link's buffers).
+            if not stream.ended:
+                stream.close(CH_ALL)
+            stream.shut("the pod stream ended")
+            if self._streams.get(sid) is stream:
+                del self._streams[sid]
             self._stream_tasks.pop(sid, None)
 
     def _try_send(self, msg: pb.AgentMessage) -> None:
@@ -266,9 +295,6 @@ class GrpcLink:
             self.send(msg)
         except ClientError:
             pass
-
-    def _stream_sender(self, sid: int) -> _LinkSender:
-        return _LinkSender(self, sid)
 
     async def report_metrics(self, source: ResourceMetrics, interval: float) -> None:
         """Push this node's latest usage samples to the server every `interval` (memory only there)."""
@@ -314,26 +340,87 @@ class GrpcLink:
 
 
 class _Sender(Protocol):
-    def data(self, channel: int, data: bytes) -> None: ...
+    async def data(self, channel: int, data: bytes) -> None: ...
 
     def close(self, channel: int, final: bytes = b"", reason: str = "") -> None: ...
 
 
-class _LinkSender:
-    """Sends one stream's data and closes over the link (dropped when the link is down)."""
+class _Inbox(Protocol):
+    async def get(self) -> pb.StreamData | pb.StreamClose: ...
+
+
+class _PodStream:
+    """The agent's end of one server-opened pod stream: its inbox, and its windows both ways.
+
+    Data towards the pod (stdin / port data, resizes) is accounted on arrival and credited back
+    as the serving pumps take it from the inbox; data from the pod waits for the server's credit,
+    so a pump with none stops reading the container / socket. Everything is dropped while the
+    link is down."""
+
+    RECV = (CH_IN, CH_AUX)
+    SEND = (CH_OUT, CH_ERR, CH_AUX)
 
     def __init__(self, link: GrpcLink, sid: int) -> None:
         self.link, self.sid = link, sid
+        self.inbox: asyncio.Queue[pb.StreamData | pb.StreamClose] = asyncio.Queue()
+        self.recv = {c: RecvWindow() for c in self.RECV}
+        self.gates = {c: SendGate() for c in self.SEND}
+        self.ended = False
 
-    def data(self, channel: int, data: bytes) -> None:
-        self.link._try_send(pb.AgentMessage(data=pb.StreamData(id=self.sid, channel=channel, data=data)))
+    def receive(self, part: pb.StreamData | pb.StreamClose) -> str:
+        """Queue what the server sent; a flow-control violation's description, else ""."""
+        if isinstance(part, pb.StreamData):
+            w = self.recv.get(part.channel)
+            if w is None:
+                return f"data on channel {part.channel}, which carries nothing towards the pod"
+            try:
+                w.received(len(part.data))
+            except WindowError as e:
+                return f"channel {part.channel}: {e}"
+        elif part.channel == CH_ALL:
+            self.shut("the server ended the pod stream")   # pumps waiting for credit stop now
+        self.inbox.put_nowait(part)
+        return ""
 
-    def close(self, channel: int, final: bytes = b"", reason: str = "") -> None:
-        self.link._try_send(pb.AgentMessage(close=pb.StreamClose(id=self.sid, channel=channel, final=final, reason=reason)))
+    def credit(self, part: pb.StreamCredit) -> str:
+        gate = self.gates.get(part.channel)
+        if gate is None:
+            return f"credit for channel {part.channel}, which carries nothing from the pod"
+        try:
+            gate.grant(part.bytes)
+        except WindowError as e:
+            return f"channel {part.channel}: {e}"
+        return ""
+
+    def shut(self, why: str) -> None:
+        for g in self.gates.values():
+            g.close(why)
+
+    async def get(self) -> pb.StreamData | pb.StreamClose:
+        m = await self.inbox.get()
+        if isinstance(m, pb.StreamData):
+            grant = self.recv[m.channel].taken(len(m.data))
+            if grant:
+                self.link._try_send(pb.AgentMessage(credit=pb.StreamCredit(id=self.sid, channel=m.channel, bytes=grant)))
+        return m
+
+    async def data(self, channel: int, data: bytes) -> None:
+        if channel == CH_CONTROL:   # not flow-controlled: a few bytes once per stream
+            self.link._try_send(pb.AgentMessage(data=pb.StreamData(id=self.sid, channel=channel, data=data)))
+            return
+        async for piece in self.gates[channel].pieces(data):
+            self.link._try_send(pb.AgentMessage(data=pb.StreamData(id=self.sid, channel=channel, data=piece)))
+
+    def close(self, channel: int, final: bytes = b"", reason: str = "", code: int = 0, message: str = "") -> None:
+        if channel == CH_ALL:
+            if self.ended:
+                return
+            self.ended = True
+        self.link._try_send(pb.AgentMessage(close=pb.StreamClose(id=self.sid, channel=channel, final=final, reason=reason,
+                                                                 code=code, message=message)))
 
 
-async def serve_pod_stream(streams: PodStreams, open_: pb.StreamOpen,
-                           inbox: asyncio.Queue[pb.StreamData | pb.StreamClose], out: _Sender) -> None:
+async def serve_pod_stream(streams: PodStreams, open_: pb.StreamOpen, inbox: _Inbox, out: _Sender) -> None:
     """One server-opened stream, served by the node's PodStreams. Refusals raise StreamError
     before the CH_CONTROL "opened" message; afterwards everything travels as data and closes."""
     pod: Obj = json.loads(open_.pod)
@@ -342,7 +429,7 @@ async def serve_pod_stream(streams: PodStreams, open_: pb.StreamOpen,
         eo = ExecOptions(tuple(opts.get("command") or ()), str(opts.get("container", "")), bool(opts.get("stdin")),
                          bool(opts.get("stdout")), bool(opts.get("stderr")), bool(opts.get("tty")))
         session = await (streams.exec(pod, eo) if open_.kind == "exec" else streams.attach(pod, eo))
-        out.data(CH_CONTROL, b"opened")
+        await out.data(CH_CONTROL, b"opened")
         await _serve_exec(session, inbox, out)
     elif open_.kind == "port-forward":
         fwd = await streams.port_forward(pod)
@@ -351,23 +438,24 @@ async def serve_pod_stream(streams: PodStreams, open_: pb.StreamOpen,
                 conn = await fwd.dial(int(opts.get("port", 0)), str(opts.get("request_id", "")))
             except (OSError, ConnectionError, asyncio.TimeoutError) as e:
                 raise StreamError(str(e) or "dial failed", 503, "DialFailed") from None
-            out.data(CH_CONTROL, b"opened")
+            await out.data(CH_CONTROL, b"opened")
 
             async def pump_out() -> None:
                 while chunk := await conn.read():
-                    out.data(CH_OUT, chunk)
+                    await out.data(CH_OUT, chunk)
                 out.close(CH_OUT, reason="reset" if conn.reset_by_peer else "")
 
             async def pump_err() -> None:
                 while chunk := await conn.read_error():
-                    out.data(CH_AUX, chunk)
+                    await out.data(CH_AUX, chunk)
                 out.close(CH_AUX)
 
             async def pump_in() -> None:
                 while True:
                     m = await inbox.get()
                     if isinstance(m, pb.StreamData):
-                        await conn.write(m.data)
+                        if m.channel == CH_IN:
+                            await conn.write(m.data)
                     elif m.channel == CH_IN:
                         await conn.close_write()
                     elif m.channel == CH_ALL:
@@ -376,22 +464,31 @@ async def serve_pod_stream(streams: PodStreams, open_: pb.StreamOpen,
                         return
 
             inp = asyncio.create_task(pump_in())
+            outs: asyncio.Future[Any] = asyncio.gather(pump_out(), pump_err())
             try:
-                await asyncio.gather(pump_out(), pump_err())
-                out.close(CH_ALL)
+                waits: set[asyncio.Future[Any]] = {inp, outs}
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if outs not in done and inp.exception() is not None:
+                    await outs   # writing to the pod failed; what it still sends drains as before
+                    done = {outs}
+                if outs in done:
+                    outs.result()
+                    out.close(CH_ALL)
+                # else the server ended the stream (CH_ALL): stop pumping; _serve acknowledges it
             finally:
                 inp.cancel()
+                outs.cancel()
         finally:
             await fwd.close()
     elif open_.kind == "logs":
         lo = LogOptions(bool(opts.get("follow")), opts.get("tail_lines"), opts.get("since_ns"),
                         bool(opts.get("timestamps")), opts.get("limit_bytes"), bool(opts.get("previous")))
         it = await streams.logs(pod, str(opts.get("container", "")), lo)
-        out.data(CH_CONTROL, b"opened")
+        await out.data(CH_CONTROL, b"opened")
 
         async def produce() -> None:
             async for chunk in it:
-                out.data(CH_OUT, chunk)
+                await out.data(CH_OUT, chunk)
 
         prod = asyncio.create_task(produce())
         stop = asyncio.create_task(inbox.get())
@@ -410,10 +507,10 @@ async def serve_pod_stream(streams: PodStreams, open_: pb.StreamOpen,
         raise StreamError(f"unknown pod stream kind {open_.kind!r}")
 
 
-async def _serve_exec(session: ExecSession, inbox: asyncio.Queue[pb.StreamData | pb.StreamClose], out: _Sender) -> None:
+async def _serve_exec(session: ExecSession, inbox: _Inbox, out: _Sender) -> None:
     async def pump(read: Any, channel: int) -> None:
         while chunk := await read():
-            out.data(channel, chunk)
+            await out.data(channel, chunk)
         out.close(channel)
 
     async def pump_in() -> None:

@@ -25,6 +25,7 @@ from minik.client._generated import cluster_pb2 as pb
 from minik.client.grpc import CH_ALL, CH_AUX, CH_CONTROL, CH_ERR, CH_IN, CH_OUT, decode_usage
 from minik.client.metrics import NodeUsage, PodUsage, ResourceMetrics
 from minik.client.streams import ExecOptions, LogOptions, PodStreams, StreamError
+from minik.client.window import MAX_STREAMS, RecvWindow, SendGate, WindowError
 from minik.cluster.authorizer import NodeAuthorizer, Request
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,10 @@ class LinkSession:
                 s.receive(part)
                 if kind == "close" and part.channel == CH_ALL:
                     self._streams.pop(part.id, None)
+        elif kind == "credit":
+            s = self._streams.get(msg.credit.id)
+            if s is not None:
+                s.credit(msg.credit)
 
     async def _refused(self, r: Request) -> str:
         why = await self.authorizer.check(self.node, r)
@@ -182,6 +187,9 @@ class LinkSession:
     async def open_stream(self, kind: str, pod: Obj, options: Obj) -> _RemoteStream:
         if self.closed:
             raise StreamError(f"node {self.node} is not connected", 503, "ServiceUnavailable")
+        if len(self._streams) >= MAX_STREAMS:   # bounds what one link may buffer (minik.client.window)
+            raise StreamError(f"node {self.node} already has {MAX_STREAMS} pod streams open over its link; "
+                              "try again when one ends", 429, "TooManyRequests")
         self._stream_ids += 1
         sid = self._stream_ids
         s = self._streams[sid] = _RemoteStream(self, sid)
@@ -198,13 +206,19 @@ class LinkSession:
 
 
 class _RemoteStream:
-    """One pod stream on the agent, seen from the server: inbound channels as queues."""
+    """One pod stream on the agent, seen from the server: inbound channels as queues.
+
+    Flow control (minik.client.window): each inbound channel's queue holds at most WINDOW bytes,
+    because the agent may send only what `read` has granted back; writes towards the pod wait for
+    the agent's credit. The link's reader therefore never blocks and never buffers without bound."""
 
     def __init__(self, session: LinkSession, sid: int) -> None:
         self.session, self.id = session, sid
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.final: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.channels: dict[int, asyncio.Queue[bytes | None]] = {c: asyncio.Queue() for c in (CH_OUT, CH_ERR, CH_AUX)}
+        self.recv = {c: RecvWindow() for c in self.channels}
+        self.gates = {c: SendGate() for c in (CH_IN, CH_AUX)}
         self.reset_by_peer = False
         self.error = ""
 
@@ -214,14 +228,20 @@ class _RemoteStream:
                 if not self.opened.done():
                     self.opened.set_result(None)
             elif part.channel in self.channels:
+                try:
+                    self.recv[part.channel].received(len(part.data))
+                except WindowError as e:
+                    self.violated(f"channel {part.channel}: {e}")
+                    return
                 self.channels[part.channel].put_nowait(bytes(part.data))
             return
         if part.channel == CH_ALL:
+            self._close_gates("the pod stream ended")
             if part.code and not self.opened.done():
                 self.opened.set_exception(StreamError(part.message, part.code, part.reason or "BadRequest"))
                 return
             if part.reason and part.reason != "reset":
-                self.error = part.reason
+                self.error = part.message or part.reason
             if part.reason == "reset":
                 self.reset_by_peer = True
             if not self.final.done():
@@ -233,8 +253,32 @@ class _RemoteStream:
                 self.reset_by_peer = True
             self.channels[part.channel].put_nowait(None)
 
+    def credit(self, part: pb.StreamCredit) -> None:
+        gate = self.gates.get(part.channel)
+        if gate is None:
+            self.violated(f"credit for channel {part.channel}, which carries nothing towards the pod")
+            return
+        try:
+            gate.grant(part.bytes)
+        except WindowError as e:
+            self.violated(f"channel {part.channel}: {e}")
+
+    def violated(self, why: str) -> None:
+        """The agent broke this stream's flow control: end THIS stream (both ends), not the link."""
+        why = f"node {self.session.node} broke flow control on pod stream {self.id}: {why}"
+        log.warning("%s; closing that stream", why)
+        self.session.send(pb.ServerMessage(close=pb.StreamClose(id=self.id, channel=CH_ALL, code=400,
+                                                                reason="FlowControlError", message=why)))
+        self.session._streams.pop(self.id, None)
+        self.broken(why)
+
+    def _close_gates(self, why: str) -> None:
+        for g in self.gates.values():
+            g.close(why)
+
     def broken(self, why: str) -> None:
         self.error = why
+        self._close_gates(why)
         if not self.opened.done():
             self.opened.set_exception(StreamError(why, 503, "ServiceUnavailable"))
         if not self.final.done():
@@ -250,14 +294,21 @@ class _RemoteStream:
             if self.error and channel == CH_OUT:
                 raise ConnectionError(self.error)
             return b""
+        grant = self.recv[channel].taken(len(item))
+        if grant:
+            self.session.send(pb.ServerMessage(credit=pb.StreamCredit(id=self.id, channel=channel, bytes=grant)))
         return item
 
-    def data(self, channel: int, data: bytes) -> None:
+    async def data(self, channel: int, data: bytes) -> None:
+        """Send towards the pod, waiting (this stream only) for the agent's credit."""
         if self.session.closed:
             raise ConnectionError(f"node {self.session.node} is not connected")
-        self.session.send(pb.ServerMessage(data=pb.StreamData(id=self.id, channel=channel, data=data)))
+        async for piece in self.gates[channel].pieces(data):
+            self.session.send(pb.ServerMessage(data=pb.StreamData(id=self.id, channel=channel, data=piece)))
 
     def end(self, channel: int, reason: str = "") -> None:
+        if channel == CH_ALL:
+            self._close_gates("the pod stream was closed")
         self.session.send(pb.ServerMessage(close=pb.StreamClose(id=self.id, channel=channel, reason=reason)))
 
 
@@ -272,13 +323,13 @@ class RemoteExecSession:
         return await self.s.read(CH_ERR)
 
     async def write_stdin(self, data: bytes) -> None:
-        self.s.data(CH_IN, data)
+        await self.s.data(CH_IN, data)
 
     async def close_stdin(self) -> None:
         self.s.end(CH_IN)
 
     async def resize(self, data: bytes) -> None:
-        self.s.data(CH_AUX, data)
+        await self.s.data(CH_AUX, data)
 
     async def wait(self) -> bytes:
         final = await self.s.final
@@ -303,7 +354,7 @@ class RemotePortConnection:
         return await self.s.read(CH_OUT)
 
     async def write(self, data: bytes) -> None:
-        self.s.data(CH_IN, data)
+        await self.s.data(CH_IN, data)
 
     async def close_write(self) -> None:
         self.s.end(CH_IN)

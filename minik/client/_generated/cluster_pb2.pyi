@@ -162,6 +162,16 @@ class StreamClose(_message.Message):
     final: bytes
     def __init__(self, id: _Optional[int] = ..., channel: _Optional[int] = ..., code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., final: _Optional[bytes] = ...) -> None: ...
 
+class StreamCredit(_message.Message):
+    __slots__ = ("id", "channel", "bytes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    channel: int
+    bytes: int
+    def __init__(self, id: _Optional[int] = ..., channel: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
 class Metrics(_message.Message):
     __slots__ = ("usage",)
     USAGE_FIELD_NUMBER: _ClassVar[int]
@@ -185,7 +195,7 @@ class Welcome(_message.Message):
     def __init__(self, server_version: _Optional[str] = ..., settings: _Optional[bytes] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
-    __slots__ = ("hello", "request", "watch_start", "watch_stop", "data", "close", "metrics")
+    __slots__ = ("hello", "request", "watch_start", "watch_stop", "data", "close", "metrics", "credit")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     WATCH_START_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +203,7 @@ class AgentMessage(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     CLOSE_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     request: ClientRequest
     watch_start: WatchStart
@@ -200,10 +211,11 @@ class AgentMessage(_message.Message):
     data: StreamData
     close: StreamClose
     metrics: Metrics
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., request: _Optional[_Union[ClientRequest, _Mapping]] = ..., watch_start: _Optional[_Union[WatchStart, _Mapping]] = ..., watch_stop: _Optional[_Union[WatchStop, _Mapping]] = ..., data: _Optional[_Union[StreamData, _Mapping]] = ..., close: _Optional[_Union[StreamClose, _Mapping]] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
+    credit: StreamCredit
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., request: _Optional[_Union[ClientRequest, _Mapping]] = ..., watch_start: _Optional[_Union[WatchStart, _Mapping]] = ..., watch_stop: _Optional[_Union[WatchStop, _Mapping]] = ..., data: _Optional[_Union[StreamData, _Mapping]] = ..., close: _Optional[_Union[StreamClose, _Mapping]] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., credit: _Optional[_Union[StreamCredit, _Mapping]] = ...) -> None: ...
 
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "response", "event", "watch_end", "open", "data", "close")
+    __slots__ = ("welcome", "response", "event", "watch_end", "open", "data", "close", "credit")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +223,7 @@ class ServerMessage(_message.Message):
     OPEN_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     CLOSE_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     response: ClientResponse
     event: WatchEvent
@@ -218,4 +231,5 @@ class ServerMessage(_message.Message):
     open: StreamOpen
     data: StreamData
     close: StreamClose
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., response: _Optional[_Union[ClientResponse, _Mapping]] = ..., event: _Optional[_Union[WatchEvent, _Mapping]] = ..., watch_end: _Optional[_Union[WatchEnd, _Mapping]] = ..., open: _Optional[_Union[StreamOpen, _Mapping]] = ..., data: _Optional[_Union[StreamData, _Mapping]] = ..., close: _Optional[_Union[StreamClose, _Mapping]] = ...) -> None: ...
+    credit: StreamCredit
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., response: _Optional[_Union[ClientResponse, _Mapping]] = ..., event: _Optional[_Union[WatchEvent, _Mapping]] = ..., watch_end: _Optional[_Union[WatchEnd, _Mapping]] = ..., open: _Optional[_Union[StreamOpen, _Mapping]] = ..., data: _Optional[_Union[StreamData, _Mapping]] = ..., close: _Optional[_Union[StreamClose, _Mapping]] = ..., credit: _Optional[_Union[StreamCredit, _Mapping]] = ...) -> None: ...
