@@ -282,7 +282,7 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
         if shutil.which("script"):
             # exec -it: a terminal on kubectl's side (script gives it one); the TTY and its size reach the pod.
             cmd = (f"{KUBECTL} --kubeconfig {c.server.kubeconfig} exec -it on-agent -- sh -c "
-                   "'tty; sleep 1; stty -a; exit 0'")
+                   "'tty; for i in 1 2 3 4 5 6 7 8 9 10; do stty size >/dev/null 2>&1 && break; sleep 0.3; done; stty -a; exit 0'")
             r = subprocess.run(["script", "-qec", f"stty cols 91 rows 23; {cmd}", "/dev/null"],
                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
             # kubectl sends the size just after the process starts (as on any cluster): look a
