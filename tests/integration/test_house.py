@@ -76,6 +76,7 @@ async def add_ready_node(srv: Server, name: str = "n1") -> None:
 
 
 def informer_counts() -> Counter[str]:
+    gc.unfreeze()   # the daemon freezes what survives start-up (machinery/gcpause.py); get_objects skips frozen objects
     return Counter(o.resource for o in gc.get_objects() if isinstance(o, Informer))
 
 
