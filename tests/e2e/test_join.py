@@ -282,11 +282,22 @@ def test_three_nodes_join_and_serve_pods_logs_exec_and_survive_a_cut_link() -> N
         if shutil.which("script"):
             # exec -it: a terminal on kubectl's side (script gives it one); the TTY and its size reach the pod.
             cmd = (f"{KUBECTL} --kubeconfig {c.server.kubeconfig} exec -it on-agent -- sh -c "
-                   "'tty; for i in 1 2 3 4 5 6 7 8 9 10; do stty size >/dev/null 2>&1 && break; sleep 0.3; done; stty -a; exit 0'")
-            r = subprocess.run(["script", "-qec", f"stty cols 91 rows 23; {cmd}", "/dev/null"],
-                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-            # kubectl sends the size just after the process starts (as on any cluster): look a
-            # moment later. (busybox stty reports a 0x0 window as an error with a stale errno.)
+                   "'tty; for i in 1 2 3 4 5 6 7 8 9 10; do case \"$(stty size 2>/dev/null)\" in \"\"|\"0 0\") sleep 0.3;; *) break;; esac; done; stty -a; exit 0'")
+            # script's stdin stays open (a pipe): at EOF on /dev/null script would end kubectl's stdin
+            # and with it the session, before the pod's shell has run.
+            sp = subprocess.Popen(["script", "-qec", f"stty cols 91 rows 23; {cmd}", "/dev/null"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                sp.wait(60)     # the output is a few lines: the pipes do not fill
+            finally:
+                if sp.poll() is None:
+                    sp.kill()
+            assert sp.stdout is not None and sp.stderr is not None
+            r = subprocess.CompletedProcess(sp.args, sp.returncode, sp.stdout.read(), sp.stderr.read())
+            if sp.stdin is not None:
+                sp.stdin.close()
+            # The pod's shell polls for the size: kubectl sends it just after the session opens.
+            # (busybox stty reports a 0x0 window as an error with a stale errno.)
             assert "/dev/pts/" in r.stdout and "rows 23; columns 91" in r.stdout, r
         # kubectl attach: the running container's stdin and stdout over the agent's link.
         _wait(lambda: json.loads(c.kubectl("get", "pod", "attach-me", "-o", "json").stdout)["status"].get("phase") == "Running",
