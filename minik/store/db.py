@@ -82,6 +82,10 @@ class CompactResult:
     remaining_rows: int
 
 
+# SQLite's page cache per connection, KiB (see `_set_pragmas`).
+SQLITE_CACHE_KIB = 256
+
+
 def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
@@ -94,6 +98,11 @@ def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         # After a checkpoint, keep the WAL file no bigger than this instead of its high-water mark.
         cursor.execute("PRAGMA journal_size_limit=4194304")
+        # Reads are served from the watch cache in memory, so SQLite's own page cache only ever
+        # holds pages the writer touched recently; at the default 2 MiB it filled with them and
+        # stayed resident (about 2 MB of a daemon's idle RSS once 1,000 Services were written).
+        # The OS page cache keeps the file warm; 256 KiB measured the same creates/s.
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     finally:
         cursor.close()
 
