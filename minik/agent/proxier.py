@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from minik.machinery.informer import Informer
-from minik.machinery.informers import InformerFactory
+from minik.machinery.informers import SERVICE_INDEX, InformerFactory, slice_service
 from minik.net import services as rules
 from minik.net.conntrack import delete_flows
 from minik.net.serviceapply import ServiceRules, SyncResult
@@ -33,16 +33,8 @@ from minik.net.serviceapply import ServiceRules, SyncResult
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-SERVICE_INDEX = "proxier-service"
 DEFAULT_AFFINITY_TIMEOUT = 10800
 LOOPBACK = "127.0.0.1"
-
-
-def _slice_service(obj: Obj) -> list[str]:
-    m = obj.get("metadata") or {}
-    name = (m.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    return [f"{m.get('namespace', '')}/{name}"] if name else []
 
 
 def _ready(ep: Obj) -> bool:
@@ -177,7 +169,7 @@ class Proxier:
         self._services: Informer = informers.informer("services")
         self._slices: Informer = informers.informer("discovery.k8s.io/endpointslices")
         self._endpoints: Informer = informers.informer("endpoints")
-        self._slices.add_indexer(SERVICE_INDEX, _slice_service)
+        self._slices.add_indexer(SERVICE_INDEX, slice_service)
         self._node = node_name
         self._settings = settings
         self._rules = applier or ServiceRules(settings, bridge)
@@ -200,7 +192,7 @@ class Proxier:
 
     def _on_slice(self, old: Obj | None, new: Obj | None) -> None:
         for obj in (old, new):
-            for key in _slice_service(obj or {}):
+            for key in slice_service(obj or {}):
                 self._mark(key)
 
     def _mark(self, key: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
+import time
 from typing import Any, Protocol
 
 from minik.api import rbac_escalation
@@ -30,6 +31,12 @@ log = logging.getLogger("minik.api")
 
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+PENDING_IP_SECONDS = 30.0
+
+
+def _ident(obj: Obj) -> str:
+    m = obj.get("metadata") or {}
+    return f"{m.get('namespace') or ''}/{m.get('name') or ''}"
 
 
 def qos_class(spec: Obj) -> str:
@@ -69,6 +76,9 @@ class KindHooksImpl:
         self._custom_scale: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._custom_columns: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self.admission = Admission(store)   # LimitRanger, DefaultStorageClass, storage protection, ResourceQuota
+        # ClusterIPs handed out whose Service may not be committed yet (ip → when, "ns/name"):
+        # two creates in flight must not get the same address. Forgotten after PENDING_IP_SECONDS.
+        self._pending_ips: dict[str, tuple[float, str]] = {}
 
     # ---- KindHooks protocol -------------------------------------------------------------------
     def custom_schema(self, rt: ResourceType) -> dict[str, Any] | None:
@@ -109,6 +119,11 @@ class KindHooksImpl:
     async def after_write(self, rt: ResourceType, obj: Obj | None, old: Obj | None) -> None:
         if obj is not None and old is None:
             self.admission.created(obj)
+            if rt.group == "" and rt.kind == "Service":
+                # Committed: the store is the allocation table for this address from now on.
+                ip = (obj.get("spec") or {}).get("clusterIP")
+                if isinstance(ip, str) and self._pending_ips.get(ip, (0.0, ""))[1] == _ident(obj):
+                    del self._pending_ips[ip]
         if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
             if obj is not None:
                 self.register_crd(obj)
@@ -165,12 +180,12 @@ class KindHooksImpl:
                 raise api_errors.Invalid("Service", obj["metadata"].get("name", ""), [api_errors.Cause(
                     "FieldValueInvalid", f'Invalid value: "{ip}": provided IP is not in the valid range. The range of valid IPs is {self.service_net}',
                     "spec.clusterIPs")])
-            if old is None and self._ip_in_use(ip):
+            if old is None and self._ip_in_use(ip, _ident(obj)):
                 raise api_errors.Invalid("Service", obj["metadata"].get("name", ""), [api_errors.Cause(
                     "FieldValueInvalid", f'Invalid value: []string{{"{ip}"}}: failed to allocate IP {ip}: provided IP is already allocated',
                     "spec.clusterIPs")])
         elif not ip:
-            spec["clusterIP"] = self._free_ip()
+            spec["clusterIP"] = self._free_ip(_ident(obj))
         spec["clusterIPs"] = [spec["clusterIP"]]
         if spec["clusterIP"] != "None":
             spec.setdefault("ipFamilies", ["IPv4"])
@@ -232,19 +247,42 @@ class KindHooksImpl:
     def _services(self) -> list[Obj]:
         return self.store.list("services", None).items
 
-    def _ip_in_use(self, ip: str) -> bool:
-        return any((s.get("spec") or {}).get("clusterIP") == ip for s in self._services())
+    def _pending(self, owner: str) -> set[str]:
+        """Addresses reserved by other Services' creates still in flight."""
+        now = time.monotonic()
+        for ip, (when, _) in list(self._pending_ips.items()):
+            if now - when > PENDING_IP_SECONDS:
+                del self._pending_ips[ip]
+        return {ip for ip, (_, who) in self._pending_ips.items() if who != owner}
 
-    def _free_ip(self) -> str:
-        used = {(s.get("spec") or {}).get("clusterIP") for s in self._services()}
-        # .1 is the kubernetes service, .10 cluster DNS by k3s convention: allocate them only on request.
-        reserved = {str(self.service_net.network_address + 1), str(self.service_net.network_address + 10)}
-        for i, host in enumerate(self.service_net.hosts()):
-            s = str(host)
-            if s not in used and s not in reserved:
-                return s
-            if i > 65536:
-                break
+    def _ip_in_use(self, ip: str, owner: str) -> bool:
+        if ip in self._pending(owner) or any((s.get("spec") or {}).get("clusterIP") == ip for s in self._services()):
+            return True
+        self._pending_ips[ip] = (time.monotonic(), owner)
+        return False
+
+    def _free_ip(self, owner: str) -> str:
+        """A free ClusterIP, from a random point of the range onwards (as Kubernetes's allocator:
+        a deleted Service's address is not handed out again at once, and with thousands of
+        Services the search does not walk past them all from the start)."""
+        net = self.service_net
+        base = int(net.network_address)
+        # Compared as the strings stored (parsing thousands of addresses per create was the cost).
+        used = {(s.get("spec") or {}).get("clusterIP") for s in self._services()} | self._pending(owner)
+        size = net.num_addresses
+        last = size - 1 if net.version == 4 and size > 2 else size
+        hosts = min(last, 1 << 20)     # a huge IPv6 range: search its first million only
+        start = random.randrange(hosts)
+        for i in range(hosts):
+            offset = (start + i) % hosts
+            # .1 is the kubernetes service, .10 cluster DNS by k3s convention: allocated only on
+            # request; .0 (and the broadcast address of an IPv4 range) never.
+            if offset in (0, 1, 10):
+                continue
+            ip = str(ipaddress.ip_address(base + offset))
+            if ip not in used:
+                self._pending_ips[ip] = (time.monotonic(), owner)
+                return ip
         raise st.StatusError(500, "InternalError", "failed to allocate a serviceIP: range is full")
 
     def _node_ports_in_use(self, obj: Obj) -> set[int]:

@@ -45,8 +45,11 @@ class LocalClient:
     async def _call(self, coro: Any) -> Any:
         try:
             return await coro
-        except st.StatusError as e:
-            raise ClientError(e.code, e.reason, e.message) from None
+        except Exception as e:   # what the HTTP path answers as a Status, the same code here
+            status = st.from_exception(e)
+            if status is None:
+                raise
+            raise ClientError(status.code, status.reason, status.message) from None
 
     async def get(self, resource: str, namespace: str, name: str) -> Obj | None:
         try:

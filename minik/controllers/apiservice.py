@@ -123,15 +123,37 @@ class APIServiceController:
         if crds is not None:
             informers.append(crds)
         for inf in informers:
-            inf.add_handler(lambda old, new: self.queue.add(_KEY))
+            if inf is not services:
+                inf.add_handler(lambda old, new: self.queue.add(_KEY))
+        services.add_handler(self._on_service)
         self.controller = Controller(COMPONENT, self.queue, self.sync, informers, workers=1, run_informers=run_informers)
 
     async def run(self) -> None:
         self.queue.add(_KEY)
         await self.controller.run()
 
+    def _referenced(self) -> set[tuple[str, str]]:
+        """(namespace, name) of the Services the APIServices point at (a handful at most)."""
+        out: set[tuple[str, str]] = set()
+        for o in self.apiservices.list():
+            ref = (o.get("spec") or {}).get("service")
+            if isinstance(ref, dict):
+                out.add((str(ref.get("namespace") or ""), str(ref.get("name") or "")))
+        return out
+
+    def _on_service(self, old: Obj | None, new: Obj | None) -> None:
+        # Only Services an APIService points at matter: with thousands of Services, a sync per
+        # Service event (each over every Service) made creating them quadratic.
+        m = (new if new is not None else old or {}).get("metadata") or {}
+        if (str(m.get("namespace") or ""), str(m.get("name") or "")) in self._referenced():
+            self.queue.add(_KEY)
+
     async def sync(self, key: str) -> float | None:
-        services = {(str(s["metadata"].get("namespace", "")), str(s["metadata"].get("name", ""))): s for s in self.services.list()}
+        services = {}
+        for ns, name in self._referenced():
+            svc = self.services.get(ns, name)
+            if svc is not None:
+                services[(ns, name)] = svc
         p = plan(self.served(), self.apiservices.list(), services)
         for obj in p.create:
             try:

@@ -21,25 +21,17 @@ from dataclasses import dataclass
 from minik.client import Obj
 from minik.dns.forward import Forwarder
 from minik.dns.metrics import serve_metrics
-from minik.dns.records import SERVICE_NAME_LABEL, Zone, service_entry
+from minik.dns.records import Zone, service_entry
 from minik.dns.resolver import Resolver
 from minik.dns.server import DnsServer
 from minik.machinery.informer import object_key, split_key
-from minik.machinery.informers import InformerFactory
+from minik.machinery.informers import SERVICE_INDEX, InformerFactory, slice_service
 from minik.machinery.tasks import Supervisor
 from minik.net.dnsaddr import ensure_dns_address
 
 log = logging.getLogger("minik.dns")
 
 SLICES = "discovery.k8s.io/endpointslices"
-SERVICE_INDEX = "dnsService"
-
-
-def slice_service(sl: Obj) -> list[str]:
-    """Index function: the "namespace/name" of the Service an EndpointSlice belongs to."""
-    m = sl.get("metadata") or {}
-    svc = (m.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    return [f"{m.get('namespace', '')}/{svc}"] if isinstance(svc, str) and svc else []
 
 
 def pod_ips(pod: Obj | None) -> tuple[str, ...]:

@@ -9,8 +9,10 @@ are shared per (resource, selectors).
 The factory runs each informer as a supervised task named `informer-<resource>`: `start()` spawns
 the informers asked for so far, and an informer asked for after `start()` is spawned at once.
 `wait_synced(*resources)` waits until those caches are filled.
-Built-in indexes: pods by node (`NODE_INDEX`, `spec.nodeName`, "" while unscheduled) and every
-resource by controller owner uid (`CONTROLLER_INDEX`).
+Built-in indexes: pods by node (`NODE_INDEX`, `spec.nodeName`, "" while unscheduled), every
+resource by controller owner uid (`CONTROLLER_INDEX`), and EndpointSlices by their Service's
+"namespace/name" (`SERVICE_INDEX`, from the `kubernetes.io/service-name` label; registered by the
+endpoints controller, the proxier and DNS alike, so the index exists once).
 Neighbours: `minik.machinery.informer` (the cache), `minik.machinery.tasks.Supervisor` (the
 tasks); built once by `minik.daemon` and passed to `minik.controllers` and `minik.scheduler`.
 """
@@ -26,6 +28,8 @@ from minik.machinery.tasks import Supervisor
 
 NODE_INDEX = "nodeName"
 CONTROLLER_INDEX = "controllerUID"
+SERVICE_INDEX = "serviceName"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def pod_node(pod: Obj) -> list[str]:
@@ -42,6 +46,14 @@ def controller_uid(obj: Obj) -> list[str]:
         if isinstance(r, dict) and r.get("controller") is True and isinstance(r.get("uid"), str):
             return [r["uid"]]
     return []
+
+
+def slice_service(obj: Obj) -> list[str]:
+    """Index function: the "namespace/name" of the Service an EndpointSlice belongs to."""
+    m = obj.get("metadata") or {}
+    labels = m.get("labels") if isinstance(m, dict) else None
+    svc = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, dict) else None
+    return [f"{m.get('namespace') or ''}/{svc}"] if isinstance(svc, str) and svc else []
 
 
 @dataclass(frozen=True, slots=True)
