@@ -36,7 +36,7 @@ import grpc
 from minik.client import ClientError, Obj, ResourceEvent, ResourceInfo, WatchEvent
 from minik.client.metrics import ContainerUsage, NodeUsage, PodUsage, ResourceMetrics
 from minik.client.streams import ExecOptions, ExecSession, LogOptions, PodStreams, StreamError
-from minik.client.window import MAX_STREAMS, RecvWindow, SendGate, WindowError
+from minik.client.window import MAX_STREAMS, WRITE_BATCH, RecvWindow, SendGate, WindowError, coalesce
 from minik.client._generated import cluster_pb2 as pb
 from minik.client._generated import cluster_pb2_grpc as pbg
 from minik.pki.nodekey import NodeKeyError, link_proof
@@ -184,7 +184,11 @@ class GrpcLink:
 
             async def writer() -> None:
                 while True:
-                    await call.write(await out.get())
+                    batch = [await out.get()]
+                    while not out.empty() and len(batch) < WRITE_BATCH:
+                        batch.append(out.get_nowait())
+                    for m in coalesce(batch):
+                        await call.write(m)
 
             wtask = asyncio.create_task(writer(), name="link-writer")
             self.connects += 1

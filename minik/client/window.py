@@ -26,11 +26,18 @@ beyond the window, gets `WindowError`; the caller closes that stream only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import TypeVar
+
+from minik.client._generated import cluster_pb2 as pb
 
 WINDOW = 1024 * 1024
 GRANT_AT = WINDOW // 4
 MAX_STREAMS = 32
+MERGE_LIMIT = 256 * 1024   # largest StreamData `coalesce` builds (well under the link's 8 MiB message limit)
+WRITE_BATCH = 64           # queued link messages a writer takes at once to coalesce
+
+M = TypeVar("M", pb.AgentMessage, pb.ServerMessage)
 
 
 class WindowError(Exception):
@@ -132,3 +139,37 @@ class SendGate:
             if n:
                 yield bytes(view[:n])
                 view = view[n:]
+
+
+def coalesce(batch: Sequence[M], limit: int = MERGE_LIMIT) -> list[M]:
+    """The messages of `batch` in order, with each run of consecutive StreamData of the same
+    stream and channel joined into one message of at most `limit` bytes (a single larger piece
+    is kept as it is). A link writer drains what queued up while it was sending and writes this:
+    every message through gRPC costs the same whatever its size, and pumps read the pod's bytes
+    in pieces of a few KiB. Flow control is unchanged: the receiver counts bytes, not messages."""
+    out: list[M] = []
+    parts: list[bytes] = []
+    size = 0
+    for m in batch:
+        if m.WhichOneof("msg") == "data":
+            d = m.data
+            if parts and (d.id, d.channel) == (out[-1].data.id, out[-1].data.channel) and size + len(d.data) <= limit:
+                parts.append(d.data)
+                size += len(d.data)
+                continue
+            _seal(out, parts)
+            out.append(m)
+            parts, size = [d.data], len(d.data)
+        else:
+            _seal(out, parts)
+            out.append(m)
+            parts, size = [], 0
+    _seal(out, parts)
+    return out
+
+
+def _seal(out: list[M], parts: list[bytes]) -> None:
+    if len(parts) > 1:
+        last = out[-1]
+        joined = pb.StreamData(id=last.data.id, channel=last.data.channel, data=b"".join(parts))
+        out[-1] = type(last)(data=joined)

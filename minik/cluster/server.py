@@ -26,6 +26,7 @@ from minik.client import Client, ClientError
 from minik.client._generated import cluster_pb2 as pb
 from minik.client._generated import cluster_pb2_grpc as pbg
 from minik.client.grpc import CERT_KEY, PROOF_KEY, channel_options
+from minik.client.window import WRITE_BATCH, coalesce
 from minik.cluster.authorizer import NodeAuthorizer
 from minik.cluster.jointokens import JoinTokens, TokenError
 from minik.cluster.link import LinkRegistry, LinkSession
@@ -138,10 +139,17 @@ class ClusterServer(pbg.ClusterServicer):
             settings = json.dumps(dict(self.settings.cluster)).encode()
             yield pb.ServerMessage(welcome=pb.Welcome(server_version="minik", settings=settings))
             while True:
+                batch: list[pb.ServerMessage] = []
                 msg = await session.out.get()
+                while msg is not None:
+                    batch.append(msg)
+                    if session.out.empty() or len(batch) >= WRITE_BATCH:
+                        break
+                    msg = session.out.get_nowait()
+                for m in coalesce(batch):
+                    yield m
                 if msg is None:
                     break
-                yield msg
         finally:
             reader.cancel()
             session.close()

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from minik.client.window import GRANT_AT, MAX_STREAMS, WINDOW, RecvWindow, SendGate, SendWindow, WindowError
+from minik.client._generated import cluster_pb2 as pb
+from minik.client.window import GRANT_AT, MAX_STREAMS, WINDOW, RecvWindow, SendGate, SendWindow, WindowError, coalesce
 
 
 def test_defaults_bound_a_link() -> None:
@@ -119,3 +120,34 @@ async def test_gate_close_wakes_a_waiting_sender() -> None:
     g.close("the pod stream ended")
     with pytest.raises(ConnectionError, match="the pod stream ended"):
         await asyncio.wait_for(task, 1)
+
+
+def _data(sid: int, ch: int, data: bytes) -> pb.AgentMessage:
+    return pb.AgentMessage(data=pb.StreamData(id=sid, channel=ch, data=data))
+
+
+def test_coalesce_joins_runs_of_one_stream_channel_in_order() -> None:
+    credit = pb.AgentMessage(credit=pb.StreamCredit(id=1, channel=0, bytes=5))
+    batch = [_data(1, 1, b"ab"), _data(1, 1, b"cd"), _data(1, 2, b"e"), _data(1, 2, b"f"), credit,
+             _data(1, 2, b"g"), _data(2, 2, b"h"), _data(1, 2, b"i")]
+    got = coalesce(batch)
+    assert [(m.WhichOneof("msg"), m.data.id, m.data.channel, m.data.data) for m in got] == [
+        ("data", 1, 1, b"abcd"), ("data", 1, 2, b"ef"), ("credit", 0, 0, b""),
+        ("data", 1, 2, b"g"), ("data", 2, 2, b"h"), ("data", 1, 2, b"i")]
+    assert got[2] is credit
+    # Every byte of every stream channel, in order, exactly once.
+    assert b"".join(m.data.data for m in got) == b"".join(m.data.data for m in batch)
+
+
+def test_coalesce_respects_the_limit_and_keeps_a_single_large_piece() -> None:
+    big = _data(1, 1, b"x" * 10)
+    got = coalesce([_data(1, 1, b"aaaa"), _data(1, 1, b"bbbb"), _data(1, 1, b"cc"), big, _data(1, 1, b"d")], limit=8)
+    assert [m.data.data for m in got] == [b"aaaabbbb", b"cc", b"x" * 10, b"d"]
+    assert got[2] is big
+
+
+def test_coalesce_keeps_server_messages_typed() -> None:
+    batch = [pb.ServerMessage(data=pb.StreamData(id=3, channel=0, data=b"a")),
+             pb.ServerMessage(data=pb.StreamData(id=3, channel=0, data=b"b"))]
+    (m,) = coalesce(batch)
+    assert isinstance(m, pb.ServerMessage) and m.data.data == b"ab" and m.data.id == 3
