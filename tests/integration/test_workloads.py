@@ -246,7 +246,9 @@ async def test_pod_failure_policy_fail_job_and_ignore(cluster: Cluster) -> None:
 
 async def test_active_deadline_suspend_and_ttl(cluster: Cluster) -> None:
     c = cluster
-    await c.client.create("batch/jobs", NS, job("dl", activeDeadlineSeconds=1, parallelism=2, completions=4))
+    # 3 s, not 1: the 2 live pods must be seen before the deadline removes them (a loaded CI
+    # machine once took over a second between the create and the poll that sees them).
+    await c.client.create("batch/jobs", NS, job("dl", activeDeadlineSeconds=3, parallelism=2, completions=4))
     await eventually(lambda: _n(c, 2, "job-name=dl"), what="2 pods")
     await eventually(lambda: _reap_until(c, "dl", "Failed"), what="deadline")
     f = cond(await c.get("batch/jobs", "dl"), "Failed")
